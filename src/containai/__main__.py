@@ -1,0 +1,5 @@
+"""``python -m containai``."""
+
+from containai.cli.main import entry
+
+entry()
