@@ -1,0 +1,189 @@
+"""Config files and workspace state (DESIGN decision 4).
+
+Reads use ``tomllib`` (stdlib, fast: the hot path reads state). Writes use
+``tomlkit`` so comments and unknown keys survive, under a file lock, written
+to a temp file and renamed into place (0600 in a 0700 directory). A file that
+does not parse is reported with its path and line, and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from containai.domain.errors import ConfigError
+from containai.paths import Paths
+
+REPO_CONFIG = Path(".containai") / "config.toml"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse ``path``; ``{}`` when missing; ``ConfigError`` naming the file and line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; move it away") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML ({exc}); fix or move it, cai will not "
+            "overwrite it"
+        ) from None
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class ConfigFiles:
+    """The global config (with workspace state) and repo-local configs."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self._global: dict[str, Any] | None = None
+
+    @property
+    def global_path(self) -> Path:
+        return self.paths.config_file
+
+    def repo_path(self, workspace: str) -> Path:
+        return Path(workspace) / REPO_CONFIG
+
+    def read_global(self) -> dict[str, Any]:
+        if self._global is None:
+            self._global = read_toml(self.global_path)
+        return self._global
+
+    def read_repo(self, workspace: str) -> dict[str, Any]:
+        return read_toml(self.repo_path(workspace))
+
+    def workspace_state(self, workspace: str) -> dict[str, Any]:
+        table = self.read_global().get("workspace")
+        if not isinstance(table, Mapping):
+            return {}
+        state = table.get(workspace)
+        return dict(state) if isinstance(state, Mapping) else {}
+
+    def all_workspace_states(self) -> dict[str, dict[str, Any]]:
+        table = self.read_global().get("workspace")
+        if not isinstance(table, Mapping):
+            return {}
+        return {k: dict(v) for k, v in table.items() if isinstance(v, Mapping)}
+
+    # ------------------------------------------------------------------ writes
+    def update(self, path: Path, change: Callable[[Any], bool]) -> bool:
+        """Locked read-modify-write of ``path`` with tomlkit; ``change`` returns whether it
+        changed anything (nothing is written otherwise)."""
+        import tomlkit
+        from filelock import FileLock
+
+        self.paths.locks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_name = "config-" + str(abs(hash(str(path))) % 10**12) + ".lock"
+        if path == self.global_path:
+            lock_name = "config.lock"
+        with FileLock(str(self.paths.locks_dir / lock_name), timeout=30):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = ""
+            except OSError as exc:
+                raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+            try:
+                doc = tomlkit.parse(text)
+            except Exception as exc:  # tomlkit raises its own ParseError subclasses
+                raise ConfigError(
+                    f"config file {path} is not valid TOML ({exc}); fix or move it, cai will "
+                    "not overwrite it"
+                ) from None
+            if not change(doc):
+                return False
+            try:
+                atomic_write(path, tomlkit.dumps(doc))
+            except OSError as exc:
+                raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None
+        if path == self.global_path:
+            self._global = None
+        return True
+
+    def set_value(self, path: Path, dotted: str, value: Any) -> bool:
+        import tomlkit
+
+        def change(doc: Any) -> bool:
+            table = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                if part not in table:
+                    table[part] = tomlkit.table()
+                table = table[part]
+            if leaf in table and table[leaf] == value:
+                return False
+            table[leaf] = value
+            return True
+
+        return self.update(path, change)
+
+    def unset_value(self, path: Path, dotted: str) -> bool:
+        def change(doc: Any) -> bool:
+            table = doc
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                if part not in table:
+                    return False
+                table = table[part]
+            if leaf not in table:
+                return False
+            del table[leaf]
+            return True
+
+        if not path.exists():
+            return False
+        return self.update(path, change)
+
+    def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool:
+        """Set (or, for ``None``, remove) fields of ``[workspace."<path>"]``."""
+        import tomlkit
+
+        def change(doc: Any) -> bool:
+            if "workspace" not in doc:
+                doc["workspace"] = tomlkit.table(is_super_table=True)
+            ws_table = doc["workspace"]
+            if workspace not in ws_table:
+                if all(v is None for v in values.values()):
+                    return False
+                ws_table[workspace] = tomlkit.table()
+            state = ws_table[workspace]
+            changed = False
+            for k, v in values.items():
+                if v is None:
+                    if k in state:
+                        del state[k]
+                        changed = True
+                elif state.get(k) != v:
+                    state[k] = v
+                    changed = True
+            return changed
+
+        return self.update(self.global_path, change)

@@ -1,0 +1,693 @@
+"""OpenSSH from the host: keys, pinned host keys, per-container config entries,
+the ``Include`` line in ``~/.ssh/config``, control master sockets (SPEC section 10,
+DESIGN decision 3).
+
+Everything here is plain files plus the host's ``ssh`` and ``ssh-keygen``; no
+paramiko. Writes are atomic (temp file in the same directory + ``os.replace``),
+directories cai creates are 0700 and secrets 0600. Edits of shared files
+(``known_hosts``, ``~/.ssh/config``) and key generation are serialized with a
+``filelock`` under ``paths.locks_dir``, so concurrent ``cai`` processes converge.
+
+The hot path (``ssh_argv``, ``control_path``, ``entry_path``, ``alias``,
+``remote_command``) does no I/O; ``master_alive`` is one ``connect()`` on a
+Unix socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+from filelock import FileLock
+
+from containai.domain.errors import Failed
+from containai.paths import Paths
+
+ALIAS_PREFIX: Final = "cai-"
+INCLUDE_PATTERN: Final = "~/.ssh/containai.d/*.conf"
+INCLUDE_LINE: Final = f"Include {INCLUDE_PATTERN}"
+
+# OpenSSH creates the control master socket at "<ControlPath>.<16 random chars>"
+# (mux.c: rbuf[16+1]) and then link()s it into place; sun_path holds 108 bytes
+# including the NUL. So the ControlPath itself must stay within 107 - 17 = 90 bytes.
+_SUN_PATH_MAX: Final = 107
+_MUX_TEMP_SUFFIX: Final = 17
+CONTROL_PATH_MAX: Final = _SUN_PATH_MAX - _MUX_TEMP_SUFFIX
+
+_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
+_USER_RE: Final = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.$-]*")
+_HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9_.:\[\]-]+")
+_JUMP_HOP_RE: Final = re.compile(r"(?:ssh://)?(?:[^\s@/,'\"\\]+@)?[A-Za-z0-9_.:\[\]-]+")
+_KEYTYPE_RE: Final = re.compile(r"[A-Za-z0-9@._+-]+")
+_BASE64_RE: Final = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_INCLUDE_RE: Final = re.compile(r"include(?:\s*=\s*|\s+)(?P<arg>\S.*?)", re.IGNORECASE)
+
+_HOST_KEY_MISMATCH: Final = (
+    "REMOTE HOST IDENTIFICATION HAS CHANGED",
+    "Host key verification failed",
+)
+_CONFIG_ERRORS: Final = (
+    "Bad configuration option",
+    "bad configuration options",
+    "Can't open user config",
+)
+
+_READY_POLL_SECONDS: Final = 0.2
+
+
+def alias(name: str) -> str:
+    """The SSH host alias of a container: ``cai-<name>``."""
+    return ALIAS_PREFIX + name
+
+
+def quote_remote(argv: Sequence[str]) -> str:
+    """One shell command line that runs ``argv`` exactly (for ssh's remote command)."""
+    return shlex.join(argv)
+
+
+def remote_command(workspace: str, argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The remote shell line: ``cd <ws> && exec [env 'K=V' ...] cmd args``.
+
+    Every piece is ``shlex.quote``-d, so spaces, quotes and ``$`` reach the
+    command unchanged. ``env --`` is not portable, so when the command itself
+    contains ``=`` (which ``env`` would take for an assignment) it is run via
+    ``sh -c 'exec "$@"'``. An empty ``argv`` starts the user's login shell.
+    """
+    for key in env:
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(f"invalid environment variable name {key!r}")
+    parts = ["cd", shlex.quote(workspace), "&&", "exec"]
+    if env:
+        parts.append("env")
+        parts.extend(shlex.quote(f"{key}={value}") for key, value in env.items())
+    if not argv:
+        parts.extend(['"${SHELL:-/bin/bash}"', "-l"])
+    else:
+        if env and "=" in argv[0]:
+            parts.extend(["sh", "-c", shlex.quote('exec "$@"'), "sh"])
+        parts.append(quote_remote(argv))
+    return " ".join(parts)
+
+
+def _check_name(name: str) -> str:
+    if _NAME_RE.fullmatch(name) is None:
+        raise ValueError(f"invalid container name {name!r}")
+    return name
+
+
+def _conf_quote(value: str, *, percent: bool = False) -> str:
+    """Quote one ssh_config argument (OpenSSH ``argv_split`` rules).
+
+    ``percent``: the option expands ``%`` tokens (IdentityFile, ControlPath,
+    UserKnownHostsFile), so a literal ``%`` is written ``%%``.
+    """
+    if any(ch in value for ch in "\n\r\0"):
+        raise ValueError(f"cannot write {value!r} into an ssh config file")
+    if percent:
+        value = value.replace("%", "%%")
+    if value and not any(ch.isspace() or ch in "\"'\\#=" for ch in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _comment_safe(text: str) -> str:
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def _mkdirs(path: Path) -> None:
+    """Create ``path`` and any missing parents with mode 0700 (XDG rule); existing ones are left."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, 0o700)
+
+
+def _atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):
+                    os.fchown(handle.fileno(), *owner)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Split on ``\\n`` only (as OpenSSH reads config lines), keeping the terminators."""
+    parts = data.split(b"\n")
+    lines = [part + b"\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _parse_public_line(public_line: str) -> tuple[str, str]:
+    fields = public_line.split()
+    if (
+        len(fields) < 2
+        or _KEYTYPE_RE.fullmatch(fields[0]) is None
+        or _BASE64_RE.fullmatch(fields[1]) is None
+    ):
+        raise ValueError(f"not an OpenSSH public key line: {public_line[:60]!r}")
+    return fields[0], fields[1]
+
+
+def _proxy_command(proxy_jump: str) -> str:
+    """``ProxyJump`` syntax (``[user@]host[:port]``, comma-separated hops) as a ProxyCommand.
+
+    Not ``ProxyJump`` itself: ssh runs a jump with ``-F <our entry>``, which would
+    hide the user's own ``~/.ssh/config`` settings for the jump host (the host
+    behind a ``ssh://`` Docker context). A plain ``ssh -W`` reads them as usual.
+    """
+    hops = [hop.strip() for hop in proxy_jump.split(",")]
+    if not hops or any(_JUMP_HOP_RE.fullmatch(hop) is None or "%" in hop for hop in hops):
+        raise ValueError(f"invalid proxy jump {proxy_jump!r} (expected [user@]host[:port],...)")
+    last = hops[-1]
+    destination = last if last.startswith("ssh://") else "ssh://" + last
+    argv = ["ssh", "-W", "[%h]:%p"]
+    if len(hops) > 1:
+        argv += ["-J", ",".join(hops[:-1])]
+    argv += ["--", destination]
+    return shlex.join(argv)
+
+
+class SshFiles:
+    """Keys, pins, config entries and control sockets of cai's containers."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+
+    # -- paths (no I/O) -------------------------------------------------------
+
+    def entry_path(self, name: str) -> Path:
+        return self.paths.ssh_include_dir / f"{name}.conf"
+
+    def control_path(self, name: str) -> Path:
+        """The control master socket; ``/tmp/cai-<uid>/<hash>`` when the natural path is too long.
+
+        Deterministic and I/O-free; ``ensure_control_dir`` creates its directory.
+        """
+        path = self.paths.ssh_sockets_dir / name
+        if len(os.fsencode(path)) <= CONTROL_PATH_MAX:
+            return path
+        digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+        return Path(f"/tmp/cai-{os.getuid()}") / digest
+
+    def ssh_argv(
+        self,
+        name: str,
+        remote: Sequence[str] | str | None,
+        *,
+        tty: bool,
+        extra: Sequence[str] = (),
+    ) -> list[str]:
+        """``ssh -F <entry> -tt|-T [extra] cai-<name> [remote]``; a str ``remote`` is one arg."""
+        argv = [
+            "ssh",
+            "-F",
+            str(self.entry_path(name)),
+            "-tt" if tty else "-T",
+            *extra,
+            alias(name),
+        ]
+        if isinstance(remote, str):
+            argv.append(remote)
+        elif remote is not None:
+            argv.extend(remote)
+        return argv
+
+    # -- keys -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, what: str) -> Iterator[None]:
+        _mkdirs(self.paths.locks_dir)
+        with FileLock(self.paths.locks_dir / f"{what}.lock", mode=0o600):
+            yield
+
+    def _generate_key(self, private: Path, comment: str) -> None:
+        """Generate an ed25519 pair at ``private`` (+ .pub); caller holds the keys lock.
+
+        Generated in a private temp dir; the public half is moved into place
+        first, so "private key exists" always implies "public key exists".
+        """
+        _mkdirs(private.parent)
+        workdir = Path(tempfile.mkdtemp(dir=private.parent, prefix=".keygen-"))
+        try:
+            tmp_key = workdir / "key"
+            self._keygen(["-t", "ed25519", "-N", "", "-C", comment, "-q", "-f", str(tmp_key)])
+            os.chmod(tmp_key, 0o600)
+            os.replace(workdir / "key.pub", private.with_name(private.name + ".pub"))
+            os.replace(tmp_key, private)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def _keygen(args: Sequence[str]) -> str:
+        try:
+            done = subprocess.run(
+                ["ssh-keygen", *args],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise Failed("ssh-keygen not found: install the OpenSSH client") from None
+        if done.returncode != 0:
+            detail = done.stderr.strip().splitlines()
+            raise Failed(f"ssh-keygen failed: {detail[-1] if detail else done.returncode}")
+        return done.stdout
+
+    def _ensure_pair(self, private: Path, comment: str) -> None:
+        public = private.with_name(private.name + ".pub")
+        if private.is_file() and public.is_file():
+            return
+        with self._lock("ssh-keys"):
+            if not private.is_file():
+                self._generate_key(private, comment)
+            elif not public.is_file():
+                # the public half was deleted: derive it again from the private key
+                line = self._keygen(["-y", "-f", str(private)]).strip()
+                _atomic_write(public, f"{line} {comment}\n".encode(), mode=0o644)
+
+    def ensure_user_key(self) -> Path:
+        """The user key ``paths.user_key`` (ed25519, 0600), generated on first use."""
+        key = self.paths.user_key
+        self._ensure_pair(key, "containai")
+        if stat.S_IMODE(key.stat().st_mode) & 0o077:
+            os.chmod(key, 0o600)  # ssh ignores a private key others can read
+        return key
+
+    def public_key(self) -> str:
+        """The user's public key line (generating the key if needed)."""
+        key = self.ensure_user_key()
+        return key.with_name(key.name + ".pub").read_text().strip()
+
+    def host_key_path(self, name: str) -> Path:
+        return self.paths.host_keys_dir / _check_name(name)
+
+    def ensure_host_key(self, name: str) -> tuple[bytes, str]:
+        """The container's own host key: (private key bytes, public key line). Idempotent."""
+        private = self.host_key_path(name)
+        self._ensure_pair(private, f"containai-host-{name}")
+        public = private.with_name(private.name + ".pub")
+        return private.read_bytes(), public.read_text().strip()
+
+    # -- known_hosts -------------------------------------------------------------
+
+    def _rewrite_known_hosts(self, name: str, new_line: str | None) -> bool:
+        """Drop every line for ``cai-<name>``, then add ``new_line``; True when the file changed."""
+        host = alias(name).lower()
+        path = self.paths.known_hosts
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        kept: list[bytes] = []
+        for line in _split_lines(data):
+            fields = line.split(None, 1)
+            hosts = fields[0].decode(errors="replace").lower().split(",") if fields else []
+            if host not in hosts:
+                kept.append(line)
+        if kept and not kept[-1].endswith(b"\n"):
+            kept[-1] += b"\n"
+        if new_line is not None:
+            kept.append(new_line.encode() + b"\n")
+        new = b"".join(kept)
+        if new == data:
+            return False
+        _mkdirs(path.parent)
+        _atomic_write(path, new)
+        return True
+
+    def pin_host_key(self, name: str, public_line: str) -> None:
+        """Pin ``cai-<name> <type> <base64>`` in ``paths.known_hosts``, replacing an earlier pin."""
+        keytype, blob = _parse_public_line(public_line)
+        line = f"{alias(_check_name(name))} {keytype} {blob}"
+        with self._lock("known_hosts"):
+            self._rewrite_known_hosts(name, line)
+
+    def pinned_names(self) -> list[str]:
+        try:
+            data = self.paths.known_hosts.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        names = []
+        for line in data.splitlines():
+            fields = line.split()
+            if fields and fields[0].startswith(ALIAS_PREFIX):
+                candidate = fields[0][len(ALIAS_PREFIX) :]
+                if _NAME_RE.fullmatch(candidate):
+                    names.append(candidate)
+        return names
+
+    # -- config entry ------------------------------------------------------------
+
+    def ensure_control_dir(self, name: str) -> Path:
+        """Create the control socket's directory (0700, owned by us) and return the socket path."""
+        path = self.control_path(name)
+        directory = path.parent
+        if directory == self.paths.ssh_sockets_dir:
+            _mkdirs(directory)
+            return path
+        # the /tmp fallback: another user must not be able to own or share it
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
+        info = os.lstat(directory)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise Failed(f"{directory} is not a directory owned by you: remove it and retry")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(directory, 0o700)
+        return path
+
+    def write_entry(
+        self,
+        name: str,
+        *,
+        port: int,
+        user: str,
+        hostname: str = "127.0.0.1",
+        forward_agent: bool = False,
+        proxy_jump: str | None = None,
+        workspace: str | None = None,
+    ) -> Path:
+        """Write ``~/.ssh/containai.d/<name>.conf``: a self-sufficient ``Host cai-<name>`` block.
+
+        The same file serves ``ssh cai-<name>`` (through the Include line) and
+        cai's own ``ssh -F <file>`` calls, so it names every file it needs.
+        """
+        _check_name(name)
+        if not 0 < port < 65536:
+            raise ValueError(f"invalid port {port}")
+        if _USER_RE.fullmatch(user) is None:
+            raise ValueError(f"invalid ssh user {user!r}")
+        if _HOSTNAME_RE.fullmatch(hostname) is None:
+            raise ValueError(f"invalid ssh hostname {hostname!r}")
+        proxy_command = _proxy_command(proxy_jump) if proxy_jump else None
+        host = alias(name)
+        header = [
+            f"# Managed by cai (ContainAI): SSH access to container '{name}'.",
+            f"# Workspace: {_comment_safe(workspace) if workspace else '(unknown)'}",
+            "# Rewritten by cai; removed by `cai stop --remove`, `cai gc`, `cai ssh cleanup`.",
+        ]
+        options: list[tuple[str, str]] = [
+            ("HostName", hostname),
+            ("Port", str(port)),
+            ("User", user),
+            ("IdentityFile", _conf_quote(str(self.paths.user_key), percent=True)),
+            ("IdentitiesOnly", "yes"),
+            ("PubkeyAuthentication", "yes"),
+            ("PasswordAuthentication", "no"),
+            ("KbdInteractiveAuthentication", "no"),
+            ("UserKnownHostsFile", _conf_quote(str(self.paths.known_hosts), percent=True)),
+            ("GlobalKnownHostsFile", "/dev/null"),
+            ("HostKeyAlias", host),
+            ("StrictHostKeyChecking", "yes"),
+            ("CheckHostIP", "no"),
+            ("UpdateHostKeys", "no"),
+            ("ForwardAgent", "yes" if forward_agent else "no"),
+            ("ForwardX11", "no"),
+            ("ControlMaster", "auto"),
+            ("ControlPath", _conf_quote(str(self.control_path(name)), percent=True)),
+            ("ControlPersist", "10m"),
+            ("ServerAliveInterval", "15"),
+            ("ServerAliveCountMax", "4"),
+            ("ConnectTimeout", "5"),
+            ("LogLevel", "ERROR"),
+        ]
+        if proxy_command is not None:
+            options.append(("ProxyCommand", proxy_command))
+        text = "\n".join([*header, f"Host {host}", *(f"  {k} {v}" for k, v in options)]) + "\n"
+        path = self.entry_path(name)
+        _mkdirs(path.parent)
+        _atomic_write(path, text.encode())
+        self.ensure_control_dir(name)
+        return path
+
+    # -- ~/.ssh/config -------------------------------------------------------------
+
+    def _is_our_include(self, line: bytes) -> bool:
+        text = line.decode("utf-8", errors="surrogateescape").strip()
+        match = _INCLUDE_RE.fullmatch(text)
+        if match is None:
+            return False
+        arg = match.group("arg").strip()
+        if len(arg) >= 2 and arg[0] == arg[-1] == '"':
+            arg = arg[1:-1]
+        return arg in {
+            INCLUDE_PATTERN,
+            "containai.d/*.conf",  # relative Includes are relative to ~/.ssh
+            str(self.paths.ssh_include_dir / "*.conf"),
+        }
+
+    def ensure_include(self) -> str | None:
+        """Keep ``Include ~/.ssh/containai.d/*.conf`` as the first line of ``~/.ssh/config``.
+
+        An ``Include`` after a ``Host`` block would apply only inside that block,
+        hence first. Creates ``~/.ssh`` (0700) and the file (0600) if missing,
+        moves an existing copy of the line to the top, otherwise inserts it,
+        and keeps every other byte. A symlinked config is edited at its target.
+        Returns None, or a one-line warning when the file cannot be written
+        (read-only file or file system): cai's own ssh calls do not need it.
+        """
+        config = self.paths.ssh_config
+        try:
+            with self._lock("ssh-config"):
+                target = Path(os.path.realpath(config))
+                try:
+                    info: os.stat_result | None = os.stat(target)
+                    data = target.read_bytes()
+                except FileNotFoundError:
+                    info, data = None, b""
+                lines = _split_lines(data)
+                if lines and self._is_our_include(lines[0]):
+                    return None
+                if info is not None and (
+                    not info.st_mode & stat.S_IWUSR or not os.access(target, os.W_OK)
+                ):
+                    raise PermissionError(errno.EACCES, "file is read-only")
+                rest = b"".join(line for line in lines if not self._is_our_include(line))
+                new = INCLUDE_LINE.encode() + b"\n" + rest
+                if info is None:
+                    if target.parent == self.paths.ssh_dir:
+                        _mkdirs(target.parent)
+                    _atomic_write(target, new, mode=0o600)
+                else:
+                    _atomic_write(
+                        target,
+                        new,
+                        mode=stat.S_IMODE(info.st_mode),
+                        owner=(info.st_uid, info.st_gid),
+                    )
+        except OSError as err:
+            reason = err.strerror or str(err)
+            return (
+                f"cannot update {config} ({reason}); add the line '{INCLUDE_LINE}' "
+                "at its top yourself so `ssh cai-<name>` works outside cai"
+            )
+        return None
+
+    # -- control master ------------------------------------------------------------
+
+    def master_alive(self, name: str) -> bool:
+        """True when a control master answers on the socket (one ``connect()``, no fork)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(1.0)
+            sock.connect(os.fsencode(self.control_path(name)))
+        except OSError:
+            return False
+        finally:
+            sock.close()
+        return True
+
+    def exit_master(self, name: str) -> None:
+        """Stop the control master quietly, then remove a stale socket file."""
+        path = self.control_path(name)
+        if not os.path.lexists(path):
+            return
+        if self.master_alive(name):
+            # -F /dev/null: works even when the entry file is already gone
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(
+                    [
+                        "ssh",
+                        "-F",
+                        "/dev/null",
+                        "-o",
+                        f"ControlPath={_conf_quote(str(path), percent=True)}",
+                        "-O",
+                        "exit",
+                        alias(name),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=10,
+                    check=False,
+                )
+            deadline = time.monotonic() + 2.0
+            while os.path.lexists(path) and self.master_alive(name):
+                if time.monotonic() > deadline:
+                    return  # still answering: leave a live socket alone
+                time.sleep(0.05)
+        if os.path.lexists(path) and not self.master_alive(name):
+            _unlink(path)
+
+    def wait_ready(self, name: str, *, timeout: float = 30.0) -> None:
+        """Retry ``ssh ... true`` until it succeeds (which also starts the control master).
+
+        Raises ``Failed`` at once on a host key mismatch or a broken entry file,
+        else after ``timeout`` seconds with ssh's last error line.
+        """
+        self.ensure_control_dir(name)
+        entry = self.entry_path(name)
+        argv = self.ssh_argv(
+            name,
+            "true",
+            tty=False,
+            extra=["-o", "BatchMode=yes", "-o", "ConnectTimeout=2"],
+        )
+        deadline = time.monotonic() + timeout
+        last = "no attempt made"
+        while True:
+            remaining = deadline - time.monotonic()
+            # stderr to a file, not a pipe: the backgrounded master must not hold it open
+            with tempfile.TemporaryFile() as errfile:
+                try:
+                    done = subprocess.run(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=errfile,
+                        timeout=max(remaining, 0.0) + 5.0,
+                        check=False,
+                    )
+                    code: int | None = done.returncode
+                except subprocess.TimeoutExpired:
+                    code = None
+                except FileNotFoundError:
+                    raise Failed("ssh not found: install the OpenSSH client") from None
+                errfile.seek(0)
+                stderr = errfile.read().decode(errors="replace")
+            if code == 0:
+                return
+            lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+            if lines:
+                last = lines[-1]
+            elif code is None:
+                last = "ssh did not finish"
+            else:
+                last = f"ssh exited with status {code}"
+            if any(marker in stderr for marker in _HOST_KEY_MISMATCH):
+                problem = (
+                    "presented an SSH host key that does not match the one pinned"
+                    if "IDENTIFICATION HAS CHANGED" in stderr
+                    else "has no usable SSH host key pinned"
+                )
+                raise Failed(
+                    f"container '{name}' {problem} in {self.paths.known_hosts} "
+                    f"({alias(name)}): recreate it with `cai --fresh`"
+                )
+            if any(marker in stderr for marker in _CONFIG_ERRORS):
+                raise Failed(f"ssh rejected {entry} for container '{name}': {last}")
+            if time.monotonic() + _READY_POLL_SECONDS >= deadline:
+                raise Failed(
+                    f"container '{name}' did not accept SSH ({alias(name)}) "
+                    f"within {timeout:g}s: {last}"
+                )
+            time.sleep(_READY_POLL_SECONDS)
+
+    # -- cleanup ----------------------------------------------------------------------
+
+    def remove(self, name: str) -> list[Path]:
+        """Exit the master and remove the entry, the pin, the host key pair and the socket."""
+        _check_name(name)
+        removed: list[Path] = []
+        socket_path = self.control_path(name)
+        had_socket = os.path.lexists(socket_path)
+        self.exit_master(name)
+        if os.path.lexists(socket_path):
+            _unlink(socket_path)
+        if had_socket and not os.path.lexists(socket_path):
+            removed.append(socket_path)
+        entry = self.entry_path(name)
+        if _unlink(entry):
+            removed.append(entry)
+        if self.paths.known_hosts.exists():
+            with self._lock("known_hosts"):
+                if self._rewrite_known_hosts(name, None):
+                    removed.append(self.paths.known_hosts)
+        private = self.host_key_path(name)
+        for key in (private, private.with_name(private.name + ".pub")):
+            if _unlink(key):
+                removed.append(key)
+        return removed
+
+    def entries(self) -> list[str]:
+        """Names that have an entry file, a pinned host key or a host key pair."""
+        names: set[str] = set(self.pinned_names())
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for file in os.listdir(self.paths.ssh_include_dir):
+                if file.endswith(".conf") and _NAME_RE.fullmatch(file[: -len(".conf")]):
+                    names.add(file[: -len(".conf")])
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            files = set(os.listdir(self.paths.host_keys_dir))
+            for file in files:
+                if file.startswith("."):
+                    continue
+                if file.endswith(".pub"):
+                    if file[: -len(".pub")] in files:
+                        continue  # the public half of a pair
+                    file = file[: -len(".pub")]
+                if _NAME_RE.fullmatch(file):
+                    names.add(file)
+        return sorted(names)
+
+    def stale(self, existing: Collection[str]) -> list[str]:
+        """Names with SSH leftovers whose container is not in ``existing``."""
+        keep = set(existing)
+        return [name for name in self.entries() if name not in keep]

@@ -1,0 +1,72 @@
+"""Agent manifests: one TOML file per agent in this package (data, not code)."""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from containai.domain.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Agent:
+    name: str
+    description: str
+    binary: str
+    npm_package: str
+    install: str
+    default_args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    imports: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+
+def names() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in resources.files(__package__).iterdir()
+        if p.name.endswith(".toml")
+    )
+
+
+def load(name: str) -> Agent:
+    try:
+        data = tomllib.loads(resources.files(__package__).joinpath(f"{name}.toml").read_text())
+    except (FileNotFoundError, OSError):
+        raise NotFound(
+            f"unknown agent '{name}': use one of {', '.join(names())} or `cai shell`"
+        ) from None
+    return Agent(
+        name=data["name"],
+        description=data.get("description", ""),
+        binary=data["binary"],
+        npm_package=data.get("npm_package", ""),
+        install=data.get("install", ""),
+        default_args=tuple(data.get("default_args", ())),
+        env=tuple(data.get("env", ())),
+        imports=tuple(data.get("import", ())),
+    )
+
+
+def agent_command(name: str, workspace: str, args: Sequence[str], env: Mapping[str, str]) -> str:
+    """The remote shell command that starts agent ``name`` in ``workspace``.
+
+    A missing binary is a clear error from inside the container (exit 127).
+    """
+    agent = load(name)
+    exports = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    argv = shlex.join([agent.binary, *agent.default_args, *args])
+    missing = shlex.quote(
+        f"cai: error: agent '{name}' ({agent.binary}) is not installed in this container's "
+        f"image; add it to config `agents` (cai config set agents {name}) and rebuild with "
+        "`cai image build`, then `cai --fresh`"
+    )
+    prefix = f"exec env {exports} " if exports else "exec "
+    return (
+        f"cd {shlex.quote(workspace)} && "
+        f"if ! command -v {shlex.quote(agent.binary)} >/dev/null 2>&1; then "
+        f"echo {missing} >&2; exit 127; fi; {prefix}{argv}"
+    )

@@ -1,0 +1,135 @@
+"""The composition root: concrete adapters wired into services, once per command.
+
+Everything is created lazily, so a command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from containai.cli.output import Output
+from containai.paths import Paths, resolve_paths
+
+if TYPE_CHECKING:
+    from containai.adapters.config import ConfigFiles
+    from containai.adapters.engine import DockerEngine
+    from containai.adapters.ssh import SshFiles
+    from containai.services.engine_select import Selection
+    from containai.services.images import Images
+    from containai.services.lifecycle import Lifecycle
+    from containai.services.workspace import Settings, Workspace
+
+
+class App:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.args = args
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.cwd = cwd or Path.cwd()
+        verbose = bool(getattr(args, "verbose", False)) or self.env.get(
+            "CONTAINAI_VERBOSE", ""
+        ) not in ("", "0")
+        self.out = Output(quiet=bool(getattr(args, "quiet", False)), verbose=verbose)
+        self.paths: Paths = resolve_paths(self.env)
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        return getattr(self.args, name, default)
+
+    @cached_property
+    def config(self) -> ConfigFiles:
+        from containai.adapters.config import ConfigFiles
+
+        return ConfigFiles(self.paths)
+
+    def workspace(self, flag: str | None = None) -> Workspace:
+        from containai.adapters import git
+        from containai.services.workspace import identify
+
+        return identify(
+            self.cwd,
+            flag if flag is not None else self.arg("workspace"),
+            lambda p: git.resolve_workspace(p, self.env),
+            lambda p: git.branch_of(p, self.env),
+        )
+
+    def settings(self, workspace: str | None, cli: Mapping[str, Any] | None = None) -> Settings:
+        from containai.services.workspace import Settings
+
+        return Settings(self.config, self.env, workspace, cli)
+
+    @cached_property
+    def selection(self) -> Selection:
+        from containai.adapters.engine import context_exists, current_docker_context
+        from containai.services.engine_select import select_context
+
+        configured = self.settings(None).value("engine.context")
+        return select_context(
+            self.arg("context"),
+            self.env,
+            configured,
+            lambda name: context_exists(name, self.env),
+            lambda: current_docker_context(self.env),
+        )
+
+    @cached_property
+    def engine(self) -> DockerEngine:
+        from containai.adapters.engine import DockerEngine
+
+        selection = self.selection
+        self.out.info(f"engine: context {selection.context or 'DOCKER_HOST'} ({selection.source})")
+        return DockerEngine(selection.context, env=self.env)
+
+    @cached_property
+    def ssh(self) -> SshFiles:
+        from containai.adapters.ssh import SshFiles
+
+        return SshFiles(self.paths)
+
+    def images(self, settings: Settings) -> Images:
+        from containai.adapters import rootfs
+        from containai.services.images import Images
+
+        return Images(
+            self.engine,
+            user_templates=self.paths.user_templates_dir,
+            base_image=str(settings.value("image.base")),
+            ca_bundle=settings.value("image.ca_bundle"),
+            agents=list(settings.value("agents")),
+            progress=self.out.progress,
+            bootstrap=lambda docker, tag: rootfs.bootstrap_base_image(
+                docker, tag, log=self.out.progress
+            ),
+            bootstrap_possible=rootfs.debootstrap_available,
+        )
+
+    def lifecycle(self, settings: Settings) -> Lifecycle:
+        from containai.adapters.host import FileLocks, Host
+        from containai.services.lifecycle import Lifecycle
+
+        return Lifecycle(
+            self.engine,
+            self.ssh,
+            self.config,
+            FileLocks(self.paths.locks_dir),
+            Host(),
+            self.images(settings),
+            warn=self.out.warn,
+        )
+
+    def confirm_sessions(self, name: str, sessions: Any) -> bool:
+        """Ask about active sessions on a TTY; without one, exit 6 naming --force."""
+        from containai.services.lifecycle import confirm_unavailable
+
+        if not self.out.interactive:
+            return confirm_unavailable(name, sessions)
+        self.out.stderr.write(f"[WARN] Container '{name}' may have active sessions\n")
+        return self.out.confirm("Stop anyway?")

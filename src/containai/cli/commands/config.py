@@ -1,0 +1,75 @@
+"""``cai config list|get|set|unset [KEY] [VALUE] [--global | --workspace PATH]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from containai.cli.app import App
+from containai.domain import settings as S
+from containai.domain.errors import UsageError
+
+
+def render(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    app = App(args)
+    action = args.action
+    if action in ("get", "set", "unset") and not args.key:
+        raise UsageError(f"config {action} needs a KEY; see `cai config list`")
+    if action == "set" and args.value is None:
+        raise UsageError(f"config set {args.key} needs a VALUE")
+    if action in ("list", "get", "unset") and args.value is not None:
+        raise UsageError(f"config {action} takes no VALUE")
+    if action == "list" and args.key:
+        raise UsageError("config list takes no KEY; use `cai config get KEY`")
+    if args.key:
+        S.key(args.key)  # unknown key -> exit 2 before anything else
+
+    if action in ("list", "get"):
+        workspace = None if args.global_ else app.workspace().path
+        view = app.settings(workspace)
+        if action == "get":
+            app.out.line(render(view.value(args.key)))
+            return 0
+        rows = view.all()
+        if args.json:
+            app.out.json(
+                {
+                    "workspace": workspace,
+                    "settings": [
+                        {"key": r.key, "value": r.value, "source": r.source} for r in rows
+                    ],
+                }
+            )
+            return 0
+        width = max(len(r.key) for r in rows)
+        vwidth = max(len(render(r.value)) for r in rows)
+        for r in rows:
+            app.out.line(f"{r.key:<{width}}  {render(r.value):<{vwidth}}  {r.source}")
+        return 0
+
+    to_workspace = args.workspace is not None or (not args.global_ and args.key in S.WORKSPACE_KEYS)
+    if action == "set":
+        value = S.parse_value(args.key, args.value)
+        if to_workspace:
+            ws = app.workspace(args.workspace).path
+            app.config.set_workspace_state(ws, {args.key: value})
+        else:
+            app.config.set_value(app.config.global_path, args.key, value)
+        return 0
+    # unset
+    if to_workspace:
+        ws = app.workspace(args.workspace).path
+        app.config.set_workspace_state(ws, {args.key: None})
+    else:
+        app.config.unset_value(app.config.global_path, args.key)
+    return 0

@@ -1,0 +1,11 @@
+"""``cai image``."""
+
+from __future__ import annotations
+
+import argparse
+
+from containai.domain.errors import NotImplementedYet
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedYet("image")

@@ -1,0 +1,191 @@
+"""``cai run`` / bare ``cai``, ``cai shell``, ``cai exec``: ensure, then attach over SSH.
+
+The hot path (DESIGN decision 2): when the container's SSH control master is
+alive, the container is provably up, so attach through it at once, asking the
+engine nothing, and ``os.execvp`` into ``ssh`` so signals, the TTY and the
+exit code are ssh's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from containai.cli.app import App
+from containai.domain import validation
+from containai.domain.errors import EngineUnreachable, UsageError
+
+if TYPE_CHECKING:
+    from containai.services.lifecycle import RunRequest
+    from containai.services.workspace import Settings, Workspace
+
+
+def _validate(args: argparse.Namespace) -> dict[str, str]:
+    if args.container is not None:
+        validation.validate_container_name(args.container)
+        if args.workspace is not None:
+            raise UsageError("--container and --workspace exclude each other; give one of them")
+    if args.data_volume is not None:
+        validation.validate_volume_name(args.data_volume)
+    if args.template is not None:
+        validation.validate_template_name(args.template)
+    if args.runtime is not None:
+        validation.validate_runtime(args.runtime)
+    if args.memory is not None:
+        validation.parse_memory(args.memory)
+    if args.cpus is not None:
+        validation.parse_cpus(args.cpus)
+    if args.fresh and args.reset:
+        raise UsageError("--fresh and --reset exclude each other (--reset already recreates)")
+    if args.json and not args.dry_run:
+        raise UsageError("--json is only for --dry-run here; use `cai status --json`")
+    env: dict[str, str] = {}
+    for item in args.env:
+        key, value = validation.parse_env_assignment(item)
+        env[key] = value
+    if args.command == "exec" and not args.rest and not args.dry_run and not args.detached:
+        raise UsageError("exec needs a command: cai exec -- CMD [ARGS]")
+    if args.command == "shell" and args.rest:
+        raise UsageError("shell takes no arguments after '--'; use `cai exec -- CMD`")
+    if args.detached and args.rest:
+        raise UsageError("--detached attaches nothing, so it takes no command after '--'")
+    return env
+
+
+def _remote(app: App, workspace: str, env: dict[str, str], settings: Settings | None) -> str:
+    from containai.adapters.ssh import remote_command
+
+    args = app.args
+    if args.command == "exec":
+        return remote_command(workspace, args.rest, env)
+    if args.command == "shell":
+        return remote_command(workspace, [], env)
+    from containai.agents import agent_command
+
+    agent = args.agent
+    if agent is None:
+        agent = str((settings or app.settings(workspace)).value("agent.default"))
+    if agent == "shell":
+        return remote_command(workspace, [], env)
+    return agent_command(agent, workspace, list(args.rest), env)
+
+
+def _attach(app: App, name: str, remote: str) -> int:
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    if app.args.command == "exec":
+        tty = sys.stdin.isatty()
+    argv = app.ssh.ssh_argv(name, remote, tty=tty)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+    return 255  # pragma: no cover - execvp does not return
+
+
+def _fast_path(app: App, env: dict[str, str]) -> int | None:
+    """Attach at once through a live control master; ``None`` when that is not proven."""
+    args = app.args
+    if args.dry_run or args.detached or args.fresh or args.reset or args.keep:
+        return None
+    if args.data_volume is not None or args.container is not None:
+        return None
+    workspace = app.workspace()
+    state = app.config.workspace_state(workspace.path)
+    name = state.get("container_name")
+    if not isinstance(name, str) or not name:
+        return None
+    if not app.ssh.master_alive(name):
+        return None
+    app.out.info(f"attaching to '{name}' through its live SSH control master")
+    settings = app.settings(workspace.path) if args.command == "run" else None
+    return _attach(app, name, _remote(app, workspace.path, env, settings))
+
+
+def build_request(
+    app: App, workspace: Workspace, env: dict[str, str]
+) -> tuple[RunRequest, Settings]:
+    from containai.services.lifecycle import RunRequest
+
+    args = app.args
+    settings = app.settings(
+        workspace.path,
+        {
+            "data_volume": args.data_volume,
+            "template": args.template,
+            "runtime": args.runtime,
+            "container.memory": args.memory,
+            "container.cpus": args.cpus,
+        },
+    )
+    req = RunRequest(
+        workspace=workspace,
+        container=args.container,
+        data_volume=str(settings.value("data_volume")),
+        data_volume_explicit=args.data_volume is not None,
+        template=str(settings.value("template")),
+        runtime=str(settings.value("runtime")),
+        fresh=args.fresh,
+        reset=args.reset,
+        keep=args.keep,
+        force=args.force,
+        memory=settings.value("container.memory"),
+        cpus=settings.value("container.cpus"),
+        env=env,
+        port_range=settings.port_range(),
+        forward_agent=bool(settings.value("ssh.forward_agent")),
+    )
+    return req, settings
+
+
+def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
+    plan: dict[str, Any] = {
+        "action": None,
+        "container": req.container,
+        "workspace": req.workspace.path,
+        "branch": req.workspace.branch,
+        "data_volume": None if req.reset else req.data_volume,
+        "image": f"containai:{req.template}",
+        "template": req.template,
+        "runtime": None if req.runtime == "auto" else req.runtime,
+        "context": None,
+        "ssh_port": None,
+        "ssh_alias": None,
+    }
+    try:
+        plan["context"] = app.selection.context or "DOCKER_HOST"
+        plan.update(app.lifecycle(settings).plan(req))
+    except EngineUnreachable as exc:
+        app.out.info(f"no engine for the plan's engine fields: {exc}")
+        if plan["container"] is None:
+            state = app.config.workspace_state(req.workspace.path).get("container_name")
+            plan["container"] = state if isinstance(state, str) else req.workspace.base_name
+    if plan["container"] is not None:
+        plan["ssh_alias"] = f"cai-{plan['container']}"
+    if args_json(app):
+        app.out.json(plan)
+    else:
+        for key, value in plan.items():
+            app.out.line(f"{key.upper()}={'' if value is None else value}")
+    return 0
+
+
+def args_json(app: App) -> bool:
+    return bool(app.args.json)
+
+
+def run(args: argparse.Namespace) -> int:
+    env = _validate(args)
+    app = App(args)
+    fast = _fast_path(app, env)
+    if fast is not None:  # pragma: no cover - execvp replaced the process
+        return fast
+    workspace = app.workspace()
+    req, settings = build_request(app, workspace, env)
+    if args.dry_run:
+        return _dry_run(app, req, settings)
+    ready = app.lifecycle(settings).ensure_running(req, app.confirm_sessions)
+    app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
+    if args.detached:
+        return 0
+    return _attach(app, ready.name, _remote(app, ready.workspace, env, settings))

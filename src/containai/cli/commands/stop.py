@@ -1,0 +1,38 @@
+"""``cai stop [--container NAME] [--all] [--remove] [--force] [--export [--output PATH]]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from containai.cli.app import App
+from containai.domain import validation
+from containai.domain.errors import NotFound, UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.container is not None:
+        validation.validate_container_name(args.container)
+    if args.all and (args.container is not None or args.workspace is not None):
+        raise UsageError("--all excludes --container and --workspace")
+    if args.container is not None and args.workspace is not None:
+        raise UsageError("--container and --workspace exclude each other; give one of them")
+    if args.output is not None and not args.export:
+        raise UsageError("--output goes with --export")
+    app = App(args)
+    settings = app.settings(None)
+    lifecycle = app.lifecycle(settings)
+    if args.all:
+        targets = lifecycle.managed_targets()
+    else:
+        workspace = app.workspace() if args.container is None else app.workspace(None)
+        target = lifecycle.find(workspace, args.container)
+        if not target.exists:
+            what = f"container '{target.name}'"
+            raise NotFound(f"{what} does not exist (nothing to stop); see `cai list`")
+        targets = [target]
+    if args.export:
+        from containai.cli.commands.export import export_targets
+
+        export_targets(app, targets, args.output, force=args.force)
+    lifecycle.stop(targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions)
+    return 0

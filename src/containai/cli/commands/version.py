@@ -1,0 +1,18 @@
+"""``cai version [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+from containai import __version__
+from containai.cli.output import Output
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Output()
+    if args.json:
+        out.json({"version": __version__, "python": platform.python_version()})
+    else:
+        out.line(f"cai {__version__}")
+    return 0

@@ -1,0 +1,97 @@
+"""Ages and durations (``cai gc --age``, uptime in ``cai status``) and engine timestamps."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Final
+
+from containai.domain.errors import UsageError
+from containai.domain.validation import show
+
+UNIT_SECONDS: Final = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+AGE_MAX: Final = timedelta(days=999_999_999)  # datetime.timedelta.max, whole days
+
+_AGE_RE: Final = re.compile(r"(?:[0-9]+[smhdw] ?)*[0-9]+[smhdw]")
+_AGE_PART_RE: Final = re.compile(r"([0-9]+)([smhdw])")
+_AGE_HINT: Final = "use a number with a unit s, m, h, d or w (e.g. 7d, 36h, 1d12h)"
+_NUMBER_DIGITS_MAX: Final = 15
+
+_DURATION_UNITS: Final = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+_DURATION_UNITS_SHOWN: Final = 3
+
+_ENGINE_TIME_RE: Final = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]"
+    r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<frac>[0-9]{1,9}))?"
+    r"(?:(?P<zulu>[Zz])|(?P<rfc>[+-][0-9]{2}:[0-9]{2})|"
+    r" (?P<go>[+-][0-9]{4})(?: [A-Za-z0-9+-]+)?)"
+)
+
+
+def parse_age(text: str) -> timedelta:
+    """``7d``, ``36h``, ``90m``, ``2w``, ``45s`` or a sum such as ``1d12h`` / ``1d 12h``.
+
+    Whole numbers only; ``0s`` is allowed (every stopped container qualifies).
+    """
+    stripped = text.strip()
+    if _AGE_RE.fullmatch(stripped) is None:
+        raise UsageError(f"invalid age {show(text)}: {_AGE_HINT}")
+    total = 0
+    for number, unit in _AGE_PART_RE.findall(stripped):
+        if len(number.lstrip("0")) > _NUMBER_DIGITS_MAX:
+            raise UsageError(f"invalid age {show(text)}: too large; {_AGE_HINT}")
+        total += int(number) * UNIT_SECONDS[unit]
+    if total > AGE_MAX.total_seconds():
+        raise UsageError(f"invalid age {show(text)}: too large; {_AGE_HINT}")
+    return timedelta(seconds=total)
+
+
+def format_duration(seconds: float) -> str:
+    """``3d 4h 12m``, ``1h 0m 5s``, ``2h``, ``45s``: at most 3 units starting at the largest
+    non-zero one, zero units at the end dropped, seconds floored, negative shown as ``0s``."""
+    if math.isnan(seconds):
+        raise ValueError("duration must be a number, got nan")
+    if math.isinf(seconds):
+        raise ValueError(f"duration must be finite, got {seconds}")
+    remaining = max(0, math.floor(seconds))
+    parts: list[str] = []
+    for unit, size in _DURATION_UNITS:
+        count, remaining = divmod(remaining, size)
+        if count or parts:
+            parts.append(f"{count}{unit}")
+        if len(parts) == _DURATION_UNITS_SHOWN:
+            break
+    while len(parts) > 1 and int(parts[-1][:-1]) == 0:
+        parts.pop()
+    return " ".join(parts) or "0s"
+
+
+def parse_engine_time(text: str) -> datetime | None:
+    """A Docker timestamp -> aware UTC datetime, or ``None`` when unknown.
+
+    Accepts RFC 3339 with up to 9 fractional digits and ``Z`` or ``+hh:mm``
+    (``docker inspect``) and Go's default form ``2026-11-27 08:34:31 +0000 UTC``
+    (``docker ps``). The engine's zero time (``0001-01-01T00:00:00Z``), empty
+    text and anything unparsable give ``None``: unknown, never "ancient".
+    Fractions beyond microseconds are truncated.
+    """
+    match = _ENGINE_TIME_RE.fullmatch(text.strip())
+    if match is None:
+        return None
+    offset = match.group("rfc") or match.group("go") or "+0000"
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        return None
+    micro = (match.group("frac") or "").ljust(6, "0")[:6]
+    try:
+        local = datetime.fromisoformat(f"{match.group('date')}T{match.group('time')}")
+        zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        moment = local.replace(microsecond=int(micro), tzinfo=zone).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    if moment.year == 1 and moment.month == 1 and moment.day == 1:
+        return None  # the engine's zero time (possibly shifted by a zone offset)
+    return moment

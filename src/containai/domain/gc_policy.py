@@ -1,0 +1,80 @@
+"""Which containers ``cai gc`` may remove (SPEC section 12).
+
+Only managed containers, never kept ones, only ``exited`` (age from
+``.State.FinishedAt``) or ``created`` (age from ``.Created``) ones, and only when
+the age is known and strictly greater than ``--age``. Every other state
+(``running``, ``paused``, ``restarting``, ``removing``, ``dead``) is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from containai.domain.age import format_duration
+from containai.domain.labels import KEEP, is_kept, is_managed
+
+PRUNABLE_STATES: Final = frozenset({"exited", "created"})
+
+
+@dataclass(frozen=True)
+class GcView:
+    """What gc needs to know about one container (from ``docker inspect``)."""
+
+    name: str
+    state: str
+    labels: Mapping[str, str]
+    created: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GcDecision:
+    name: str
+    eligible: bool
+    reason: str
+    age_seconds: float | None
+    """Seconds since the container stopped (or was created, if never started);
+    ``None`` when the state is not prunable or the timestamp is unknown."""
+
+
+def _age_seconds(view: GcView, now: datetime) -> float | None:
+    if view.state == "exited":
+        since = view.finished_at
+    elif view.state == "created":
+        since = view.created
+    else:
+        return None
+    return None if since is None else (now - since).total_seconds()
+
+
+def decide(view: GcView, now: datetime, min_age: timedelta) -> GcDecision:
+    """Whether ``view`` may be pruned at ``now`` with ``--age min_age``, and why."""
+    age = _age_seconds(view, now)
+
+    def no(reason: str) -> GcDecision:
+        return GcDecision(view.name, False, reason, age)
+
+    if not is_managed(view.labels):
+        return no("not managed")
+    if is_kept(view.labels):
+        return no(f"kept ({KEEP}={view.labels.get(KEEP)})")
+    if view.state not in PRUNABLE_STATES:
+        return no(view.state or "state unknown")
+    if age is None:
+        return no("age unknown")
+    limit = min_age.total_seconds()
+    if age <= limit:
+        return no(f"too young ({format_duration(age)} <= {format_duration(limit)})")
+    if view.state == "exited":
+        reason = f"exited {format_duration(age)} ago"
+    else:
+        reason = f"created {format_duration(age)} ago, never started"
+    return GcDecision(view.name, True, reason, age)
+
+
+def select(views: Iterable[GcView], now: datetime, min_age: timedelta) -> list[GcDecision]:
+    """A decision for every view, in the order given (filter on ``eligible``)."""
+    return [decide(view, now, min_age) for view in views]

@@ -1,0 +1,97 @@
+"""The labels cai puts on every container it creates (SPEC section 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+MANAGED: Final = "containai.managed"
+WORKSPACE: Final = "containai.workspace"
+SSH_PORT: Final = "containai.ssh-port"
+DATA_VOLUME: Final = "containai.data-volume"
+TEMPLATE: Final = "ai.containai.template"
+TEMPLATE_HASH: Final = "ai.containai.template-hash"
+RUNTIME: Final = "containai.runtime"
+KEEP: Final = "containai.keep"
+SCHEMA: Final = "containai.schema"
+
+ALL: Final = (
+    MANAGED,
+    WORKSPACE,
+    SSH_PORT,
+    DATA_VOLUME,
+    TEMPLATE,
+    TEMPLATE_HASH,
+    RUNTIME,
+    KEEP,
+    SCHEMA,
+)
+
+TRUE: Final = "true"
+SCHEMA_VERSION: Final = "1"
+MANAGED_FILTER: Final = f"{MANAGED}={TRUE}"
+"""For ``docker ps --filter label=...``: every container cai manages."""
+
+_ISOLATION: Final = {
+    "runsc": "runsc (gVisor)",
+    "sysbox-runc": "sysbox-runc (Sysbox)",
+    "runc": "runc (no extra isolation)",
+}
+_KEEP_VALUES: Final = frozenset({"true", "1", "yes", "on"})
+
+
+def build_labels(
+    *,
+    workspace: str,
+    ssh_port: int,
+    data_volume: str,
+    template: str,
+    template_hash: str,
+    runtime: str,
+    keep: bool,
+) -> dict[str, str]:
+    """All labels for a new container; ``containai.keep`` only when ``keep`` is true."""
+    labels = {
+        MANAGED: TRUE,
+        WORKSPACE: workspace,
+        SSH_PORT: str(ssh_port),
+        DATA_VOLUME: data_volume,
+        TEMPLATE: template,
+        TEMPLATE_HASH: template_hash,
+        RUNTIME: runtime,
+        SCHEMA: SCHEMA_VERSION,
+    }
+    if keep:
+        labels[KEEP] = TRUE
+    return labels
+
+
+def is_managed(labels: Mapping[str, str] | None) -> bool:
+    """True only for ``containai.managed=true`` exactly: anything else is never touched."""
+    return labels is not None and labels.get(MANAGED) == TRUE
+
+
+def is_kept(labels: Mapping[str, str] | None) -> bool:
+    """``containai.keep`` set to a true value (``true``, ``1``, ``yes``, ``on``, any case).
+
+    Deliberately lenient: a hand-set ``containai.keep=True`` protects from gc too.
+    """
+    if labels is None:
+        return False
+    return labels.get(KEEP, "").strip().lower() in _KEEP_VALUES
+
+
+def workspace_of(labels: Mapping[str, str] | None) -> str | None:
+    """The ``containai.workspace`` label of a managed container, else ``None``."""
+    if not is_managed(labels) or labels is None:
+        return None
+    return labels.get(WORKSPACE)
+
+
+def isolation_label(runtime: str) -> str:
+    """How ``status``/``list``/``doctor`` describe a runtime: ``runsc (gVisor)`` etc."""
+    if runtime in _ISOLATION:
+        return _ISOLATION[runtime]
+    if not runtime:
+        return "unknown"
+    return f"{runtime} (unknown isolation)"

@@ -1,0 +1,237 @@
+"""The settings cai knows: their types, defaults, validation, and precedence.
+
+Precedence (SPEC section 6, issue 3): CLI > environment > workspace state >
+repo-local ``.containai/config.toml`` > global config > default. Pure: the
+layers are handed in as plain mappings already read from their files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from containai.domain.errors import ConfigError, UsageError
+
+DEFAULT_DATA_VOLUME = "containai-data"
+
+
+def _as_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in ("true", "yes", "on", "1"):
+        return True
+    if low in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("use true or false")
+
+
+def _as_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("use a whole number") from None
+
+
+def _as_list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kind: type  # str, int, bool or list
+    default: Any
+    help: str
+    check: Callable[[Any], None] | None = None
+
+
+def _check_port(value: Any) -> None:
+    if not 1024 <= int(value) <= 65535:
+        raise ValueError("use a port between 1024 and 65535")
+
+
+def _check_choice(*choices: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in choices:
+            raise ValueError("use one of " + ", ".join(choices))
+
+    return check
+
+
+def _check_with(fn: Callable[[str], object]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        try:
+            fn(str(value))
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
+def _lazy_validation(name: str) -> Callable[[str], object]:
+    def call(value: str) -> object:
+        from containai.domain import validation
+
+        result: object = getattr(validation, name)(value)
+        return result
+
+    return call
+
+
+def _lazy_age(value: str) -> object:
+    from containai.domain.age import parse_age
+
+    return parse_age(value)
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key(
+            "data_volume",
+            str,
+            DEFAULT_DATA_VOLUME,
+            "data volume for agent state",
+            _check_with(_lazy_validation("validate_volume_name")),
+        ),
+        Key("agent.default", str, "claude", "agent started by `cai run` with no AGENT"),
+        Key("agents", list, ["claude"], "agents installed in the default template"),
+        Key("engine.context", str, None, "Docker context to use"),
+        Key("image.base", str, "debian:bookworm-slim", "base image of the templates"),
+        Key(
+            "image.ca_bundle",
+            str,
+            None,
+            "CA bundle given to builds and containers (default: the system bundle)",
+        ),
+        Key(
+            "runtime",
+            str,
+            "auto",
+            "OCI runtime: auto, sysbox-runc, runsc or runc",
+            _check_choice("auto", "sysbox-runc", "runsc", "runc"),
+        ),
+        Key(
+            "template",
+            str,
+            "default",
+            "image template",
+            _check_with(_lazy_validation("validate_template_name")),
+        ),
+        Key("ssh.port_range_start", int, 2300, "first host port for SSH", _check_port),
+        Key("ssh.port_range_end", int, 2499, "last host port for SSH", _check_port),
+        Key("ssh.forward_agent", bool, False, "forward the SSH agent into containers"),
+        Key(
+            "gc.age",
+            str,
+            "30d",
+            "minimum age of a stopped container for gc",
+            _check_with(_lazy_age),
+        ),
+        Key(
+            "container.memory",
+            str,
+            None,
+            "memory limit (default: half the host's, >= 2 GiB)",
+            _check_with(_lazy_validation("parse_memory")),
+        ),
+        Key(
+            "container.cpus",
+            str,
+            None,
+            "CPU limit (default: half the host's, >= 1)",
+            _check_with(_lazy_validation("parse_cpus")),
+        ),
+    )
+}
+
+# Keys that are per workspace by nature: `config set` without a scope writes workspace state.
+WORKSPACE_KEYS = frozenset({"data_volume"})
+# Workspace state fields that are not settings.
+STATE_FIELDS = frozenset({"container_name", "created_at"})
+
+
+def key(name: str) -> Key:
+    try:
+        return KEYS[name]
+    except KeyError:
+        known = ", ".join(sorted(KEYS))
+        raise UsageError(f"unknown config key '{name}': use one of {known}") from None
+
+
+def parse_value(name: str, raw: str) -> Any:
+    """A command-line string -> the typed value for ``name`` (UsageError naming both)."""
+    k = key(name)
+    try:
+        if k.kind is bool:
+            value: Any = _as_bool(raw)
+        elif k.kind is int:
+            value = _as_int(raw)
+        elif k.kind is list:
+            value = _as_list(raw)
+        else:
+            value = raw
+        if k.check is not None:
+            k.check(value)
+    except ValueError as exc:
+        raise UsageError(f"invalid value '{raw}' for {name}: {exc}") from None
+    return value
+
+
+def check_file_value(name: str, value: Any, source: str) -> Any:
+    """A value read from a config file: type-checked, or ConfigError naming the file."""
+    k = KEYS.get(name)
+    if k is None:
+        return value  # unknown keys are kept (and ignored), never an error
+    ok = (
+        isinstance(value, bool)
+        if k.kind is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if k.kind is int
+        else isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if k.kind is list
+        else isinstance(value, str)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{source}: {name} must be a {k.kind.__name__}, not {value!r}; "
+            f"fix it with `cai config set {name} VALUE`"
+        )
+    if k.check is not None:
+        try:
+            k.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: invalid {name} {value!r}: {exc}") from None
+    return value
+
+
+def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"ssh": {"port_range_start": 1}}`` -> ``{"ssh.port_range_start": 1}``.
+
+    The ``workspace`` table (state) is not a setting and is skipped at the top level.
+    """
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        if not prefix and k == "workspace":
+            continue
+        full = f"{prefix}{k}"
+        if isinstance(v, Mapping) and full not in KEYS:
+            out.update(flatten(v, full + "."))
+        else:
+            out[full] = v
+    return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    key: str
+    value: Any
+    source: str  # cli, env, workspace, repo, global, default
+
+
+def resolve(name: str, layers: Sequence[tuple[str, Mapping[str, Any]]]) -> Resolved:
+    """First layer (in order) that has ``name`` wins; else the key's default."""
+    for source, values in layers:
+        if name in values and values[name] is not None:
+            return Resolved(name, values[name], source)
+    return Resolved(name, key(name).default, "default")

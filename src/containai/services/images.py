@@ -1,0 +1,212 @@
+"""Images from templates (SPEC section 8, DESIGN decision 6).
+
+``containai:<template>`` = the template's Dockerfile built ``FROM`` the base
+image, then cai's system layer (agent user, sshd config, entrypoint) on top.
+The base is ``image.base`` when present or pullable; otherwise (air-gapped)
+a Debian root file system bootstrapped from the machine's apt mirror and
+imported as ``containai-base:bookworm``. The host CA bundle goes into the
+build context as ``ca.crt`` (a CA certificate is public, not a secret).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from containai.domain import labels as L
+from containai.domain.errors import Failed, NotFound
+from containai.domain.validation import validate_template_name
+from containai.services.lifecycle import ImageProvider, ImageRef
+from containai.services.ports import Engine
+
+IMAGE_REPO = "containai"
+TEMPLATE_REPO = "containai-template"
+OFFLINE_BASE = "containai-base:bookworm"
+DEFAULT_BASE = "debian:bookworm-slim"
+SYSTEM_DIR = "system"
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+Bootstrap = Callable[[Sequence[str], str], None]
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    path: Path
+    builtin: bool
+
+
+def builtin_templates_root() -> Path:
+    return Path(str(resources.files("containai") / "templates"))
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            yield path
+
+
+def tree_hash(roots: Sequence[Path], extra: Sequence[str] = ()) -> str:
+    """sha256 over every file (relative path, mode bit x, content) of ``roots`` and ``extra``."""
+    digest = hashlib.sha256()
+    for root in roots:
+        digest.update(f"root:{root.name}\0".encode())
+        for path in _files(root):
+            rel = path.relative_to(root).as_posix()
+            executable = "x" if path.stat().st_mode & 0o111 else "-"
+            digest.update(f"{rel}\0{executable}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for item in extra:
+        digest.update(f"extra:{item}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+class Images(ImageProvider):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user_templates: Path,
+        base_image: str = DEFAULT_BASE,
+        ca_bundle: str | None = None,
+        agents: Sequence[str] = ("claude",),
+        progress: Callable[[str], None] = lambda _m: None,
+        bootstrap: Bootstrap | None = None,
+        bootstrap_possible: Callable[[], bool] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.user_templates = user_templates
+        self.base_image = base_image or DEFAULT_BASE
+        self.ca_bundle = ca_bundle
+        self.agents = list(agents)
+        self.progress = progress
+        self._bootstrap = bootstrap
+        self._bootstrap_possible = bootstrap_possible
+
+    # -------------------------------------------------------------- templates
+    def templates(self) -> list[Template]:
+        found: dict[str, Template] = {}
+        root = builtin_templates_root()
+        for path in sorted(root.iterdir()):
+            if path.is_dir() and path.name != SYSTEM_DIR and (path / "Dockerfile").is_file():
+                found[path.name] = Template(path.name, path, True)
+        if self.user_templates.is_dir():
+            for path in sorted(self.user_templates.iterdir()):
+                if (path / "Dockerfile").is_file():
+                    try:
+                        validate_template_name(path.name)
+                    except Exception:
+                        continue
+                    found[path.name] = Template(path.name, path, False)
+        return sorted(found.values(), key=lambda t: t.name)
+
+    def template(self, name: str) -> Template:
+        validate_template_name(name)
+        for t in self.templates():
+            if t.name == name:
+                return t
+        have = ", ".join(t.name for t in self.templates())
+        raise NotFound(
+            f"template '{name}' does not exist (have: {have}); create "
+            f"{self.user_templates / name}/Dockerfile or see `cai template list`"
+        )
+
+    def ca_bundle_path(self) -> Path | None:
+        if self.ca_bundle:
+            path = Path(self.ca_bundle).expanduser()
+            if not path.is_file():
+                raise NotFound(
+                    f"CA bundle {path} (config image.ca_bundle) does not exist; fix it with "
+                    "`cai config set image.ca_bundle PATH` or unset it"
+                )
+            return path
+        return SYSTEM_CA if SYSTEM_CA.is_file() else None
+
+    def current_hash(self, template: str) -> str:
+        t = self.template(template)
+        ca = self.ca_bundle_path()
+        ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest() if ca else "none"
+        return tree_hash(
+            [t.path, builtin_templates_root() / SYSTEM_DIR],
+            [f"base={self.base_image}", f"ca={ca_digest}", f"agents={','.join(self.agents)}"],
+        )
+
+    # ------------------------------------------------------------------- base
+    def resolve_base(self, *, offline: bool = False) -> str:
+        """The base image to build on, bootstrapping one offline when it must."""
+        if not offline:
+            if self.engine.inspect_image(self.base_image) is not None:
+                return self.base_image
+            if self.base_image == DEFAULT_BASE and self.engine.inspect_image(OFFLINE_BASE):
+                return OFFLINE_BASE
+            self.progress(f"pulling base image {self.base_image}")
+            if self.engine.pull(self.base_image):
+                return self.base_image
+        if self.engine.inspect_image(OFFLINE_BASE) is not None:
+            return OFFLINE_BASE
+        if (
+            self._bootstrap is None
+            or self._bootstrap_possible is None
+            or not self._bootstrap_possible()
+        ):
+            raise Failed(
+                f"base image '{self.base_image}' is neither present nor pullable, and the "
+                "offline bootstrap needs root and debootstrap (apt-get install debootstrap); "
+                "load an image with `docker load` or set `cai config set image.base IMAGE`"
+            )
+        self.progress(f"bootstrapping {OFFLINE_BASE} from the apt mirror (debootstrap)")
+        self._bootstrap(self.engine.argv(), OFFLINE_BASE)
+        return OFFLINE_BASE
+
+    # ------------------------------------------------------------------ build
+    def tag(self, template: str) -> str:
+        return f"{IMAGE_REPO}:{template}"
+
+    def ensure(self, template: str) -> ImageRef:
+        """``containai:<template>``, built when missing or when its inputs changed."""
+        wanted = self.current_hash(template)
+        info = self.engine.inspect_image(self.tag(template))
+        if info is not None:
+            image_labels = (info.get("Config") or {}).get("Labels") or {}
+            if image_labels.get(L.TEMPLATE_HASH) == wanted:
+                return ImageRef(self.tag(template), template, wanted)
+        return self.build(template)
+
+    def build(self, template: str, *, offline: bool = False) -> ImageRef:
+        t = self.template(template)
+        template_hash = self.current_hash(template)
+        base = self.resolve_base(offline=offline)
+        labels = {L.TEMPLATE: template, L.TEMPLATE_HASH: template_hash, L.MANAGED: "true"}
+        ca = self.ca_bundle_path()
+        with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
+            ctx = Path(tmp) / "template"
+            shutil.copytree(t.path, ctx, symlinks=True)
+            _write_ca(ctx / "ca.crt", ca)
+            intermediate = f"{TEMPLATE_REPO}:{template}"
+            self.progress(f"building template '{template}' on {base}")
+            self.engine.build(
+                ctx,
+                tag=intermediate,
+                build_args={"BASE_IMAGE": base, "AGENTS": " ".join(self.agents)},
+                stream=None,
+            )
+            sysctx = Path(tmp) / "system"
+            shutil.copytree(builtin_templates_root() / SYSTEM_DIR, sysctx, symlinks=True)
+            _write_ca(sysctx / "ca.crt", ca)
+            self.progress(f"adding cai's system layer -> {self.tag(template)}")
+            self.engine.build(
+                sysctx,
+                tag=self.tag(template),
+                build_args={"BASE_IMAGE": intermediate},
+                labels=labels,
+            )
+        return ImageRef(self.tag(template), template, template_hash)
+
+
+def _write_ca(dest: Path, ca: Path | None) -> None:
+    dest.write_bytes(ca.read_bytes() if ca else b"")

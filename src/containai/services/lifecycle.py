@@ -1,0 +1,608 @@
+"""The container lifecycle: find, create, start, attach, recreate, stop, remove.
+
+``ensure_running`` is idempotent convergence (DESIGN decision 5): it looks at
+what exists and does only the missing steps, under a per-workspace lock, so a
+``cai run`` killed at any point is finished by the next one and concurrent
+runs end with one container. Services never print: questions go through the
+``confirm`` callback, warnings through ``warn``.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import tarfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from containai.domain import labels as L
+from containai.domain import naming
+from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, Refused, UsageError
+from containai.domain.isolation import choose_runtime
+from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
+from containai.domain.validation import parse_cpus, parse_memory
+from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
+from containai.services.workspace import Workspace
+
+CONTAINER_SSH_PORT = 2222
+DATA_MOUNT = "/mnt/agent-data"
+KEY_DIR = "/etc/containai/ssh"
+GIB = 1024**3
+
+Warn = Callable[[str], None]
+# confirm(container, sessions) -> proceed? (raises ConfirmationNeeded when it cannot ask)
+Confirm = Callable[[str, Sessions], bool]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    tag: str
+    template: str
+    template_hash: str
+
+
+class ImageProvider:
+    """What lifecycle needs from the image service (see ``services/images.py``)."""
+
+    def ensure(self, template: str) -> ImageRef:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def current_hash(self, template: str) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class RunRequest:
+    workspace: Workspace
+    container: str | None = None  # --container
+    data_volume: str = "containai-data"  # effective volume (settings)
+    data_volume_explicit: bool = False  # came from --data-volume
+    template: str = "default"
+    runtime: str = "auto"
+    fresh: bool = False
+    reset: bool = False
+    keep: bool = False
+    force: bool = False
+    memory: str | None = None
+    cpus: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    port_range: tuple[int, int] = (2300, 2499)
+    forward_agent: bool = False
+    ssh_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """A container found for a workspace (or by name), with its inspect data if it exists."""
+
+    name: str
+    info: dict[str, Any] | None
+    workspace: str
+
+    @property
+    def exists(self) -> bool:
+        return self.info is not None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        if self.info is None:
+            return {}
+        return dict((self.info.get("Config") or {}).get("Labels") or {})
+
+    @property
+    def state(self) -> str:
+        if self.info is None:
+            return "absent"
+        return str((self.info.get("State") or {}).get("Status", "unknown"))
+
+
+@dataclass(frozen=True)
+class Ready:
+    name: str
+    workspace: str
+    data_volume: str
+    ssh_port: int
+    user: str
+    action: str  # create | start | attach | recreate
+    runtime: str
+
+
+def agent_user(uid: int) -> str:
+    return "root" if uid == 0 else "agent"
+
+
+def _csv_field(text: str) -> str:
+    """One field of ``--mount``'s CSV syntax, quoted when it holds a comma or quote."""
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def mount_arg(kind: str, source: str, target: str) -> str:
+    return ",".join(_csv_field(f) for f in (f"type={kind}", f"source={source}", f"target={target}"))
+
+
+def key_tar(host_private: bytes, host_public: str, authorized: str) -> bytes:
+    """A tar of the SSH files the container needs, extracted at ``/`` with ``docker cp``."""
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("etc", "etc/containai", KEY_DIR.lstrip("/")):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.mtime = int(now)
+            tar.addfile(info)
+        for path, data, mode in (
+            (f"{KEY_DIR}/ssh_host_ed25519_key", host_private, 0o600),
+            (f"{KEY_DIR}/ssh_host_ed25519_key.pub", host_public.encode() + b"\n", 0o644),
+            (f"{KEY_DIR}/authorized_keys", authorized.encode() + b"\n", 0o644),
+        ):
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = int(now)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        engine: Engine,
+        ssh: Ssh,
+        config: Config,
+        locks: Locks,
+        host: HostProbe,
+        images: ImageProvider,
+        *,
+        warn: Warn = lambda _msg: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.ssh = ssh
+        self.config = config
+        self.locks = locks
+        self.host = host
+        self.images = images
+        self.warn = warn
+        self.clock = clock
+
+    # ------------------------------------------------------------------ lookup
+    def _owner(self, name: str) -> naming.Owner:
+        info = self.engine.inspect_container(name)
+        if info is None:
+            return None
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if not L.is_managed(labels):
+            return naming.UNMANAGED
+        return str(labels.get(L.WORKSPACE, ""))
+
+    def find(self, workspace: Workspace, container: str | None = None) -> Target:
+        """The container serving ``workspace`` (SPEC section 3 lookup order), or the name a
+        new one would get. ``--container`` names it directly."""
+        if container is not None:
+            info = self.engine.inspect_container(container)
+            if info is None:
+                return Target(container, None, workspace.path)
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            if not L.is_managed(labels):
+                raise Refused(
+                    f"container '{container}' is not managed by cai (no label "
+                    f"{L.MANAGED}=true); cai will not touch it: choose another --container"
+                )
+            return Target(container, info, str(labels.get(L.WORKSPACE) or workspace.path))
+        state_name = self.config.workspace_state(workspace.path).get("container_name")
+        if isinstance(state_name, str) and state_name:
+            info = self.engine.inspect_container(state_name)
+            if info is not None:
+                labels = (info.get("Config") or {}).get("Labels") or {}
+                if L.is_managed(labels) and labels.get(L.WORKSPACE) == workspace.path:
+                    return Target(state_name, info, workspace.path)
+        rows = self.engine.list_containers({L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
+        names = sorted({str(r.get("Names", "")).split(",")[0] for r in rows if r.get("Names")})
+        if len(names) > 1:
+            raise Refused(
+                f"workspace {workspace.path} has several containers ({', '.join(names)}); "
+                "choose one with --container NAME"
+            )
+        if names:
+            info = self.engine.inspect_container(names[0])
+            if info is not None:
+                return Target(names[0], info, workspace.path)
+        name = naming.choose_name(workspace.base_name, workspace.path, self._owner)
+        return Target(name, self.engine.inspect_container(name), workspace.path)
+
+    def find_existing(self, workspace: Workspace, container: str | None) -> Target:
+        """Like ``find`` but the container must exist (exit 4 otherwise)."""
+        target = self.find(workspace, container)
+        if not target.exists:
+            what = (
+                f"container '{target.name}'"
+                if container
+                else (f"no container for workspace {workspace.path}")
+            )
+            raise NotFound(f"{what} does not exist; create it with `cai run --detached`")
+        return target
+
+    # -------------------------------------------------------------- sessions
+    def sessions(self, name: str, timeout: float = 5.0) -> Sessions | None:
+        """Best-effort session count from inside the container; ``None`` when unknown."""
+        try:
+            proc = self.engine.exec(name, ["sh", "-c", PROBE_SCRIPT], timeout=timeout, check=False)
+        except Exception:
+            return None
+        if proc.returncode != 0 and not proc.stdout:
+            return None
+        return parse_probe(proc.stdout)
+
+    def _guard_sessions(self, target: Target, force: bool, confirm: Confirm) -> None:
+        if force or target.state != "running":
+            return
+        found = self.sessions(target.name)
+        if found is None or not found.any:
+            return
+        if not confirm(target.name, found):
+            raise Failed(f"left container '{target.name}' as it was (not confirmed)")
+
+    # ------------------------------------------------------------------ create
+    def _lease_port(self, port_range: tuple[int, int], preferred: int | None) -> int:
+        used: set[int] = set()
+        for row in self.engine.list_containers({L.MANAGED: L.TRUE}):
+            for item in str(row.get("Labels", "")).split(","):
+                key, _, value = item.partition("=")
+                if key == L.SSH_PORT and value.isdigit():
+                    used.add(int(value))
+        start, end = port_range
+        if (
+            preferred is not None
+            and start <= preferred <= end
+            and preferred not in used
+            and self.host.port_is_free(preferred)
+        ):
+            return preferred
+        for port in range(start, end + 1):
+            if port not in used and self.host.port_is_free(port):
+                return port
+        raise Failed(
+            f"no free SSH port in {start}..{end}: every port is used by a managed container or "
+            "bound on the host; remove old containers (`cai gc`) or widen the range with "
+            "`cai config set ssh.port_range_end N`"
+        )
+
+    def _limits(self, req: RunRequest) -> tuple[int, float]:
+        memory = (
+            parse_memory(req.memory) if req.memory else max(2 * GIB, self.host.memory_bytes() // 2)
+        )
+        cpus = parse_cpus(req.cpus) if req.cpus else float(max(1, self.host.cpu_count() // 2))
+        return memory, cpus
+
+    def _create(
+        self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
+    ) -> int:
+        image = self.images.ensure(req.template)
+        if self.engine.inspect_volume(volume) is None:
+            try:
+                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
+            except Failed:
+                if self.engine.inspect_volume(volume) is None:
+                    raise
+        uid, gid = self.host.uid_gid()
+        memory, cpus = self._limits(req)
+        private, public = self.ssh.ensure_host_key(name)
+        with self.locks.ports():
+            port = self._lease_port(req.port_range, preferred_port)
+            args: list[str] = ["--name", name, "--hostname", naming.hostname_for(name)]
+            for k, v in L.build_labels(
+                workspace=req.workspace.path,
+                ssh_port=port,
+                data_volume=volume,
+                template=image.template,
+                template_hash=image.template_hash,
+                runtime=runtime,
+                keep=req.keep,
+            ).items():
+                args += ["--label", f"{k}={v}"]
+            args += [
+                "--runtime",
+                runtime,
+                "--init",
+                "--mount",
+                mount_arg("volume", volume, DATA_MOUNT),
+                "--mount",
+                mount_arg("bind", req.workspace.path, req.workspace.path),
+                "--workdir",
+                req.workspace.path,
+                "--publish",
+                f"127.0.0.1:{port}:{CONTAINER_SSH_PORT}",
+                "--memory",
+                str(memory),
+                "--cpus",
+                f"{cpus:g}",
+                "--env",
+                f"CAI_UID={uid}",
+                "--env",
+                f"CAI_GID={gid}",
+                "--env",
+                f"CAI_USER={agent_user(uid)}",
+                "--env",
+                f"CAI_WORKSPACE={req.workspace.path}",
+            ]
+            for k, v in req.env.items():
+                args += ["--env", f"{k}={v}"]
+            args.append(image.tag)
+            try:
+                self.engine.create_container(args)
+            except Failed as exc:
+                if "already in use" in str(exc) and self.engine.inspect_container(name):
+                    return int(self._labels_of(name).get(L.SSH_PORT, port))
+                raise
+        self.ssh.pin_host_key(name, public)
+        self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
+        return port
+
+    def _labels_of(self, name: str) -> dict[str, str]:
+        info = self.engine.inspect_container(name) or {}
+        return dict((info.get("Config") or {}).get("Labels") or {})
+
+    def _install_keys(self, name: str) -> None:
+        """Re-send the SSH files to an existing container (after a crash mid-creation)."""
+        private, public = self.ssh.ensure_host_key(name)
+        self.ssh.pin_host_key(name, public)
+        self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
+
+    def _start(self, name: str) -> None:
+        try:
+            self.engine.start(name)
+        except Failed as exc:
+            text = str(exc).lower()
+            if "port is already allocated" in text or "address already in use" in text:
+                raise _PortTaken() from None
+            raise
+
+    # --------------------------------------------------------- ensure_running
+    def ensure_running(self, req: RunRequest, confirm: Confirm) -> Ready:
+        """Converge the workspace's container to running and reachable over SSH."""
+        self.ssh.ensure_user_key()
+        with self.locks.workspace(req.workspace.path):
+            target = self.find(req.workspace, req.container)
+            workspace = req.workspace
+            if target.exists and target.workspace != workspace.path:
+                workspace = Workspace(target.workspace, workspace.branch)
+                req.workspace = workspace
+            volume = req.data_volume
+            action = "attach"
+            preferred_port: int | None = None
+            if target.exists:
+                labels = target.labels
+                preferred_port = _int(labels.get(L.SSH_PORT))
+                if req.keep and not L.is_kept(labels) and not (req.fresh or req.reset):
+                    raise UsageError(
+                        f"container '{target.name}' was created without --keep and labels are "
+                        "fixed at creation; recreate it with `cai --fresh --keep`"
+                    )
+                current_volume = labels.get(L.DATA_VOLUME, volume)
+                if req.reset:
+                    volume = self._new_reset_volume(workspace)
+                elif req.fresh:
+                    volume = volume if req.data_volume_explicit else current_volume
+                elif req.data_volume_explicit and current_volume != volume:
+                    raise Failed(
+                        f"container '{target.name}' uses data volume '{current_volume}', not "
+                        f"'{volume}'; recreate it with `cai --fresh --data-volume {volume}`"
+                    )
+                else:
+                    volume = current_volume
+                if req.fresh or req.reset:
+                    self._guard_sessions(target, req.force, confirm)
+                    self.ssh.exit_master(target.name)
+                    self.engine.remove(target.name, force=True)
+                    target = Target(target.name, None, workspace.path)
+                    action = "recreate"
+            elif req.reset:
+                volume = self._new_reset_volume(workspace)
+            runtime = self._runtime(req.runtime, target)
+            created = False
+            if not target.exists:
+                port = self._create(req, target.name, volume, preferred_port, runtime)
+                action = "create" if action == "attach" else action
+                created = True
+            else:
+                port = _int(target.labels.get(L.SSH_PORT)) or 0
+                self._warn_template_drift(target)
+            for _attempt in range(3):
+                info = self.engine.inspect_container(target.name)
+                if info is None:
+                    raise Failed(
+                        f"container '{target.name}' disappeared while starting it; "
+                        "run the command again"
+                    )
+                status = str((info.get("State") or {}).get("Status"))
+                if status == "running":
+                    break
+                if status == "created":
+                    self._install_keys(target.name)
+                if not self.host.port_is_free(port):
+                    # Its port was taken meanwhile: recreate on a new port (volume kept).
+                    self.ssh.exit_master(target.name)
+                    self.engine.remove(target.name, force=True)
+                    port = self._create(req, target.name, volume, None, runtime)
+                    created = True
+                    action = "recreate" if action != "create" else action
+                if action == "attach":
+                    action = "start"
+                try:
+                    self._start(target.name)
+                    break
+                except _PortTaken:
+                    self.engine.remove(target.name, force=True)
+                    port = self._create(req, target.name, volume, None, runtime)
+                    created = True
+            uid, _gid = self.host.uid_gid()
+            user = agent_user(uid)
+            self.ssh.write_entry(
+                target.name,
+                port=port,
+                user=user,
+                forward_agent=req.forward_agent,
+                workspace=workspace.path,
+            )
+            if not created and action in ("attach", "start"):
+                self._heal_pin(target.name)
+            warning = self.ssh.ensure_include()
+            if warning:
+                self.warn(warning)
+            try:
+                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout)
+            except Failed as exc:
+                if "host key" in str(exc).lower() or "identification" in str(exc).lower():
+                    raise
+                log = self.engine.logs_tail(target.name, 20)
+                raise Failed(
+                    f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
+                    f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
+                ) from None
+            state: dict[str, Any] = {"container_name": target.name}
+            if created:
+                state["created_at"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            if req.reset or (req.data_volume_explicit and created):
+                state["data_volume"] = volume
+            if req.container is None or target.workspace == req.workspace.path:
+                self.config.set_workspace_state(workspace.path, state)
+            return Ready(target.name, workspace.path, volume, port, user, action, runtime)
+
+    def _heal_pin(self, name: str) -> None:
+        """A running container whose pin was lost (crash, cleanup): pin the key it has."""
+        try:
+            self.ssh.ensure_host_key(name)
+        except Exception:
+            return
+
+    def _runtime(self, requested: str, target: Target) -> str:
+        if target.exists:
+            return target.labels.get(L.RUNTIME, "runc")
+        runtime, warning = choose_runtime(requested, self.engine.runtimes())
+        if warning:
+            self.warn(warning)
+        return runtime
+
+    def _warn_template_drift(self, target: Target) -> None:
+        template = target.labels.get(L.TEMPLATE)
+        recorded = target.labels.get(L.TEMPLATE_HASH)
+        if not template or not recorded:
+            return
+        try:
+            current = self.images.current_hash(template)
+        except Exception:
+            return
+        if current and current != recorded:
+            self.warn(
+                f"template '{template}' changed since container '{target.name}' was created; "
+                "run `cai --fresh` to recreate it from the new image (the data volume is kept)"
+            )
+
+    def _new_reset_volume(self, workspace: Workspace) -> str:
+        name = naming.reset_volume_name(
+            workspace.repo, workspace.branch, self.clock(), secrets.token_hex(3)
+        )
+        self.engine.create_volume(name, {L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
+        return name
+
+    # ------------------------------------------------------------------- plan
+    def plan(self, req: RunRequest) -> dict[str, Any]:
+        """What ``ensure_running`` would do, changing nothing (``--dry-run``)."""
+        target = self.find(req.workspace, req.container)
+        plan: dict[str, Any] = {"container": target.name, "ssh_alias": f"cai-{target.name}"}
+        if not target.exists:
+            runtime, _warning = choose_runtime(req.runtime, self.engine.runtimes())
+            plan.update(
+                action="create", runtime=runtime, data_volume=None if req.reset else req.data_volume
+            )
+            return plan
+        labels = target.labels
+        port = _int(labels.get(L.SSH_PORT))
+        if req.fresh or req.reset:
+            action = "recreate"
+        elif target.state == "running":
+            action = "attach"
+        elif port is not None and not self.host.port_is_free(port):
+            action = "recreate"
+        else:
+            action = "start"
+        volume: str | None = labels.get(L.DATA_VOLUME, req.data_volume)
+        if req.reset:
+            volume = None
+        elif req.fresh and req.data_volume_explicit:
+            volume = req.data_volume
+        plan.update(
+            action=action,
+            workspace=target.workspace,
+            data_volume=volume,
+            image=str((target.info or {}).get("Config", {}).get("Image") or plan.get("image")),
+            template=labels.get(L.TEMPLATE, req.template),
+            runtime=labels.get(L.RUNTIME),
+            ssh_port=port,
+        )
+        if req.fresh or req.reset:
+            plan["image"] = f"containai:{req.template}"
+            plan["template"] = req.template
+        return plan
+
+    # -------------------------------------------------------------- stopping
+    def managed_targets(self) -> list[Target]:
+        ids = self.engine.container_ids({L.MANAGED: L.TRUE})
+        infos = self.engine.inspect_containers(ids)
+        out = []
+        for info in infos:
+            name = str(info.get("Name", "")).lstrip("/")
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            out.append(Target(name, info, str(labels.get(L.WORKSPACE, ""))))
+        return out
+
+    def stop(
+        self, targets: Sequence[Target], *, remove: bool, force: bool, confirm: Confirm
+    ) -> list[str]:
+        """Stop (or remove) each target; returns the names acted on. Never a volume."""
+        for target in targets:
+            if not L.is_managed(target.labels):
+                raise Refused(
+                    f"container '{target.name}' is not managed by cai; cai will not stop it"
+                )
+        for target in targets:
+            self._guard_sessions(target, force, confirm)
+        done = []
+        for target in targets:
+            with self.locks.workspace(target.workspace):
+                self.ssh.exit_master(target.name)
+                if remove:
+                    self.engine.remove(target.name, force=True)
+                    self.ssh.remove(target.name)
+                    state = self.config.workspace_state(target.workspace)
+                    if state.get("container_name") == target.name:
+                        self.config.set_workspace_state(target.workspace, {"container_name": None})
+                elif target.state in ("running", "restarting", "paused"):
+                    self.engine.stop(target.name)
+            done.append(target.name)
+        return done
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def confirm_unavailable(name: str, found: Sessions) -> bool:
+    """The ``confirm`` for callers that can never ask."""
+    raise ConfirmationNeeded(
+        f"container '{name}' may have active sessions ({found.ssh_connections} SSH, "
+        f"{found.active_terminals} terminals) and there is no TTY to ask; add --force"
+    )

@@ -1,0 +1,108 @@
+"""Which workspace, which container name, which settings (SPEC sections 3 and 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from containai.domain import naming, settings
+from containai.domain.errors import ConfigError
+from containai.services.ports import Config
+
+
+@dataclass(frozen=True)
+class Workspace:
+    path: str  # absolute, symlinks resolved
+    branch: str  # branch name, 'detached' or 'nogit'
+
+    @property
+    def repo(self) -> str:
+        return Path(self.path).name or "/"
+
+    @property
+    def base_name(self) -> str:
+        """The generated container name before any collision suffix."""
+        return naming.container_name(self.repo, self.branch)
+
+
+Resolver = Callable[[Path], tuple[Path, str]]
+
+
+def identify(
+    cwd: Path,
+    workspace_flag: str | None,
+    resolve_git: Resolver,
+    branch_of: Callable[[Path], str],
+) -> Workspace:
+    """``--workspace`` (made absolute, symlinks resolved) else the git top level of ``cwd``."""
+    from containai.domain.errors import NotFound
+
+    if workspace_flag is not None:
+        path = (cwd / Path(workspace_flag).expanduser()).resolve()
+        if not path.is_dir():
+            raise NotFound(f"workspace {path} is not a directory; create it or fix --workspace")
+        return Workspace(str(path), branch_of(path))
+    top, branch = resolve_git(cwd.resolve())
+    return Workspace(str(top), branch)
+
+
+ENV_KEYS = {"CONTAINAI_DATA_VOLUME": "data_volume", "CONTAINAI_CONTEXT": "engine.context"}
+
+
+class Settings:
+    """The effective value of every key for one workspace, with where it came from."""
+
+    def __init__(
+        self,
+        config: Config,
+        env: Mapping[str, str],
+        workspace: str | None,
+        cli: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.workspace = workspace
+        env_values = {k: env[e] for e, k in ENV_KEYS.items() if env.get(e)}
+        self._layers: list[tuple[str, Mapping[str, Any]]] = [
+            ("cli", {k: v for k, v in (cli or {}).items() if v is not None}),
+            ("env", env_values),
+        ]
+        if workspace is not None:
+            state = config.workspace_state(workspace)
+            self._layers.append(("workspace", self._checked(state, "workspace state")))
+            repo = settings.flatten(config.read_repo(workspace))
+            self._layers.append(("repo", self._checked(repo, str(config.repo_path(workspace)))))
+        glob = settings.flatten(config.read_global())
+        self._layers.append(("global", self._checked(glob, str(config.global_path))))
+
+    def _checked(self, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            if k in settings.STATE_FIELDS:
+                continue
+            where = source
+            if source == "workspace state":
+                where = f'{self.config.global_path} [workspace."{self.workspace}"]'
+            out[k] = settings.check_file_value(k, v, where)
+        return out
+
+    def get(self, key: str) -> settings.Resolved:
+        settings.key(key)  # unknown key -> UsageError
+        return settings.resolve(key, self._layers)
+
+    def value(self, key: str) -> Any:
+        return self.get(key).value
+
+    def all(self) -> list[settings.Resolved]:
+        return [self.get(k) for k in sorted(settings.KEYS)]
+
+    def port_range(self) -> tuple[int, int]:
+        from containai.domain.validation import validate_port_range
+
+        start, end = int(self.value("ssh.port_range_start")), int(self.value("ssh.port_range_end"))
+        try:
+            validate_port_range(start, end)
+        except Exception as exc:
+            raise ConfigError(f"{exc}") from None
+        return start, end

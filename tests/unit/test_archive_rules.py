@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from containai.domain.archive_rules import Member, check_members, member_problem, normalize
+from containai.domain.errors import Failed
+
+
+def f(name: str) -> Member:
+    return Member(name, "file")
+
+
+def d(name: str) -> Member:
+    return Member(name, "dir")
+
+
+def link(name: str, target: str) -> Member:
+    return Member(name, "symlink", target)
+
+
+def hard(name: str, target: str) -> Member:
+    return Member(name, "hardlink", target)
+
+
+def refused(members: list[Member]) -> str:
+    with pytest.raises(Failed) as info:
+        check_members(members, source="backup.tgz")
+    message = str(info.value)
+    assert info.value.exit_code == 1
+    assert "\n" not in message
+    assert "backup.tgz" in message
+    assert "nothing was changed" in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (".", ""),
+        ("./", ""),
+        ("./a", "a"),
+        ("././a/./b/", "a/b"),
+        ("a//b", "a/b"),
+        ("a/", "a"),
+        ("..a/b..", "..a/b.."),
+        ("", None),
+        ("/etc/passwd", None),
+        ("a/../b", None),
+        ("..", None),
+        ("./../x", None),
+        ("a\x00b", None),
+    ],
+)
+def test_normalize(name: str, expected: str | None) -> None:
+    assert normalize(name) == expected
+
+
+def test_typical_export_is_accepted() -> None:
+    check_members(
+        [
+            d("./"),
+            d("./.claude"),
+            f("./.claude/settings.json"),
+            f("./.claude.json"),
+            link("./.claude/current", "settings.json"),
+            link("./bin/sibling", "../.claude"),
+            link("./root-link", "."),
+            d("./bin"),
+            f("./bin/tool"),
+            hard("./bin/tool2", "./bin/tool"),
+            hard("bin/tool3", "bin/tool2"),
+            d("a"),
+            link("a/b/c/up", "../../.."),  # resolves to the root itself: inside
+        ]
+    )
+
+
+def test_empty_archive_is_accepted() -> None:
+    check_members([])
+
+
+@pytest.mark.parametrize(
+    ("members", "bad", "why"),
+    [
+        ([f("/etc/passwd")], "'/etc/passwd'", "absolute path"),
+        ([d("."), f("a/../../etc/x")], "'a/../../etc/x'", "'..'"),
+        ([f("..")], "'..'", "'..'"),
+        ([f("")], "''", "empty name"),
+        ([f("a\x00b")], "'a\\x00b'", "NUL"),
+        ([Member("dev/null", "device")], "'dev/null'", "device"),
+        ([Member("pipe", "fifo")], "'pipe'", "FIFO"),
+        ([Member("sock", "socket")], "'sock'", "socket"),
+        ([Member("odd", "other")], "'odd'", "not a file"),
+        ([link("x", "/etc/passwd")], "'x'", "absolute path '/etc/passwd'"),
+        ([link("x", "..")], "'x'", "outside"),
+        ([link("a/x", "../../etc")], "'a/x'", "outside"),
+        ([link("a/x", "b/../../..")], "'a/x'", "outside"),
+        ([link("x", "")], "'x'", "empty target"),
+        ([hard("h", "/etc/shadow")], "'h'", "outside"),
+        ([hard("h", "../x")], "'h'", "outside"),
+        ([hard("h", "later"), f("later")], "'h'", "not an earlier file"),
+        ([d("dir"), hard("h", "dir")], "'h'", "not an earlier file"),
+        ([hard("h", ".")], "'h'", "outside"),
+        ([link(".", "x")], "'.'", "root"),
+        ([f("./")], "'./'", "root"),
+        # written through a symlink, in either order
+        ([link("l", "sub"), f("l/evil")], "'l/evil'", "below the symlink 'l'"),
+        ([f("l/evil"), link("l", "sub")], "'l/evil'", "below the symlink 'l'"),
+        ([link("./l", "/etc"), f("./l/passwd")], "'./l'", "absolute"),
+        # chains: each link stays inside lexically, together they leave
+        ([link("x/l1", ".."), link("l2", "x/l1/..")], "'l2'", "outside"),
+        ([link("l2", "x/l1/.."), link("x/l1", "..")], "'l2'", "outside"),
+        ([link("a", "b"), link("b", "a")], "'a'", "loops"),
+        ([link("self", "self")], "'self'", "loops"),
+        ([link("up", "../x"), link("ok", "up")], "'up'", "outside"),
+    ],
+)
+def test_refused(members: list[Member], bad: str, why: str) -> None:
+    message = refused(members)
+    assert f"member {bad}" in message
+    assert why in message
+
+
+def test_first_bad_member_is_named() -> None:
+    message = refused([f("ok"), f("/abs"), Member("dev", "device")])
+    assert "'/abs'" in message and "'dev'" not in message
+
+
+def test_member_problem_directly() -> None:
+    assert member_problem(f("a/b"), {}) is None
+    assert member_problem(f("a/b"), {"a": "elsewhere"}) == "lies below the symlink 'a'"
+    assert member_problem(link("a", "elsewhere"), {"a": "elsewhere"}) is None
+    assert member_problem(hard("h", "a"), {}, {"a"}) is None
+    assert member_problem(hard("h", "a"), {}) is not None
+
+
+def test_check_members_accepts_any_iterable() -> None:
+    check_members(iter([d("."), f("a")]))
+    check_members(m for m in [f("x")])
+
+
+segment = st.sampled_from(["a", "b", ".", "..", "", "x.y", "..z", "c d"])
+paths = st.lists(segment, min_size=1, max_size=6).map("/".join)
+kinds = st.sampled_from(["file", "dir", "symlink", "hardlink"])
+
+
+@given(path=paths, prefix=st.sampled_from(["", "./", "/"]), kind=kinds)
+def test_dotdot_or_absolute_is_always_refused(path: str, prefix: str, kind: str) -> None:
+    name = prefix + path
+    member = Member(name, kind, "a")  # type: ignore[arg-type]
+    unsafe = name == "" or name.startswith("/") or ".." in name.split("/")
+    if unsafe:
+        with pytest.raises(Failed):
+            check_members([f("a"), member])
+        assert member_problem(member, {}) is not None
+    else:
+        assert normalize(name) is not None
+
+
+@given(
+    directory=st.lists(st.sampled_from(["a", "b", "c"]), max_size=4),
+    target=st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=6),
+)
+def test_symlink_target_inside_iff_lexically_inside(
+    directory: list[str], target: list[str]
+) -> None:
+    name = "/".join([*directory, "link"])
+    depth = len(directory)
+    escapes = False
+    for part in target:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                escapes = True
+                break
+        elif part != ".":
+            depth += 1
+    problem = member_problem(link(name, "/".join(target)), {})
+    assert (problem is not None) == escapes, (name, target, problem)
+
+
+@given(st.lists(st.tuples(paths, kinds, paths), max_size=8))
+def test_accepted_archives_have_only_safe_members(raw: list[tuple[str, str, str]]) -> None:
+    members = [Member(n, k, t) for n, k, t in raw]  # type: ignore[arg-type]
+    try:
+        check_members(members)
+    except Failed:
+        return
+    for member in members:
+        assert not member.name.startswith("/")
+        assert ".." not in member.name.split("/")
+        if member.kind in ("symlink", "hardlink"):
+            assert not member.linkname.startswith("/")
