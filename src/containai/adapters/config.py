@@ -121,6 +121,9 @@ class ConfigFiles:
             if not change(doc):
                 return False
             try:
+                if path == self.global_path:
+                    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    os.chmod(path.parent, 0o700)
                 atomic_write(path, tomlkit.dumps(doc))
             except OSError as exc:
                 raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None

@@ -678,13 +678,14 @@ class SshFiles:
             files = set(os.listdir(self.paths.host_keys_dir))
             for file in files:
                 if file.startswith("."):
-                    continue
-                if file.endswith(".pub"):
+                    continue  # temp files of a key generation
+                name = file
+                if file + ".pub" not in files and file.endswith(".pub"):
                     if file[: -len(".pub")] in files:
                         continue  # the public half of a pair
-                    file = file[: -len(".pub")]
-                if _NAME_RE.fullmatch(file):
-                    names.add(file)
+                    name = file[: -len(".pub")]  # a public half whose private key is gone
+                if _NAME_RE.fullmatch(name):
+                    names.add(name)
         return sorted(names)
 
     def stale(self, existing: Collection[str]) -> list[str]:

@@ -1,0 +1,269 @@
+#!/bin/bash
+# containai entrypoint: runs as root under `docker run --init` on every start.
+#
+# Idempotent: makes the agent user match the host user (CAI_UID/CAI_GID), links
+# the workspace and the agent state on the data volume into its home, then
+# execs sshd. Everything it creates is owned by the agent; nothing is deleted.
+#
+# Environment (set by cai at `docker create`):
+#   CAI_UID, CAI_GID        the host user's ids; CAI_UID=0 makes the agent root
+#   CAI_USER                the agent's name (default: agent)
+#   CAI_WORKSPACE           absolute host path of the workspace (bind-mounted
+#                           at the same path; sessions start there)
+#   CAI_SSH_FORWARD_AGENT   "true" allows ssh agent forwarding (ssh.forward_agent)
+# With arguments, it prepares the user and then execs them instead of sshd.
+set -euo pipefail
+umask 022
+
+log() { printf 'containai: %s\n' "$*"; }
+die() {
+	printf 'containai: error: %s\n' "$*" >&2
+	exit 1
+}
+
+readonly DATA=/mnt/agent-data
+readonly DATA_HOME=$DATA/home
+readonly SSH_DIR=/etc/containai/ssh
+readonly DROPINS=/etc/containai/sshd_config.d
+readonly HOME_LINKS=/etc/containai/home-links
+
+uid=${CAI_UID:-1000}
+gid=${CAI_GID:-$uid}
+want=${CAI_USER:-agent}
+ws=${CAI_WORKSPACE:-}
+
+[[ $uid =~ ^[0-9]+$ ]] || die "CAI_UID must be a number, got '$uid'"
+[[ $gid =~ ^[0-9]+$ ]] || die "CAI_GID must be a number, got '$gid'"
+[[ $want =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "CAI_USER is not a valid user name: '$want'"
+if [[ -n $ws && $ws != /* ]]; then die "CAI_WORKSPACE must be an absolute path, got '$ws'"; fi
+
+# ---------------------------------------------------------------- user ----
+
+# An account with a locked password field ("!...") cannot log in over ssh
+# without PAM, even with a key: use "*" (no password, not locked).
+unlock() {
+	local pw
+	pw=$(getent shadow "$1" | cut -d: -f2 || true)
+	if [[ -z $pw || $pw == '!'* ]]; then usermod -p '*' "$1"; fi
+}
+
+if [[ $uid == 0 ]]; then
+	user=root
+	group=root
+	gid=0
+	home=$(getent passwd root | cut -d: -f6)
+	home=${home:-/root}
+else
+	# Primary group: reuse whatever group has this gid, else create one.
+	group=$(getent group "$gid" | cut -d: -f1 || true)
+	if [[ -z $group ]]; then
+		if getent group "$want" >/dev/null; then
+			groupmod -g "$gid" "$want"
+		else
+			groupadd -g "$gid" "$want"
+		fi
+		group=$want
+	fi
+	home=/home/$want
+	user=$(getent passwd "$uid" | cut -d: -f1 || true)
+	if [[ -z $user ]]; then
+		if getent passwd "$want" >/dev/null; then
+			# The image has a user of that name with another uid: take it over.
+			usermod -u "$uid" -g "$gid" -d "$home" -s /bin/bash "$want"
+		else
+			useradd --no-log-init -M -u "$uid" -g "$gid" -d "$home" -s /bin/bash "$want"
+		fi
+		user=$want
+	elif [[ $user != "$want" ]] && ! getent passwd "$want" >/dev/null; then
+		# Another user has this uid (e.g. "node" in a node image): rename it.
+		old_home=$(getent passwd "$user" | cut -d: -f6)
+		if [[ $old_home == /home/* && -d $old_home && ! -e $home ]]; then
+			usermod -l "$want" -d "$home" -m -g "$gid" -s /bin/bash "$user"
+		else
+			usermod -l "$want" -d "$home" -g "$gid" -s /bin/bash "$user"
+		fi
+		user=$want
+	else
+		# Right name already, or the name is taken by yet another uid (then the
+		# existing account with this uid is used as it is, under its own name).
+		home=$(getent passwd "$user" | cut -d: -f6)
+		cur_gid=$(getent passwd "$user" | cut -d: -f4)
+		cur_shell=$(getent passwd "$user" | cut -d: -f7)
+		if [[ $cur_gid != "$gid" || $cur_shell != /bin/bash ]]; then
+			usermod -g "$gid" -s /bin/bash "$user"
+		fi
+	fi
+	if [[ ! -d $home ]]; then
+		mkdir -p "$home"
+		cp -a /etc/skel/. "$home"/ 2>/dev/null || true
+		chown -R "$uid:$gid" "$home"
+	else
+		chown "$uid:$gid" "$home"
+	fi
+	sudoers=/etc/sudoers.d/containai-agent
+	line="$user ALL=(ALL:ALL) NOPASSWD:ALL"
+	if [[ ! -f $sudoers || $(<"$sudoers") != "$line" ]]; then
+		mkdir -p /etc/sudoers.d
+		printf '%s\n' "$line" >"$sudoers.tmp"
+		chmod 0440 "$sudoers.tmp"
+		mv -f "$sudoers.tmp" "$sudoers"
+	fi
+fi
+unlock "$user"
+
+# ------------------------------------------------------ links in home ----
+
+# mkdir -p that gives every directory it creates to the agent.
+mkdir_owned() {
+	local dir=$1 missing=() d
+	d=$dir
+	while [[ ! -e $d ]]; do
+		missing=("$d" "${missing[@]}")
+		d=$(dirname "$d")
+	done
+	for d in "${missing[@]}"; do
+		mkdir "$d"
+		chown "$uid:$gid" "$d"
+	done
+}
+
+link_workspace() {
+	local link=$home/workspace
+	[[ -n $ws ]] || return 0
+	if [[ $ws == "$link" ]]; then return 0; fi
+	if [[ -L $link || ! -e $link ]]; then
+		if [[ $(readlink "$link" 2>/dev/null || true) != "$ws" ]]; then
+			ln -sfn "$ws" "$link"
+			chown -h "$uid:$gid" "$link"
+		fi
+	else
+		log "warning: $link exists and is not a link; not linking the workspace there"
+	fi
+}
+
+# ~/<entry> -> /mnt/agent-data/home/<entry>. Data already in the home moves to
+# the volume when the volume has none; otherwise it is kept aside, never deleted.
+link_state() {
+	local entry=$1 name src dst is_dir=0
+	name=${entry%/}
+	[[ $entry == */ ]] && is_dir=1
+	src=$home/$name
+	dst=$DATA_HOME/$name
+	mkdir_owned "$(dirname "$src")"
+	mkdir_owned "$(dirname "$dst")"
+	if [[ -L $src ]]; then
+		if [[ $(readlink "$src") == "$dst" && -e $dst ]]; then return 0; fi
+		rm -f "$src" # a link holds no data
+	elif [[ -e $src ]]; then
+		if [[ -e $dst ]]; then
+			mv "$src" "$src.containai-bak.$(date -u +%Y%m%d%H%M%S)"
+		else
+			mv "$src" "$dst"
+		fi
+	fi
+	if [[ ! -e $dst ]]; then
+		if ((is_dir)); then
+			mkdir "$dst"
+		elif [[ $dst == *.json ]]; then
+			printf '{}\n' >"$dst"
+		else
+			: >"$dst"
+		fi
+		chown "$uid:$gid" "$dst"
+	fi
+	ln -sfn "$dst" "$src"
+	chown -h "$uid:$gid" "$src"
+}
+
+link_workspace
+if [[ -d $DATA ]]; then
+	mkdir -p "$DATA_HOME"
+	chown "$uid:$gid" "$DATA"
+	# A volume that came from another uid (import, other host user): adopt it.
+	if [[ $(stat -c %u "$DATA_HOME") != "$uid" ]]; then
+		chown -R "$uid:$gid" "$DATA_HOME"
+	fi
+	if [[ -f $HOME_LINKS ]]; then
+		while IFS= read -r entry || [[ -n $entry ]]; do
+			entry=${entry%%#*}
+			entry=${entry//[[:space:]]/}
+			[[ -n $entry ]] || continue
+			if [[ $entry == /* || $entry == *..* ]]; then
+				log "warning: skipping home-links entry '$entry'"
+				continue
+			fi
+			link_state "$entry"
+		done <"$HOME_LINKS"
+	fi
+fi
+
+# ------------------------------------------------------------ sessions ----
+
+# Single-quote a value for sh.
+shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+# Login shells: Debian's /etc/profile resets PATH; restore the image's PATH
+# and start interactive logins in the workspace.
+{
+	printf '# containai: written by the entrypoint on each start\n'
+	printf 'PATH=%s\nexport PATH\n' "$(shq "$PATH")"
+	if [[ -n $ws ]]; then
+		printf 'if [ "$PWD" = "$HOME" ] && [ -d %s ]; then cd %s || true; fi\n' "$(shq "$ws")" "$(shq "$ws")"
+	fi
+} >/etc/profile.d/containai.sh.tmp
+mv -f /etc/profile.d/containai.sh.tmp /etc/profile.d/containai.sh
+
+# Every ssh session (also `ssh host cmd`, VS Code) gets the container's
+# environment: image ENV (PATH, CA variables) and the -e variables.
+mkdir -p "$DROPINS"
+setenv=()
+while IFS= read -r -d '' kv; do
+	name=${kv%%=*}
+	value=${kv#*=}
+	case $name in
+	HOSTNAME | HOME | PWD | OLDPWD | SHLVL | _ | TERM | USER | LOGNAME | SHELL | MAIL | SSH_*) continue ;;
+	esac
+	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+	if [[ $value == *[\"\\]* || $value == *$'\n'* ]]; then
+		log "warning: $name not passed to ssh sessions (quote, backslash or newline in its value)"
+		continue
+	fi
+	setenv+=("\"$name=$value\"")
+done < <(env -0)
+{
+	printf '# containai: written by the entrypoint on each start\n'
+	if ((${#setenv[@]})); then printf 'SetEnv %s\n' "${setenv[*]}"; fi
+} >"$DROPINS/50-environment.conf"
+if [[ ${CAI_SSH_FORWARD_AGENT:-} == true ]]; then
+	printf 'AllowAgentForwarding yes\n' >"$DROPINS/40-forward-agent.conf"
+else
+	rm -f "$DROPINS/40-forward-agent.conf"
+fi
+
+# What cai and scripts may read back.
+{
+	printf 'CAI_USER=%s\nCAI_UID=%s\nCAI_GID=%s\nCAI_HOME=%s\n' "$user" "$uid" "$gid" "$home"
+	printf 'CAI_WORKSPACE=%s\n' "$(shq "$ws")"
+} >/etc/containai/agent.env
+
+log "agent $user uid=$uid gid=$gid home=$home workspace=${ws:-none}"
+
+if (($#)); then
+	exec "$@"
+fi
+
+# ----------------------------------------------------------------- sshd ----
+
+[[ -f $SSH_DIR/ssh_host_ed25519_key ]] ||
+	die "missing $SSH_DIR/ssh_host_ed25519_key (cai copies it in before the first start)"
+[[ -f $SSH_DIR/authorized_keys ]] ||
+	die "missing $SSH_DIR/authorized_keys (cai copies it in before the first start)"
+chown root:root "$SSH_DIR" "$SSH_DIR/ssh_host_ed25519_key" "$SSH_DIR/authorized_keys"
+chmod 0755 "$SSH_DIR"
+chmod 0600 "$SSH_DIR/ssh_host_ed25519_key"
+chmod 0644 "$SSH_DIR/authorized_keys"
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+
+log "starting sshd on port 2222"
+exec /usr/sbin/sshd -D -e -f /etc/containai/sshd_config
