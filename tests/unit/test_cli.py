@@ -19,17 +19,38 @@ from containai.domain.errors import (
 )
 
 SURFACE = [
-    ["run"], ["shell"], ["exec"], ["stop"], ["status"], ["list"], ["export"], ["import"],
-    ["gc"], ["config"], ["doctor"], ["ssh"], ["ssh", "cleanup"], ["image"], ["image", "build"],
-    ["template"], ["template", "list"], ["setup"], ["version"],
+    ["run"],
+    ["shell"],
+    ["exec"],
+    ["stop"],
+    ["status"],
+    ["list"],
+    ["export"],
+    ["import"],
+    ["gc"],
+    ["config"],
+    ["doctor"],
+    ["ssh"],
+    ["ssh", "cleanup"],
+    ["image"],
+    ["image", "build"],
+    ["template"],
+    ["template", "list"],
+    ["setup"],
+    ["version"],
 ]
 
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path))
-    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "CONTAINAI_CONTEXT",
-                "CONTAINAI_DATA_VOLUME", "CAI_DEBUG"):
+    for var in (
+        "XDG_CONFIG_HOME",
+        "XDG_STATE_HOME",
+        "CONTAINAI_CONTEXT",
+        "CONTAINAI_DATA_VOLUME",
+        "CAI_DEBUG",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -44,8 +65,24 @@ def test_every_command_answers_help(words: list[str], capsys: pytest.CaptureFixt
 
 
 def test_spec_commands_are_all_registered() -> None:
-    spec = {"run", "shell", "exec", "stop", "status", "list", "export", "import", "gc",
-            "config", "doctor", "ssh", "image", "template", "setup", "version"}
+    spec = {
+        "run",
+        "shell",
+        "exec",
+        "stop",
+        "status",
+        "list",
+        "export",
+        "import",
+        "gc",
+        "config",
+        "doctor",
+        "ssh",
+        "image",
+        "template",
+        "setup",
+        "version",
+    }
     assert spec == set(cli_main.COMMANDS)
 
 
@@ -111,12 +148,18 @@ def test_version_text(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (Failed("x"), 1), (UsageError("x"), 2), (EngineUnreachable("x"), 3),
-        (NotFound("x"), 4), (Refused("x"), 5), (ConfirmationNeeded("x"), 6),
+        (Failed("x"), 1),
+        (UsageError("x"), 2),
+        (EngineUnreachable("x"), 3),
+        (NotFound("x"), 4),
+        (Refused("x"), 5),
+        (ConfirmationNeeded("x"), 6),
     ],
 )
 def test_error_boundary_maps_exit_codes(
-    error: Exception, code: int, monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from containai.cli.commands import version
@@ -129,8 +172,9 @@ def test_error_boundary_maps_exit_codes(
     assert capsys.readouterr().err == "cai: error: x\n"
 
 
-def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from containai.cli.commands import version
 
     def interrupted(_args: object) -> int:

@@ -19,8 +19,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "CONTAINAI_CONTEXT",
-                "CONTAINAI_DATA_VOLUME"):
+    for var in ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "CONTAINAI_CONTEXT", "CONTAINAI_DATA_VOLUME"):
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -98,7 +97,8 @@ def test_precedence_env_over_state_over_repo_over_global(
     cfg.write_text("data_volume = 'from-global'\ntemplate = 'globaltpl'\n")
     (ws / ".containai").mkdir()
     (ws / ".containai" / "config.toml").write_text(
-        "data_volume = 'from-repo'\ntemplate = 'repotpl'\n")
+        "data_volume = 'from-repo'\ntemplate = 'repotpl'\n"
+    )
 
     def effective() -> dict[str, tuple[object, str]]:
         code, out, err = cai(capsys, "config", "list", "--json")
@@ -114,8 +114,9 @@ def test_precedence_env_over_state_over_repo_over_global(
     assert effective()["gc.age"] == ("30d", "default")
 
 
-def test_list_text_has_source_column(home: Path, ws: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_list_text_has_source_column(
+    home: Path, ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cai(capsys, "config", "set", "gc.age", "7d")
     code, out, _ = cai(capsys, "config", "list")
     line = next(x for x in out.splitlines() if x.startswith("gc.age"))
@@ -129,8 +130,12 @@ def test_corrupt_config_is_reported_and_never_overwritten(
     path.parent.mkdir(parents=True)
     broken = "a = 1\n[unclosed\nb = 2\n"
     path.write_text(broken)
-    for argv in (["config", "get", "data_volume"], ["config", "set", "agent.default", "x"],
-                 ["config", "list"], ["run", "--dry-run"]):
+    for argv in (
+        ["config", "get", "data_volume"],
+        ["config", "set", "agent.default", "x"],
+        ["config", "list"],
+        ["run", "--dry-run"],
+    ):
         code, _out, err = cai(capsys, *argv)
         assert code == 1, argv
         assert err.startswith("cai: error: ") and str(path) in err and "line 2" in err
@@ -149,7 +154,10 @@ def test_wrong_type_in_file_names_file_and_key(
 
 
 def test_xdg_config_home_is_followed(
-    home: Path, ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    home: Path,
+    ws: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     xdg = tmp_path / "xdg"

@@ -203,6 +203,9 @@ def test_pin_rejects_garbage(files: SshFiles) -> None:
         files.pin_host_key("app", "not a key line\n")
     with pytest.raises(ValueError):
         files.pin_host_key("app", "ssh-ed25519")
+    with pytest.raises(ValueError):  # valid base64, but not a key of that type
+        files.pin_host_key("app", "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIA8KcJ4fPKu9U+pM9BWe")
+    assert not files.paths.known_hosts.exists()
 
 
 # -- config entry ----------------------------------------------------------------
@@ -319,8 +322,8 @@ def test_ssh_argv(tmp_path: Path) -> None:
 
 
 def test_control_path_short_and_long(tmp_path: Path) -> None:
-    short = files_for(tmp_path)
-    assert short.control_path("app") == short.paths.ssh_sockets_dir / "app"
+    short = files_for(Path("/home/u"))
+    assert short.control_path("app") == Path("/home/u/.local/state/containai/ssh/app")
 
     deep = tmp_path / ("d" * 120)
     files = files_for(deep)

@@ -15,6 +15,7 @@ Unix socket.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import hashlib
@@ -185,14 +186,17 @@ def _split_lines(data: bytes) -> list[bytes]:
 
 
 def _parse_public_line(public_line: str) -> tuple[str, str]:
+    """``(keytype, base64)`` of an OpenSSH public key line; the blob must name the same type."""
     fields = public_line.split()
-    if (
-        len(fields) < 2
-        or _KEYTYPE_RE.fullmatch(fields[0]) is None
-        or _BASE64_RE.fullmatch(fields[1]) is None
-    ):
-        raise ValueError(f"not an OpenSSH public key line: {public_line[:60]!r}")
-    return fields[0], fields[1]
+    if len(fields) >= 2 and _KEYTYPE_RE.fullmatch(fields[0]) and _BASE64_RE.fullmatch(fields[1]):
+        try:
+            blob = base64.b64decode(fields[1], validate=True)
+        except ValueError:
+            blob = b""
+        kind = fields[0].encode()
+        if blob[:4] == len(kind).to_bytes(4, "big") and blob[4 : 4 + len(kind)] == kind:
+            return fields[0], fields[1]
+    raise ValueError(f"not an OpenSSH public key line: {public_line[:60]!r}")
 
 
 def _proxy_command(proxy_jump: str) -> str:
@@ -304,21 +308,23 @@ class SshFiles:
     def _ensure_pair(self, private: Path, comment: str) -> None:
         public = private.with_name(private.name + ".pub")
         if private.is_file() and public.is_file():
+            if stat.S_IMODE(private.stat().st_mode) & 0o077:
+                os.chmod(private, 0o600)  # ssh ignores a private key others can read
             return
         with self._lock("ssh-keys"):
             if not private.is_file():
                 self._generate_key(private, comment)
             elif not public.is_file():
+                if stat.S_IMODE(private.stat().st_mode) & 0o077:
+                    os.chmod(private, 0o600)  # else ssh-keygen refuses to read it
                 # the public half was deleted: derive it again from the private key
-                line = self._keygen(["-y", "-f", str(private)]).strip()
-                _atomic_write(public, f"{line} {comment}\n".encode(), mode=0o644)
+                fields = self._keygen(["-y", "-f", str(private)]).split()[:2]
+                _atomic_write(public, f"{' '.join(fields)} {comment}\n".encode(), mode=0o644)
 
     def ensure_user_key(self) -> Path:
         """The user key ``paths.user_key`` (ed25519, 0600), generated on first use."""
         key = self.paths.user_key
         self._ensure_pair(key, "containai")
-        if stat.S_IMODE(key.stat().st_mode) & 0o077:
-            os.chmod(key, 0o600)  # ssh ignores a private key others can read
         return key
 
     def public_key(self) -> str:
