@@ -360,7 +360,7 @@ def test_ensure_control_dir_fallback_is_private(
     assert os.lstat(path.parent).st_uid == os.getuid()
     # a fallback directory owned by someone else is refused, never used
     fake_uid = 4_000_000_000 - os.getpid()
-    monkeypatch.setattr(ssh_mod.os, "getuid", lambda: fake_uid)
+    monkeypatch.setattr(os, "getuid", lambda: fake_uid)
     foreign = Path(f"/tmp/cai-{fake_uid}")
     try:
         with pytest.raises(Failed, match="not a directory owned by you"):
@@ -579,7 +579,7 @@ def test_remote_command_command_with_equals_sign(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
     tool = workspace / "a=b"
-    tool.write_text("#!/bin/sh\necho \"ran $CAI_X $1\"\n")
+    tool.write_text('#!/bin/sh\necho "ran $CAI_X $1"\n')
     tool.chmod(0o755)
     line = remote_command(str(workspace), ["./a=b", "arg 1"], {"CAI_X": "v"})
     assert run_remote(line) == "ran v arg 1\n"

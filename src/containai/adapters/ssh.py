@@ -32,8 +32,6 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
-from filelock import FileLock
-
 from containai.domain.errors import Failed
 from containai.paths import Paths
 
@@ -267,6 +265,8 @@ class SshFiles:
 
     @contextlib.contextmanager
     def _lock(self, what: str) -> Iterator[None]:
+        from filelock import FileLock  # lazily: it pulls in logging, off the hot path
+
         _mkdirs(self.paths.locks_dir)
         with FileLock(self.paths.locks_dir / f"{what}.lock", mode=0o600):
             yield

@@ -60,7 +60,7 @@ else
 		if getent group "$want" >/dev/null; then
 			groupmod -g "$gid" "$want"
 		else
-			groupadd -g "$gid" "$want"
+			groupadd -K GID_MIN=1 -K GID_MAX=2147483647 -g "$gid" "$want"
 		fi
 		group=$want
 	fi
@@ -71,7 +71,7 @@ else
 			# The image has a user of that name with another uid: take it over.
 			usermod -u "$uid" -g "$gid" -d "$home" -s /bin/bash "$want"
 		else
-			useradd --no-log-init -M -u "$uid" -g "$gid" -d "$home" -s /bin/bash "$want"
+			useradd --no-log-init -K UID_MIN=1 -K UID_MAX=2147483647 -M -u "$uid" -g "$gid" -d "$home" -s /bin/bash "$want"
 		fi
 		user=$want
 	elif [[ $user != "$want" ]] && ! getent passwd "$want" >/dev/null; then
