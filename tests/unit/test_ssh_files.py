@@ -415,7 +415,7 @@ def test_wait_ready_fails_fast_on_broken_entry(files: SshFiles) -> None:
 def test_include_created_with_private_modes(files: SshFiles) -> None:
     assert files.ensure_include() is None
     config = files.paths.ssh_config
-    assert config.read_bytes() == INCLUDE_LINE.encode() + b"\n"
+    assert config.read_bytes() == files.include_line().encode() + b"\n"
     assert INCLUDE_LINE == "Include ~/.ssh/containai.d/*.conf"
     assert mode(config) == 0o600
     assert mode(files.paths.ssh_dir) == 0o700
@@ -428,12 +428,12 @@ def test_include_inserted_first_keeping_every_byte(files: SshFiles) -> None:
     config.write_bytes(original)
     os.chmod(config, 0o644)
     assert files.ensure_include() is None
-    assert config.read_bytes() == INCLUDE_LINE.encode() + b"\n" + original
+    assert config.read_bytes() == files.include_line().encode() + b"\n" + original
     assert mode(config) == 0o644  # the user's mode is kept
     inode = os.stat(config).st_ino
     assert files.ensure_include() is None  # idempotent: not even rewritten
     assert os.stat(config).st_ino == inode
-    assert config.read_bytes() == INCLUDE_LINE.encode() + b"\n" + original
+    assert config.read_bytes() == files.include_line().encode() + b"\n" + original
 
 
 def test_include_moved_to_the_top(files: SshFiles) -> None:
@@ -443,9 +443,9 @@ def test_include_moved_to_the_top(files: SshFiles) -> None:
     tail = b"Host *\n  ServerAliveInterval 30\n"
     config.write_bytes(head + b"  Include ~/.ssh/containai.d/*.conf\n" + tail)
     assert files.ensure_include() is None
-    assert config.read_bytes() == INCLUDE_LINE.encode() + b"\n" + head + tail
+    assert config.read_bytes() == files.include_line().encode() + b"\n" + head + tail
     lines = config.read_text().splitlines()
-    assert lines.count(INCLUDE_LINE) == 1
+    assert lines.count(files.include_line()) == 1
 
 
 @pytest.mark.parametrize(
@@ -474,7 +474,7 @@ def test_include_follows_a_symlinked_config(files: SshFiles, tmp_path: Path) -> 
     files.paths.ssh_config.symlink_to(real)
     assert files.ensure_include() is None
     assert files.paths.ssh_config.is_symlink()
-    assert real.read_bytes() == INCLUDE_LINE.encode() + b"\nHost box\n"
+    assert real.read_bytes() == files.include_line().encode() + b"\nHost box\n"
 
 
 def test_include_read_only_file_warns_and_keeps_file(files: SshFiles) -> None:
@@ -487,7 +487,7 @@ def test_include_read_only_file_warns_and_keeps_file(files: SshFiles) -> None:
     assert warning is not None
     assert "\n" not in warning
     assert str(config) in warning
-    assert INCLUDE_LINE in warning
+    assert files.include_line() in warning
     assert config.read_bytes() == b"Host box\n"
 
 
@@ -499,7 +499,7 @@ def test_include_unwritable_location_warns(files: SshFiles) -> None:
     files.paths.ssh_config.symlink_to(f"/proc/{os.getpid()}/containai-ssh-config")
     warning = files.ensure_include()
     assert warning is not None
-    assert INCLUDE_LINE in warning
+    assert files.include_line() in warning
     assert files.paths.ssh_config.is_symlink()
 
 
@@ -603,3 +603,12 @@ def test_remote_command_rejects_bad_env_names() -> None:
 @given(st.lists(st.text(alphabet=st.characters(exclude_characters="\0")), max_size=6))
 def test_quote_remote_round_trips(argv: list[str]) -> None:
     assert shlex.split(quote_remote(argv)) == argv
+
+
+def test_include_line_uses_tilde_only_for_the_accounts_home(tmp_path: Path) -> None:
+    import pwd
+
+    real = SshFiles(resolve_paths({"HOME": pwd.getpwuid(os.getuid()).pw_dir}))
+    assert real.include_line() == INCLUDE_LINE
+    sandboxed = SshFiles(resolve_paths({"HOME": str(tmp_path)}))
+    assert sandboxed.include_line() == f"Include {tmp_path}/.ssh/containai.d/*.conf"

@@ -489,6 +489,20 @@ class SshFiles:
             str(self.paths.ssh_include_dir / "*.conf"),
         }
 
+    def include_line(self) -> str:
+        """``Include ~/.ssh/containai.d/*.conf``, or the absolute form when ``HOME`` is not
+        the account's home: OpenSSH expands ``~`` from /etc/passwd, not ``$HOME``, so in
+        a sandboxed HOME only the absolute path reaches the entries cai wrote."""
+        try:
+            import pwd
+
+            passwd_home = pwd.getpwuid(os.getuid()).pw_dir
+        except (KeyError, ImportError):
+            passwd_home = ""
+        if passwd_home and os.path.realpath(passwd_home) == os.path.realpath(self.paths.home):
+            return INCLUDE_LINE
+        return "Include " + _conf_quote(str(self.paths.ssh_include_dir / "*.conf"))
+
     def ensure_include(self) -> str | None:
         """Keep ``Include ~/.ssh/containai.d/*.conf`` as the first line of ``~/.ssh/config``.
 
@@ -516,7 +530,7 @@ class SshFiles:
                 ):
                     raise PermissionError(errno.EACCES, "file is read-only")
                 rest = b"".join(line for line in lines if not self._is_our_include(line))
-                new = INCLUDE_LINE.encode() + b"\n" + rest
+                new = self.include_line().encode() + b"\n" + rest
                 if info is None:
                     if target.parent == self.paths.ssh_dir:
                         _mkdirs(target.parent)
@@ -531,7 +545,7 @@ class SshFiles:
         except OSError as err:
             reason = err.strerror or str(err)
             return (
-                f"cannot update {config} ({reason}); add the line '{INCLUDE_LINE}' "
+                f"cannot update {config} ({reason}); add the line '{self.include_line()}' "
                 "at its top yourself so `ssh cai-<name>` works outside cai"
             )
         return None
@@ -549,6 +563,35 @@ class SshFiles:
         finally:
             sock.close()
         return True
+
+    def release_master(self, name: str, wait: float = 1.0) -> None:
+        """Ask the control master to take no new sessions (``-O stop``): an idle master
+        exits at once, one that carries live sessions stays until they end. Used before
+        counting sessions, so cai's own idle master is not mistaken for a user."""
+        path = self.control_path(name)
+        if not self.master_alive(name):
+            return
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [
+                    "ssh",
+                    "-F",
+                    "/dev/null",
+                    "-o",
+                    f"ControlPath={_conf_quote(str(path), percent=True)}",
+                    "-O",
+                    "stop",
+                    alias(name),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        deadline = time.monotonic() + wait
+        while self.master_alive(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def exit_master(self, name: str) -> None:
         """Stop the control master quietly, then remove a stale socket file."""

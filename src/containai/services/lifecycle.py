@@ -242,6 +242,7 @@ class Lifecycle:
     def _guard_sessions(self, target: Target, force: bool, confirm: Confirm) -> None:
         if force or target.state != "running":
             return
+        self.ssh.release_master(target.name)
         found = self.sessions(target.name)
         if found is None or not found.any:
             return

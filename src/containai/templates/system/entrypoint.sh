@@ -180,7 +180,8 @@ if [[ -d $DATA ]]; then
 	mkdir -p "$DATA_HOME"
 	chown "$uid:$gid" "$DATA"
 	# A volume that came from another uid (import, other host user): adopt it.
-	if [[ $(stat -c %u "$DATA_HOME") != "$uid" ]]; then
+	# (find, not stat: coreutils' statx fails under older gVisor releases)
+	if [[ $(find "$DATA_HOME" -maxdepth 0 -printf '%U') != "$uid" ]]; then
 		chown -R "$uid:$gid" "$DATA_HOME"
 	fi
 	if [[ -f $HOME_LINKS ]]; then
@@ -208,6 +209,7 @@ shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 	printf '# containai: written by the entrypoint on each start\n'
 	printf 'PATH=%s\nexport PATH\n' "$(shq "$PATH")"
 	if [[ -n $ws ]]; then
+		# shellcheck disable=SC2016 # $PWD and $HOME are for the login shell
 		printf 'if [ "$PWD" = "$HOME" ] && [ -d %s ]; then cd %s || true; fi\n' "$(shq "$ws")" "$(shq "$ws")"
 	fi
 } >/etc/profile.d/containai.sh.tmp
