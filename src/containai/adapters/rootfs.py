@@ -492,7 +492,14 @@ def bootstrap_base_image(
         except OSError as exc:
             raise Failed(f"cannot run debootstrap: {exc}") from exc
         if rc != 0:
-            detail = _tail(target / "debootstrap" / "debootstrap.log") or _tail(out_path)
+            detail = " | ".join(
+                part
+                for part in (
+                    _tail(out_path, 2),
+                    _tail(target / "debootstrap" / "debootstrap.log", 3),
+                )
+                if part
+            )
             raise Failed(f"debootstrap {suite} from {mirror} failed (exit {rc}): {detail}")
         try:
             _configure_rootfs(target, _image_sources_list(sources_dir, suite, mirror))

@@ -6,13 +6,12 @@ Paths are judged lexically, relative to the archive root (= the volume root):
 * names: not empty, no NUL, not absolute, no ``..`` component; leading ``./``,
   ``.`` components, repeated and trailing ``/`` are normalized away; the root
   entry (``.`` or ``./``) is allowed as a directory;
-* kinds: files, directories, symlinks and hard links only (no devices, FIFOs,
-  sockets or anything else);
+* kinds: files, directories and symlinks only (no hard links, devices, FIFOs,
+  sockets or anything else; ``cai export`` writes hard-linked files as regular
+  files, so its own archives always pass);
 * symlinks: a relative target that stays inside the root when resolved from
   the link's directory, following the archive's other symlinks (absolute
   targets, escapes and loops are refused);
-* hard links: to a regular file that appears earlier in the archive (what tar
-  writes for a file with several links); anything else is refused;
 * no member may sit below a symlink of the archive (it would be written
   through the link).
 """
@@ -29,6 +28,7 @@ MemberKind = Literal["file", "dir", "symlink", "hardlink", "device", "fifo", "so
 
 SYMLINK_HOPS_MAX: Final = 40  # like the kernel's ELOOP limit
 _REFUSED_KINDS: Final = {
+    "hardlink": "is a hard link",
     "device": "is a device node",
     "fifo": "is a FIFO",
     "socket": "is a socket",
@@ -96,17 +96,12 @@ def _under_symlink(path: str, symlinks: Mapping[str, str]) -> str | None:
     return None
 
 
-def member_problem(
-    member: Member,
-    symlinks: Mapping[str, str],
-    earlier_files: frozenset[str] | set[str] = frozenset(),
-) -> str | None:
+def member_problem(member: Member, symlinks: Mapping[str, str]) -> str | None:
     """Why ``member`` is refused, or ``None`` when it is fine.
 
     ``symlinks`` maps the normalized path of every symlink member of the archive
     to its target (all of them, not only earlier ones: the final tree is what
-    counts); ``earlier_files`` holds the normalized paths of the regular files
-    before ``member`` (hard links may point only at those).
+    counts).
     """
     path = normalize(member.name)
     if path is None:
@@ -118,7 +113,10 @@ def member_problem(
             return "has an absolute path"
         return "has a '..' path component"
     if member.kind in _REFUSED_KINDS:
-        return _REFUSED_KINDS[member.kind]
+        problem = _REFUSED_KINDS[member.kind]
+        if member.kind == "hardlink":
+            problem += f" (to {member.linkname!r}); hard links are not allowed"
+        return problem
     if path == "":
         return None if member.kind == "dir" else "is the archive root but not a directory"
     parent = _under_symlink(path, symlinks)
@@ -136,13 +134,6 @@ def member_problem(
             if str(escape) == "loop":
                 return f"is a symlink to {member.linkname!r}, which loops"
             return f"is a symlink to {member.linkname!r}, which leads outside the archive"
-        return None
-    if member.kind == "hardlink":
-        target = normalize(member.linkname)
-        if target is None or target == "":
-            return f"is a hard link to {member.linkname!r}, outside the archive"
-        if target not in earlier_files:
-            return f"is a hard link to {member.linkname!r}, not an earlier file of the archive"
     return None
 
 
@@ -157,17 +148,10 @@ def check_members(members: Iterable[Member], source: str = "archive") -> None:
         path = normalize(member.name)
         if member.kind == "symlink" and path:
             symlinks[path] = member.linkname
-    files: set[str] = set()
     for member in listed:
-        problem = member_problem(member, symlinks, files)
+        problem = member_problem(member, symlinks)
         if problem is not None:
             raise Failed(
                 f"refusing to import {source}: member {member.name!r} {problem}; "
                 "nothing was changed (use an archive made by 'cai export')"
             )
-        path = normalize(member.name)
-        if path:
-            if member.kind in ("file", "hardlink"):
-                files.add(path)
-            else:
-                files.discard(path)

@@ -1,11 +1,83 @@
-"""``cai list``."""
+"""``cai list [--json]``: every managed container of the selected engine (SPEC section 7)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from containai.domain.errors import NotImplementedYet
+from containai.cli.app import App
+
+if TYPE_CHECKING:
+    from containai.services.inventory import Listed
+
+HEADERS = ("NAME", "STATUS", "WORKSPACE", "SSH", "VOLUME", "IMAGE", "ISOLATION", "AGE", "KEEP")
+
+
+def row_cells(item: Listed) -> tuple[str, ...]:
+    from containai.domain.age import format_duration
+
+    return (
+        item.name,
+        item.status,
+        item.workspace or "-",
+        item.ssh_alias,
+        item.data_volume or "-",
+        item.image or "-",
+        item.isolation,
+        "-" if item.age_seconds is None else format_duration(item.age_seconds),
+        "yes" if item.keep else "no",
+    )
+
+
+def render_table(items: Sequence[Listed], *, tty: bool, width: int | None = None) -> str:
+    """A rich table: columns sized to their content (never cut when not on a TTY),
+    trailing blanks trimmed. An empty list renders as nothing (rule of silence)."""
+    if not items:
+        return ""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        box=None,
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold" if tty else "",
+        padding=(0, 2, 0, 0),
+    )
+    for header in HEADERS:
+        table.add_column(header, no_wrap=not tty, overflow="fold")
+    for item in items:
+        table.add_row(*(Text(cell) for cell in row_cells(item)))
+    buf = io.StringIO()
+    console = Console(
+        file=buf,
+        width=width if tty and width else 1_000_000,
+        force_terminal=tty,
+        color_system="auto" if tty else None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(table)
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).rstrip("\n") + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("list")
+    from containai.services.inventory import list_managed
+
+    app = App(args)
+    items = list_managed(app.engine)
+    if args.json:
+        app.out.json({"containers": [item.to_json() for item in items]})
+        return 0
+    if items:
+        import shutil
+
+        tty = app.out.stdout.isatty()
+        width = shutil.get_terminal_size().columns if tty else None
+        app.out.stdout.write(render_table(items, tty=tty, width=width))
+    return 0

@@ -1,11 +1,24 @@
-"""``cai ssh``."""
+"""``cai ssh cleanup [--dry-run]`` (SPEC section 10)."""
 
 from __future__ import annotations
 
 import argparse
 
-from containai.domain.errors import NotImplementedYet
+from containai.cli.app import App
+from containai.domain.errors import UsageError
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("ssh")
+    if args.ssh_command != "cleanup":  # pragma: no cover - argparse allows only cleanup
+        raise UsageError(f"unknown ssh subcommand {args.ssh_command!r}")
+    from containai.services.gc import ssh_cleanup
+
+    app = App(args)
+    names = ssh_cleanup(app.engine, app.ssh, dry_run=args.dry_run)
+    if args.dry_run:
+        for name in names:
+            app.out.line(f"would remove SSH entry, pinned key and socket of {name}")
+    elif not app.out.quiet:
+        for name in names:
+            app.out.line(f"removed SSH entry, pinned key and socket of {name}")
+    return 0

@@ -1,11 +1,73 @@
-"""``cai status``."""
+"""``cai status [--container NAME] [-w PATH] [--json]`` (SPEC section 7)."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from containai.domain.errors import NotImplementedYet
+from containai.cli.app import App
+from containai.domain import validation
+from containai.domain.errors import NotFound, UsageError
+
+if TYPE_CHECKING:
+    from containai.services.inventory import StatusReport
+
+
+def render_text(report: StatusReport) -> list[str]:
+    """The SPEC section 7 layout; best-effort lines that are unknown are left out."""
+    from containai.domain.age import format_duration
+    from containai.domain.validation import format_bytes
+
+    lines = [f"Container: {report.container}", f"  Status: {report.status}"]
+    if report.uptime_seconds is not None:
+        lines.append(f"  Uptime: {format_duration(report.uptime_seconds)}")
+    lines.append(f"  Image: {report.image}")
+    lines.append(f"  Isolation: {report.isolation}")
+    lines.append(f"  SSH: ssh {report.ssh_alias}")
+    if report.data_volume:
+        lines.append(f"  Volume: {report.data_volume}")
+    if report.sessions is not None:
+        lines += [
+            "",
+            "  Sessions (best-effort):",
+            f"    SSH connections: {report.sessions.ssh_connections}",
+            f"    Active terminals: {report.sessions.active_terminals}",
+        ]
+    res = report.resources
+    usage: list[str] = []
+    if res.memory_bytes is not None and res.memory_limit_bytes is not None:
+        memory = f"{format_bytes(res.memory_bytes)} / {format_bytes(res.memory_limit_bytes)}"
+        if res.memory_percent is not None:
+            memory += f" ({res.memory_percent:.0f}%)"
+        usage.append(f"    Memory: {memory}")
+    if res.cpu_percent is not None:
+        usage.append(f"    CPU: {res.cpu_percent:.1f}%")
+    if usage:
+        lines += ["", "  Resource Usage:", *usage]
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("status")
+    if args.container is not None:
+        validation.validate_container_name(args.container)
+        if args.workspace is not None:
+            raise UsageError("--container and --workspace exclude each other; give one of them")
+    app = App(args)
+    lifecycle = app.lifecycle(app.settings(None))
+    workspace = app.workspace()
+    target = lifecycle.find(workspace, args.container)  # unmanaged --container: exit 5
+    if target.info is None:
+        where = "" if args.container else f" (the container of workspace {workspace.path})"
+        raise NotFound(
+            f"container '{target.name}'{where} does not exist; create it with "
+            "`cai run --detached`, or see `cai list`"
+        )
+    from containai.services.inventory import container_status
+
+    report = container_status(target.info, engine=app.engine, sessions=lifecycle.sessions)
+    if args.json:
+        app.out.json(report.to_json())
+    else:
+        for line in render_text(report):
+            app.out.line(line)
+    return 0

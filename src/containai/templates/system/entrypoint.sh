@@ -232,10 +232,15 @@ while IFS= read -r -d '' kv; do
 	fi
 	setenv+=("\"$name=$value\"")
 done < <(env -0)
-{
-	printf '# containai: written by the entrypoint on each start\n'
-	if ((${#setenv[@]})); then printf 'SetEnv %s\n' "${setenv[*]}"; fi
-} >"$DROPINS/50-environment.conf"
+# 0600: -e values may be tokens; sshd reads this as root.
+(
+	umask 077
+	{
+		printf '# containai: written by the entrypoint on each start\n'
+		if ((${#setenv[@]})); then printf 'SetEnv %s\n' "${setenv[*]}"; fi
+	} >"$DROPINS/50-environment.conf.tmp"
+)
+mv -f "$DROPINS/50-environment.conf.tmp" "$DROPINS/50-environment.conf"
 if [[ ${CAI_SSH_FORWARD_AGENT:-} == true ]]; then
 	printf 'AllowAgentForwarding yes\n' >"$DROPINS/40-forward-agent.conf"
 else

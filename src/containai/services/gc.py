@@ -1,0 +1,433 @@
+"""Garbage collection (``cai gc``, SPEC section 12) and ``cai ssh cleanup`` (section 10).
+
+``plan`` looks (two engine calls: ``docker ps -q`` + one ``docker inspect`` of
+them all) and decides with :func:`containai.domain.gc_policy.decide`.
+``apply`` removes in batches; for each batch it
+
+1. takes the workspace lock of every container in it (the lock ``cai run`` and
+   ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
+   first (and the container is running: spared) or comes after (and creates a
+   new one); a lock that stays busy spares its containers;
+2. re-checks them all with ONE fresh ``docker inspect`` *by id* (the exact
+   container that was listed, not a new one under the same name), deciding
+   again: one started, restarted or stopped again meanwhile is spared;
+3. removes the rest with ONE ``docker rm`` (never ``--force``: the engine itself
+   refuses a container started after the re-check, which is then spared too);
+4. removes each removed container's SSH entry, pinned key and control socket,
+   and clears ``container_name`` in its workspace's state if it names it.
+
+Volumes are never touched. ``--images`` then removes the ``containai:*`` /
+``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
+by image id, running or stopped, managed or not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import subprocess
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from containai.domain import labels as L
+from containai.domain.age import parse_engine_time
+from containai.domain.errors import CaiError, Failed
+from containai.domain.gc_policy import GcView, decide
+
+BATCH: Final = 200
+"""Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
+
+IMAGE_REPOSITORIES: Final = ("containai",)
+IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
+
+_RUNNING_MARKERS: Final = ("cannot remove a running container", "stop the container before")
+_GONE_MARKERS: Final = ("no such container",)
+_IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
+
+
+class RunEngine(Protocol):
+    """``docker ARGS`` against the selected engine (``DockerEngine.run``)."""
+
+    def run(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess[Any]: ...
+
+
+class GcEngine(RunEngine, Protocol):
+    """What gc needs from the engine (``DockerEngine`` satisfies it)."""
+
+    def container_ids(self, labels: Mapping[str, str | None]) -> list[str]: ...
+
+    def inspect_containers(self, names: Iterable[str]) -> list[dict[str, Any]]: ...
+
+    def list_images(self, reference: str | None = None) -> list[dict[str, Any]]: ...
+
+    def remove_image(self, ref: str) -> None: ...
+
+
+class GcSsh(Protocol):
+    def remove(self, name: str) -> list[Path]: ...
+
+
+class CleanupSsh(Protocol):
+    def remove(self, name: str) -> list[Path]: ...
+
+    def entries(self) -> list[str]: ...
+
+    def stale(self, existing: Collection[str]) -> list[str]: ...
+
+
+class GcConfig(Protocol):
+    def all_workspace_states(self) -> dict[str, dict[str, Any]]: ...
+
+    def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool: ...
+
+
+class GcLocks(Protocol):
+    """``workspace(path)`` is a context manager; acquiring it may raise ``TimeoutError``."""
+
+    def workspace(self, workspace: str) -> Any: ...
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Candidate:
+    """A container gc removes (or would remove)."""
+
+    id: str
+    name: str
+    state: str  # exited | created
+    age_seconds: int | None
+    workspace: str | None
+    data_volume: str | None
+    image_id: str | None
+    reason: str  # "exited 31d 2h ago"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id": self.id,
+            "state": self.state,
+            "age_seconds": self.age_seconds,
+            "workspace": self.workspace,
+            "data_volume": self.data_volume,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Spared:
+    """A managed container gc leaves alone, and why."""
+
+    name: str
+    reason: str
+    changed: bool = False  # eligible when listed, spared by the re-check at removal
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class UnusedImage:
+    reference: str  # containai:old
+    id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "id": self.id}
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    age: str
+    min_age: timedelta
+    candidates: list[Candidate]
+    spared: list[Spared]
+    images: list[UnusedImage]  # unused once every candidate is gone ([] without --images)
+    with_images: bool
+    used_image_ids: frozenset[str]  # by containers that are not candidates
+
+
+@dataclass
+class GcResult:
+    dry_run: bool
+    age: str
+    removed: list[Candidate] = field(default_factory=list)
+    spared: list[Spared] = field(default_factory=list)
+    images: list[UnusedImage] = field(default_factory=list)
+    failed: list[Spared] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "age": self.age,
+            "removed": [c.to_json() for c in self.removed],
+            "spared": [s.to_json() for s in self.spared],
+            "images": [i.to_json() for i in self.images],
+            "failed": [f.to_json() for f in self.failed],
+        }
+
+
+# ------------------------------------------------------------------ pure helpers
+def view_of(info: Mapping[str, Any]) -> GcView:
+    """A ``docker inspect`` document -> what the gc policy looks at."""
+    state = info.get("State") or {}
+    return GcView(
+        name=str(info.get("Name") or "").lstrip("/"),
+        state=str(state.get("Status") or ""),
+        labels=dict((info.get("Config") or {}).get("Labels") or {}),
+        created=parse_engine_time(str(info.get("Created") or "")),
+        finished_at=parse_engine_time(str(state.get("FinishedAt") or "")),
+    )
+
+
+def is_cai_image(reference: str) -> bool:
+    """``containai:<tag>`` or ``ghcr.io/containai/<anything>:<tag>``."""
+    repo, _, tag = reference.rpartition(":")
+    if not repo or not tag or "/" in tag:
+        return False
+    return repo in IMAGE_REPOSITORIES or repo.startswith(IMAGE_PREFIXES)
+
+
+def _image_reference(row: Mapping[str, Any]) -> str | None:
+    repo, tag = str(row.get("Repository") or ""), str(row.get("Tag") or "")
+    if not repo or not tag or "<none>" in (repo, tag):
+        return None
+    return f"{repo}:{tag}"
+
+
+def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidate]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _line_about(stderr: str, *keys: str) -> str | None:
+    for line in stderr.splitlines():
+        if any(k and k in line for k in keys):
+            return line.strip().removeprefix("Error response from daemon: ")
+    return None
+
+
+# ---------------------------------------------------------------------- service
+class GarbageCollector:
+    def __init__(
+        self,
+        engine: GcEngine,
+        ssh: GcSsh,
+        config: GcConfig,
+        locks: GcLocks | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch: int = BATCH,
+    ) -> None:
+        self.engine = engine
+        self.ssh = ssh
+        self.config = config
+        self.locks = locks
+        self.clock = clock
+        self.batch = max(1, batch)
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
+        """What gc would remove now. Changes nothing."""
+        ids = self.engine.container_ids({} if images else {L.MANAGED: L.TRUE})
+        infos = self.engine.inspect_containers(ids)
+        now = self.clock()
+        candidates: list[Candidate] = []
+        spared: list[Spared] = []
+        used: set[str] = set()
+        for info in infos:
+            view = view_of(info)
+            image_id = str(info.get("Image") or "") or None
+            if not L.is_managed(view.labels):
+                if image_id:
+                    used.add(image_id)
+                continue
+            decision = decide(view, now, min_age)
+            if not decision.eligible:
+                spared.append(Spared(view.name, decision.reason))
+                if image_id:
+                    used.add(image_id)
+                continue
+            age = decision.age_seconds
+            candidates.append(
+                Candidate(
+                    id=str(info.get("Id") or view.name),
+                    name=view.name,
+                    state=view.state,
+                    age_seconds=None if age is None else max(0, math.floor(age)),
+                    workspace=view.labels.get(L.WORKSPACE) or None,
+                    data_volume=view.labels.get(L.DATA_VOLUME) or None,
+                    image_id=image_id,
+                    reason=decision.reason,
+                )
+            )
+        candidates.sort(key=lambda c: c.name)
+        spared.sort(key=lambda s: s.name)
+        unused = self._unused_images(frozenset(used)) if images else []
+        return GcPlan(age_text, min_age, candidates, spared, unused, images, frozenset(used))
+
+    def _unused_images(self, used: frozenset[str]) -> list[UnusedImage]:
+        out: list[UnusedImage] = []
+        for row in self.engine.list_images():
+            ref = _image_reference(row)
+            image_id = str(row.get("ID") or "")
+            if ref is None or not is_cai_image(ref) or not image_id:
+                continue
+            if image_id in used or (
+                not image_id.startswith("sha256:") and f"sha256:{image_id}" in used
+            ):
+                continue
+            out.append(UnusedImage(ref, image_id))
+        return sorted(set(out), key=lambda i: i.reference)
+
+    def dry_run(self, plan: GcPlan) -> GcResult:
+        return GcResult(True, plan.age, list(plan.candidates), list(plan.spared), list(plan.images))
+
+    # ----------------------------------------------------------------- apply
+    def apply(self, plan: GcPlan) -> GcResult:
+        """Remove what ``plan`` selected, re-checking each container first."""
+        result = GcResult(False, plan.age, spared=list(plan.spared))
+        states = self.config.all_workspace_states() if plan.candidates else {}
+        kept_images: set[str] = set(plan.used_image_ids)
+        for chunk in _chunks(plan.candidates, self.batch):
+            with contextlib.ExitStack() as held:
+                busy = self._lock(held, chunk)
+                removed = self._remove_batch(chunk, busy, plan.min_age, result)
+                for cand in removed:
+                    self.ssh.remove(cand.name)
+                    state = states.get(cand.workspace or "") or {}
+                    if cand.workspace and state.get("container_name") == cand.name:
+                        self.config.set_workspace_state(cand.workspace, {"container_name": None})
+            gone = {c.id for c in removed}
+            kept_images.update(c.image_id for c in chunk if c.id not in gone and c.image_id)
+        if plan.with_images:
+            self._remove_images(plan.images, kept_images, result)
+        result.spared.sort(key=lambda s: s.name)
+        return result
+
+    def _lock(self, held: contextlib.ExitStack, chunk: Sequence[Candidate]) -> set[str]:
+        """Take every workspace lock of ``chunk`` (sorted: no lock-order cycles)."""
+        busy: set[str] = set()
+        if self.locks is None:
+            return busy
+        for workspace in sorted({c.workspace for c in chunk if c.workspace}):
+            try:
+                held.enter_context(self.locks.workspace(workspace))
+            except TimeoutError:
+                busy.add(workspace)
+        return busy
+
+    def _remove_batch(
+        self,
+        chunk: Sequence[Candidate],
+        busy: Collection[str],
+        min_age: timedelta,
+        result: GcResult,
+    ) -> list[Candidate]:
+        def spare(cand: Candidate, reason: str) -> None:
+            result.spared.append(Spared(cand.name, reason, changed=True))
+
+        checked: list[Candidate] = []
+        for cand in chunk:
+            if cand.workspace in busy:
+                spare(cand, f"busy: another cai command holds workspace {cand.workspace}")
+            else:
+                checked.append(cand)
+        if not checked:
+            return []
+        fresh = {
+            str(info.get("Id")): info
+            for info in self.engine.inspect_containers([c.id for c in checked])
+        }
+        now = self.clock()
+        go: list[Candidate] = []
+        for cand in checked:
+            info = fresh.get(cand.id)
+            if info is None:
+                spare(cand, "no longer exists (removed meanwhile)")
+                continue
+            decision = decide(view_of(info), now, min_age)
+            if not decision.eligible:
+                spare(cand, f"{decision.reason} (changed since it was listed)")
+                continue
+            go.append(cand)
+        if not go:
+            return []
+        proc = self.engine.run("rm", *(c.id for c in go), check=False)
+        done = {line.strip() for line in str(proc.stdout or "").splitlines() if line.strip()}
+        stderr = str(proc.stderr or "")
+        removed: list[Candidate] = []
+        unexplained: list[Candidate] = []
+        for cand in go:
+            if cand.id in done or cand.name in done:
+                removed.append(cand)
+                continue
+            line = _line_about(stderr, cand.id, cand.name)
+            low = (line or "").lower()
+            if any(m in low for m in _RUNNING_MARKERS):
+                spare(cand, "running (started after it was listed)")
+            elif any(m in low for m in _GONE_MARKERS):
+                spare(cand, "no longer exists (removed meanwhile)")
+            elif line is not None:
+                result.failed.append(Spared(cand.name, line))
+            else:
+                unexplained.append(cand)
+        if unexplained:
+            last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+            if not removed and len(unexplained) == len(go):
+                raise Failed(f"docker rm failed: {last.removeprefix('Error: ')}")
+            for cand in unexplained:
+                result.failed.append(Spared(cand.name, f"docker rm failed: {last}"))
+        result.removed.extend(removed)
+        return removed
+
+    def _remove_images(
+        self, images: Sequence[UnusedImage], in_use: Collection[str], result: GcResult
+    ) -> None:
+        for image in images:
+            if image.id in in_use:
+                continue  # a spared container still uses it
+            try:
+                self.engine.remove_image(image.reference)
+            except CaiError as exc:
+                text = str(exc)
+                if "no such image" in text.lower():
+                    continue
+                if any(m in text.lower() for m in _IN_USE_MARKERS):
+                    continue  # a container created meanwhile uses it: not unused any more
+                result.failed.append(Spared(image.reference, text))
+                continue
+            result.images.append(image)
+
+
+# ------------------------------------------------------------------ ssh cleanup
+def existing_names(engine: RunEngine) -> set[str]:
+    """Names of every container of the engine (managed or not): one ``docker ps -a``."""
+    out = engine.run("ps", "--all", "--no-trunc", "--format", "{{.Names}}").stdout
+    return {
+        name.strip().lstrip("/")
+        for line in str(out).splitlines()
+        for name in line.split(",")
+        if name.strip()
+    }
+
+
+def ssh_cleanup(engine: RunEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[str]:
+    """Names whose SSH entry, pinned key or control socket outlived their container
+    (removed unless ``dry_run``). SSH files are read *before* the engine is asked,
+    so the files of a container created meanwhile are never taken for stale ones."""
+    before = set(ssh.entries())
+    existing = existing_names(engine)
+    stale = [name for name in ssh.stale(existing) if name in before]
+    if not dry_run:
+        for name in stale:
+            ssh.remove(name)
+    return stale
