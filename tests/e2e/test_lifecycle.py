@@ -165,7 +165,10 @@ def test_ssh_alias_pinned_key_and_tamper(sandbox: Sandbox) -> None:
     ws = sandbox.workspace("pin", "main")
     name = up(sandbox, ws)
     config = sandbox.ssh_config()
-    assert config.read_text().splitlines()[0] == "Include ~/.ssh/containai.d/*.conf"
+    # In a sandboxed HOME the Include names the sandbox's directory (ssh expands `~` from
+    # /etc/passwd); for the account's own HOME it is the literal `~/.ssh/...` line.
+    include_dir = sandbox.home / ".ssh" / "containai.d"
+    assert config.read_text().splitlines()[0] == f"Include {include_dir}/*.conf"
     no_mux = ["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "BatchMode=yes"]
     # OpenSSH reads the passwd account's ~/.ssh, so the sandboxed file is named with -F.
     proc = subprocess.run(
