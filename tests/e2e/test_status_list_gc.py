@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,12 +185,17 @@ def scene(sandbox: Sandbox, engine: None) -> Iterator[Scene]:
     made = docker("volume", "create", "--label", f"containai.workspace={sandbox.root}", volume)
     assert made.returncode == 0, made.stderr
     s = Scene(sandbox, f"cai-e2e-{scope[:6]}-", scope, volume)
-    s.make("old1", "exited")
-    s.make("old2", "exited")
-    s.make("never", "created")
-    s.make("kept", "exited", keep=True)
-    s.make("run", "running")
-    s.make("unmanaged", "exited", managed=False)
+    specs: list[tuple[str, str, dict[str, bool]]] = [
+        ("old1", "exited", {}),
+        ("old2", "exited", {}),
+        ("never", "created", {}),
+        ("kept", "exited", {"keep": True}),
+        ("run", "running", {}),
+        ("unmanaged", "exited", {"managed": False}),
+    ]
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        for future in [pool.submit(s.make, short, state, **kw) for short, state, kw in specs]:
+            future.result()
     yield s
     docker("rm", "-f", *s.names.values())
     if s.images:
@@ -398,7 +404,7 @@ def test_gc_text_mode_prints_one_line_per_removed_and_nothing_when_none(scene: S
 
 @pytest.mark.parametrize("age", ["7x", "-1d", "1.5h", "d", "abc", ""])
 def test_gc_bad_age_is_exit_2(sandbox: Sandbox, age: str) -> None:
-    res = sandbox.cai("gc", "--dry-run", "--age", age)
+    res = sandbox.cai("gc", "--dry-run", f"--age={age}")
     assert res.returncode == 2
     assert res.stderr.startswith("cai: error: ") and "age" in res.stderr
     assert res.stdout == ""

@@ -118,9 +118,7 @@ def state_of(name: str) -> str:
 def scene(tmp_path: Path, engine: None) -> Iterator[Scene]:
     scope = uuid.uuid4().hex[:10]
     volume = new_volume_name()
-    made = docker(
-        "volume", "create", "--label", f"containai.workspace={tmp_path}/ws", volume
-    )
+    made = docker("volume", "create", "--label", f"containai.workspace={tmp_path}/ws", volume)
     assert made.returncode == 0, made.stderr
     paths = resolve_paths({"HOME": str(tmp_path / "home")})
     box = Scene(tmp_path, scope, f"cai-gci-{scope[:6]}-", volume, paths)
@@ -206,7 +204,11 @@ def test_the_engine_refuses_one_started_between_recheck_and_rm(scene: Scene) -> 
     engine = ScopedEngine(scene.scope)
     gc = collector(scene, engine)
     plan = gc.plan(timedelta(0), "0s")
-    engine.before_rm = lambda: docker("start", never, check=True) and None
+
+    def start_it() -> None:
+        docker("start", never, check=True)
+
+    engine.before_rm = start_it
     result = gc.apply(plan)
     assert [c.name for c in result.removed] == [old]
     spared = {s.name: s.reason for s in result.spared}

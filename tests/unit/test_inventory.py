@@ -409,7 +409,11 @@ def test_unknown_labels_and_times_are_null_never_invented() -> None:
     line = ps_line(
         "x",
         created="garbage",
-        labels={"containai.managed": "true", "containai.ssh-port": "notaport", "containai.keep": ""},
+        labels={
+            "containai.managed": "true",
+            "containai.ssh-port": "notaport",
+            "containai.keep": "",
+        },
     )
     row = parse_list_row(line, NOW)
     assert row is not None

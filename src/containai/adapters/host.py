@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+from collections.abc import Mapping
+from typing import Any
 
 
 class Host:
@@ -53,3 +56,24 @@ class FileLocks:
 
     def ports(self) -> object:
         return self._lock("ports.lock")
+
+    def named(self, name: str) -> Any:
+        """Any other lock by name (e.g. one image build at a time)."""
+        return self._lock(f"{name}.lock")
+
+
+def npm_registry(env: Mapping[str, str]) -> str | None:
+    """The npm registry the host's npm is configured with (for agent installs in builds)."""
+    try:
+        proc = subprocess.run(
+            ["npm", "config", "get", "registry"],
+            capture_output=True,
+            text=True,
+            env=dict(env),
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = proc.stdout.strip()
+    return value if proc.returncode == 0 and value.startswith(("http://", "https://")) else None

@@ -21,6 +21,7 @@ class Agent:
     install: str
     default_args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    set_env: Mapping[str, str] = field(default_factory=dict)
     imports: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
 
 
@@ -47,8 +48,14 @@ def load(name: str) -> Agent:
         install=data.get("install", ""),
         default_args=tuple(data.get("default_args", ())),
         env=tuple(data.get("env", ())),
+        set_env=dict(data.get("set_env", {})),
         imports=tuple(data.get("import", ())),
     )
+
+
+def npm_packages(agent_names: Sequence[str]) -> list[str]:
+    """npm packages that install ``agent_names`` (unknown names: exit 4 naming them)."""
+    return [load(name).npm_package for name in agent_names if load(name).npm_package]
 
 
 def agent_command(name: str, workspace: str, args: Sequence[str], env: Mapping[str, str]) -> str:
@@ -57,7 +64,8 @@ def agent_command(name: str, workspace: str, args: Sequence[str], env: Mapping[s
     A missing binary is a clear error from inside the container (exit 127).
     """
     agent = load(name)
-    exports = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    merged = {**agent.set_env, **env}
+    exports = " ".join(shlex.quote(f"{k}={v}") for k, v in merged.items())
     argv = shlex.join([agent.binary, *agent.default_args, *args])
     missing = shlex.quote(
         f"cai: error: agent '{name}' ({agent.binary}) is not installed in this container's "

@@ -95,7 +95,9 @@ class App:
         return SshFiles(self.paths)
 
     def images(self, settings: Settings) -> Images:
+        from containai import agents
         from containai.adapters import rootfs
+        from containai.adapters.host import FileLocks, npm_registry
         from containai.services.images import Images
 
         return Images(
@@ -104,11 +106,14 @@ class App:
             base_image=str(settings.value("image.base")),
             ca_bundle=settings.value("image.ca_bundle"),
             agents=list(settings.value("agents")),
+            agent_packages=agents.npm_packages,
+            npm_registry=lambda: npm_registry(self.env),
             progress=self.out.progress,
             bootstrap=lambda docker, tag: rootfs.bootstrap_base_image(
                 docker, tag, log=self.out.progress
             ),
             bootstrap_possible=rootfs.debootstrap_available,
+            lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
         )
 
     def lifecycle(self, settings: Settings) -> Lifecycle:

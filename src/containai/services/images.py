@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,18 +76,24 @@ class Images(ImageProvider):
         base_image: str = DEFAULT_BASE,
         ca_bundle: str | None = None,
         agents: Sequence[str] = ("claude",),
+        agent_packages: Callable[[Sequence[str]], list[str]] = lambda names: [],
+        npm_registry: Callable[[], str | None] = lambda: None,
         progress: Callable[[str], None] = lambda _m: None,
         bootstrap: Bootstrap | None = None,
         bootstrap_possible: Callable[[], bool] | None = None,
+        lock: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.user_templates = user_templates
         self.base_image = base_image or DEFAULT_BASE
         self.ca_bundle = ca_bundle
         self.agents = list(agents)
+        self._agent_packages = agent_packages
+        self._npm_registry = npm_registry
         self.progress = progress
         self._bootstrap = bootstrap
         self._bootstrap_possible = bootstrap_possible
+        self._lock = lock or (lambda _name: nullcontext())
 
     # -------------------------------------------------------------- templates
     def templates(self) -> list[Template]:
@@ -170,12 +177,19 @@ class Images(ImageProvider):
     def ensure(self, template: str) -> ImageRef:
         """``containai:<template>``, built when missing or when its inputs changed."""
         wanted = self.current_hash(template)
-        info = self.engine.inspect_image(self.tag(template))
-        if info is not None:
-            image_labels = (info.get("Config") or {}).get("Labels") or {}
-            if image_labels.get(L.TEMPLATE_HASH) == wanted:
+        if self._is_current(template, wanted):
+            return ImageRef(self.tag(template), template, wanted)
+        with self._lock(f"image-{template}"):  # one build at a time; others wait and reuse it
+            if self._is_current(template, wanted):
                 return ImageRef(self.tag(template), template, wanted)
-        return self.build(template)
+            return self.build(template)
+
+    def _is_current(self, template: str, wanted: str) -> bool:
+        info = self.engine.inspect_image(self.tag(template))
+        if info is None:
+            return False
+        image_labels = (info.get("Config") or {}).get("Labels") or {}
+        return bool(image_labels.get(L.TEMPLATE_HASH) == wanted)
 
     def build(self, template: str, *, offline: bool = False) -> ImageRef:
         t = self.template(template)
@@ -192,7 +206,11 @@ class Images(ImageProvider):
             self.engine.build(
                 ctx,
                 tag=intermediate,
-                build_args={"BASE_IMAGE": base, "AGENTS": " ".join(self.agents)},
+                build_args={
+                    "BASE_IMAGE": base,
+                    "AGENT_PACKAGES": " ".join(self._agent_packages(self.agents)),
+                    "NPM_REGISTRY": self._npm_registry() or "",
+                },
                 stream=None,
             )
             sysctx = Path(tmp) / "system"
