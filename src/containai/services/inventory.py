@@ -19,16 +19,17 @@ import math
 import re
 import subprocess
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError
 from containai.domain.sessions import Sessions
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 BEST_EFFORT_SECONDS: Final = 5.0
 SSH_ALIAS_PREFIX: Final = "cai-"  # SPEC section 10: `Host cai-<name>`
@@ -242,6 +243,8 @@ def container_status(
     found: Sessions | None = None
     resources = Resources()
     if status == "running":
+        from concurrent.futures import ThreadPoolExecutor  # not on `cai list`'s path
+
         uptime = _seconds_since(parse_engine_time(str(state.get("StartedAt") or "")), now)
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-status")
         try:
@@ -270,6 +273,8 @@ def container_status(
 
 
 def _result(future: Future[Any], timeout: float) -> Any:
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     try:
         return future.result(timeout=timeout)
     except FutureTimeout:

@@ -1,0 +1,202 @@
+"""Lifecycle rules with in-memory fakes of the Protocols (no engine, no mocks):
+lookup order, refusals, port leases, plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from containai.domain.errors import Failed, Refused
+from containai.services.lifecycle import Lifecycle, RunRequest, key_tar, mount_arg
+from containai.services.workspace import Workspace
+
+WS = "/src/app"
+
+
+def container(name: str, labels: dict[str, str], status: str = "running") -> dict[str, Any]:
+    return {
+        "Name": "/" + name,
+        "Config": {"Labels": labels, "Image": "containai:default"},
+        "State": {"Status": status},
+    }
+
+
+def managed(ws: str = WS, port: int = 2300, **extra: str) -> dict[str, str]:
+    return {
+        "containai.managed": "true",
+        "containai.workspace": ws,
+        "containai.ssh-port": str(port),
+        "containai.data-volume": "containai-data",
+        "containai.runtime": "runsc",
+        **extra,
+    }
+
+
+class FakeEngine:
+    context = "fake"
+    display_name = "fake"
+
+    def __init__(self, containers: dict[str, dict[str, Any]]) -> None:
+        self.containers = containers
+
+    def inspect_container(self, name: str) -> dict[str, Any] | None:
+        return self.containers.get(name)
+
+    def list_containers(
+        self, labels: dict[str, str | None] | None = None, *, all: bool = True
+    ) -> list[dict[str, Any]]:
+        rows = []
+        for name, info in self.containers.items():
+            have = info["Config"]["Labels"]
+            if all_match(have, labels or {}):
+                rows.append(
+                    {"Names": name, "Labels": ",".join(f"{k}={v}" for k, v in have.items())}
+                )
+        return rows
+
+    def runtimes(self) -> list[str]:
+        return ["runc", "runsc"]
+
+
+def all_match(have: dict[str, str], want: dict[str, str | None]) -> bool:
+    return all(k in have and (v is None or have[k] == v) for k, v in want.items())
+
+
+class FakeConfig:
+    def __init__(self, state: dict[str, dict[str, Any]] | None = None) -> None:
+        self.state = state or {}
+
+    def workspace_state(self, workspace: str) -> dict[str, Any]:
+        return dict(self.state.get(workspace, {}))
+
+
+class FakeHost:
+    def __init__(self, bound: set[int] | None = None) -> None:
+        self.bound = bound or set()
+
+    def port_is_free(self, port: int) -> bool:
+        return port not in self.bound
+
+    def memory_bytes(self) -> int:
+        return 8 * 1024**3
+
+    def cpu_count(self) -> int:
+        return 4
+
+    def uid_gid(self) -> tuple[int, int]:
+        return 1000, 1000
+
+
+def lifecycle(
+    containers: dict[str, dict[str, Any]],
+    state: dict[str, Any] | None = None,
+    bound: set[int] | None = None,
+) -> Lifecycle:
+    return Lifecycle(
+        FakeEngine(containers),
+        None,
+        FakeConfig(state),
+        None,  # type: ignore[arg-type]
+        FakeHost(bound),
+        None,
+    )  # type: ignore[arg-type]
+
+
+WORKSPACE = Workspace(WS, "main")
+
+
+def test_generated_name_when_nothing_exists() -> None:
+    target = lifecycle({}).find(WORKSPACE)
+    assert (target.name, target.exists) == ("app-main", False)
+
+
+def test_state_name_wins_when_it_still_belongs_here() -> None:
+    lc = lifecycle({"custom": container("custom", managed())}, {WS: {"container_name": "custom"}})
+    assert lc.find(WORKSPACE).name == "custom"
+
+
+def test_stale_state_name_falls_back_to_label_lookup() -> None:
+    lc = lifecycle(
+        {"custom": container("custom", managed(ws="/other")), "byl": container("byl", managed())},
+        {WS: {"container_name": "custom"}},
+    )
+    assert lc.find(WORKSPACE).name == "byl"
+
+
+def test_several_containers_for_one_workspace_is_refused() -> None:
+    lc = lifecycle({"a": container("a", managed()), "b": container("b", managed())})
+    with pytest.raises(Refused, match="--container"):
+        lc.find(WORKSPACE)
+
+
+def test_collision_with_another_workspace_gets_a_suffix() -> None:
+    lc = lifecycle(
+        {
+            "app-main": container("app-main", managed(ws="/elsewhere/app")),
+            "app-main-2": container("app-main-2", {"unmanaged": "1"}),
+        }
+    )
+    assert lc.find(WORKSPACE).name == "app-main-3"
+
+
+def test_explicit_unmanaged_container_is_refused() -> None:
+    lc = lifecycle({"theirs": container("theirs", {})})
+    with pytest.raises(Refused, match="not managed"):
+        lc.find(WORKSPACE, "theirs")
+
+
+def test_port_lease_skips_labelled_and_bound_ports() -> None:
+    lc = lifecycle(
+        {"x": container("x", managed(ws="/x", port=2300), status="exited")}, bound={2301}
+    )
+    assert lc._lease_port((2300, 2305), None) == 2302
+    assert lc._lease_port((2300, 2305), 2304) == 2304
+    assert lc._lease_port((2300, 2305), 2300) == 2302  # preferred but held by a container
+    with pytest.raises(Failed, match="no free SSH port in 2300..2301"):
+        lc._lease_port((2300, 2301), None)
+
+
+@pytest.mark.parametrize(
+    ("status", "flags", "action"),
+    [
+        ("running", {}, "attach"),
+        ("exited", {}, "start"),
+        ("created", {}, "start"),
+        ("running", {"fresh": True}, "recreate"),
+        ("exited", {"reset": True}, "recreate"),
+    ],
+)
+def test_plan_actions(status: str, flags: dict[str, bool], action: str) -> None:
+    lc = lifecycle({"app-main": container("app-main", managed(), status=status)})
+    plan = lc.plan(RunRequest(workspace=WORKSPACE, **flags))  # type: ignore[arg-type]
+    assert plan["action"] == action
+    assert plan["ssh_port"] == 2300 and plan["runtime"] == "runsc"
+    assert plan["data_volume"] == (None if flags.get("reset") else "containai-data")
+
+
+def test_plan_for_a_stopped_container_whose_port_was_taken_is_recreate() -> None:
+    lc = lifecycle({"app-main": container("app-main", managed(), status="exited")}, bound={2300})
+    assert lc.plan(RunRequest(workspace=WORKSPACE))["action"] == "recreate"
+
+
+def test_plan_create_picks_runtime_from_the_engine() -> None:
+    plan = lifecycle({}).plan(RunRequest(workspace=WORKSPACE))
+    assert (plan["action"], plan["runtime"], plan["container"]) == ("create", "runsc", "app-main")
+
+
+def test_mount_arg_quotes_commas_and_quotes() -> None:
+    assert mount_arg("bind", "/a/b", "/a/b") == "type=bind,source=/a/b,target=/a/b"
+    assert mount_arg("bind", "/a,b", "/a,b") == 'type=bind,"source=/a,b","target=/a,b"'
+    assert mount_arg("bind", '/a"b', '/a"b') == 'type=bind,"source=/a""b","target=/a""b"'
+
+
+def test_key_tar_modes() -> None:
+    import io
+    import tarfile
+
+    data = key_tar(b"PRIVATE", "ssh-ed25519 AAAA host", "ssh-ed25519 BBBB user")
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["etc/containai/ssh/ssh_host_ed25519_key"].mode == 0o600
+    assert members["etc/containai/ssh/authorized_keys"].mode == 0o644
