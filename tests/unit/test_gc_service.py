@@ -5,6 +5,7 @@ workspace state, images; volumes are never touched."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pytest
 
 from containai.cli.commands.gc import render_text
 from containai.domain.errors import Failed, NotFound
+from containai.services.inventory import LIST_FORMAT
 from containai.services.gc import (
     GarbageCollector,
     GcResult,
@@ -56,6 +58,21 @@ class Box:
             },
             "Config": {"Labels": dict(self.labels)},
         }
+
+    def ps_line(self) -> str:
+        """What `docker ps --format LIST_FORMAT` prints: the labels it asks for, "" if unset."""
+        keys = ("containai.managed", "containai.workspace", "containai.ssh-port")
+        keys += ("containai.data-volume", "containai.runtime", "containai.keep")
+        return json.dumps(
+            {
+                "id": self.id,
+                "names": self.name,
+                "state": self.state,
+                "image": "containai:default",
+                "created": self.created.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+                "labels": {k: self.labels.get(k, "") for k in keys},
+            }
+        )
 
 
 @dataclass
@@ -129,8 +146,19 @@ class FakeEngine:
             code = 1 if err else 0
             return subprocess.CompletedProcess(args, code, "\n".join(out), "\n".join(err))
         if args[0] == "ps":
-            names = "\n".join(b.name for b in self.boxes.values())
-            return subprocess.CompletedProcess(args, 0, names + "\n", "")
+            fmt = args[args.index("--format") + 1]
+            boxes = list(self.boxes.values())
+            if "--filter" in args:
+                key, _, value = (
+                    args[args.index("--filter") + 1].removeprefix("label=").partition("=")
+                )
+                boxes = [b for b in boxes if b.labels.get(key) == value]
+            if fmt == LIST_FORMAT:
+                lines = [b.ps_line() for b in boxes]
+            else:
+                assert fmt == "{{.Names}}", fmt
+                lines = [b.name for b in boxes]
+            return subprocess.CompletedProcess(args, 0, "\n".join(lines) + "\n", "")
         raise AssertionError(f"unexpected docker call {args}")
 
     def list_images(self, reference: str | None = None) -> list[dict[str, Any]]:
@@ -469,6 +497,32 @@ def test_never_a_volume(world: World) -> None:
     assert not any("volume" in call for call in world.engine.calls)
 
 
+def test_collect_lists_once_inspects_once_removes_once(world: World) -> None:
+    result = world.gc.collect(THIRTY_DAYS, "30d")
+    verbs = [c[0] for c in world.engine.calls]
+    assert verbs == ["ps", "inspect", "rm"]
+    assert world.engine.calls[0][-1] == LIST_FORMAT
+    # only containers that may be old enough are inspected: not running, dead or kept ones
+    assert sorted(world.engine.calls[1][1:]) == sorted(
+        f"id-{n}" for n in ["never", "old-a", "old-b", "young"]
+    )
+    assert [c.name for c in result.removed] == ELIGIBLE
+    old_a = next(c for c in result.removed if c.name == "old-a")
+    assert (old_a.reason, old_a.age_seconds) == ("exited 40d ago", 40 * 86400)
+    spared = {s.name: s for s in result.spared}
+    assert set(spared) == {"kept", "young", "busy", "dead"}
+    assert not any(s.changed for s in result.spared)  # first decisions, nothing to warn
+    assert spared["young"].reason.startswith("too young")
+    assert sorted(world.ssh.removed) == ELIGIBLE
+
+
+def test_collect_holds_the_locks_around_its_only_inspect(world: World) -> None:
+    seen: list[list[str]] = []
+    world.engine.after_inspects[1] = lambda _engine: seen.append(sorted(world.locks.held))
+    world.gc.collect(THIRTY_DAYS, "30d")
+    assert seen and "/src/old-a" in seen[0]
+
+
 # --------------------------------------------------------------------- images
 @pytest.mark.parametrize(
     ("ref", "ours"),
@@ -508,7 +562,7 @@ def image_world(world: World) -> None:
 def test_images_unused_by_any_container_are_removed_after_the_containers(world: World) -> None:
     image_world(world)
     plan = world.gc.plan(THIRTY_DAYS, "30d", images=True)
-    assert world.engine.calls[0] == ("ps", "-q")  # every container, managed or not
+    assert ("ps", "-q") in world.engine.calls  # every container counts, managed or not
     assert [i.reference for i in plan.images] == [
         "containai:gone-with-gc",
         "containai:old",
@@ -554,7 +608,8 @@ def test_without_images_flag_no_image_is_touched(world: World) -> None:
     result = world.gc.apply(world.gc.plan(THIRTY_DAYS, "30d"))
     assert result.images == []
     assert not any(c[0] == "image" for c in world.engine.calls)
-    assert world.engine.calls[0] == ("ps", "-q", "containai.managed=true")
+    assert [c[0] for c in world.engine.calls] == ["ps", "inspect", "inspect", "rm"]
+    assert world.engine.calls[0][-1] == LIST_FORMAT
 
 
 def test_result_json_shape() -> None:

@@ -1,24 +1,32 @@
 """Garbage collection (``cai gc``, SPEC section 12) and ``cai ssh cleanup`` (section 10).
 
-``plan`` looks (two engine calls: ``docker ps -q`` + one ``docker inspect`` of
-them all) and decides with :func:`containai.domain.gc_policy.decide`.
-``apply`` removes in batches; for each batch it
+Listing is ONE ``docker ps`` of the managed containers (exact labels and state,
+see ``inventory.LIST_FORMAT``); running, paused and kept ones are decided from it.
+The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
+``docker inspect`` for their age. Removal goes in batches; for each batch gc
 
 1. takes the workspace lock of every container in it (the lock ``cai run`` and
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
-   first (and the container is running: spared) or comes after (and creates a
-   new one); a lock that stays busy spares its containers;
-2. re-checks them all with ONE fresh ``docker inspect`` *by id* (the exact
-   container that was listed, not a new one under the same name), deciding
-   again: one started, restarted or stopped again meanwhile is spared;
+   first (the container runs: spared) or comes after (it creates a new one); a
+   lock that stays busy spares its containers;
+2. inspects them all with ONE fresh ``docker inspect`` *by id* (the exact
+   container that was listed, not a new one under the same name) and decides
+   with :func:`containai.domain.gc_policy.decide`: one started, restarted or
+   stopped again meanwhile is spared;
 3. removes the rest with ONE ``docker rm`` (never ``--force``: the engine itself
-   refuses a container started after the re-check, which is then spared too);
+   refuses a container started after the inspect, which is then spared too);
 4. removes each removed container's SSH entry, pinned key and control socket,
    and clears ``container_name`` in its workspace's state if it names it.
 
+``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
+the listing and one inspect; ``apply`` then re-checks as above. ``collect``
+(``--force``) does not inspect twice: its only inspect is the one under the locks.
+So ``cai gc --force`` is ``docker ps`` + ``docker inspect`` + ``docker rm``.
+
 Volumes are never touched. ``--images`` then removes the ``containai:*`` /
 ``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
-by image id, running or stopped, managed or not).
+by image id, running or stopped, managed or not: ``docker ps -aq`` + ``docker
+inspect`` of them all, after the containers are gone).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import math
 import subprocess
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +43,8 @@ from typing import Any, Final, Protocol
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError, Failed
-from containai.domain.gc_policy import GcView, decide
+from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
+from containai.services.inventory import managed_rows
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
@@ -46,6 +55,7 @@ IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
 _RUNNING_MARKERS: Final = ("cannot remove a running container", "stop the container before")
 _GONE_MARKERS: Final = ("no such container",)
 _IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
+GONE: Final = "no longer exists (removed meanwhile)"
 
 
 class RunEngine(Protocol):
@@ -108,8 +118,7 @@ class Candidate:
     age_seconds: int | None
     workspace: str | None
     data_volume: str | None
-    image_id: str | None
-    reason: str  # "exited 31d 2h ago"
+    reason: str  # "exited 31d 2h ago" ("" while not yet decided)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,7 +161,10 @@ class GcPlan:
     spared: list[Spared]
     images: list[UnusedImage]  # unused once every candidate is gone ([] without --images)
     with_images: bool
-    used_image_ids: frozenset[str]  # by containers that are not candidates
+    decided: bool = True
+    """``True``: candidates were decided (and shown) already, so a different decision at
+    removal is a change worth a warning. ``False`` (``collect``): the decision at
+    removal is the first one."""
 
 
 @dataclass
@@ -234,82 +246,107 @@ class GarbageCollector:
         self.clock = clock
         self.batch = max(1, batch)
 
-    # ------------------------------------------------------------------ plan
-    def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
-        """What gc would remove now. Changes nothing."""
-        ids = self.engine.container_ids({} if images else {L.MANAGED: L.TRUE})
-        infos = self.engine.inspect_containers(ids)
-        now = self.clock()
-        candidates: list[Candidate] = []
+    # ---------------------------------------------------------------- listing
+    def _survey(self) -> tuple[list[Candidate], list[Spared]]:
+        """One ``docker ps``: containers that may be old enough (age still unknown), and
+        the ones that are spared whatever their age (running, kept ...)."""
+        maybe: list[Candidate] = []
         spared: list[Spared] = []
-        used: set[str] = set()
-        for info in infos:
-            view = view_of(info)
-            image_id = str(info.get("Image") or "") or None
-            if not L.is_managed(view.labels):
-                if image_id:
-                    used.add(image_id)
+        for row in managed_rows(self.engine):
+            view = GcView(row.name, row.state, row.labels, None, None)
+            if view.state in PRUNABLE_STATES and not L.is_kept(row.labels):
+                maybe.append(
+                    Candidate(
+                        id=row.id or row.name,
+                        name=row.name,
+                        state=row.state,
+                        age_seconds=None,
+                        workspace=row.labels.get(L.WORKSPACE) or None,
+                        data_volume=row.labels.get(L.DATA_VOLUME) or None,
+                        reason="",
+                    )
+                )
+            else:
+                spared.append(Spared(row.name, decide(view, self.clock(), timedelta(0)).reason))
+        maybe.sort(key=lambda c: c.name)
+        return maybe, spared
+
+    def _decide(
+        self, cands: Sequence[Candidate], min_age: timedelta
+    ) -> Iterator[tuple[Candidate, Candidate | None, str]]:
+        """ONE ``docker inspect`` of ``cands`` by id: (listed, fresh candidate or None, reason)."""
+        fresh = {
+            str(info.get("Id")): info
+            for info in self.engine.inspect_containers([c.id for c in cands])
+        }
+        now = self.clock()
+        for cand in cands:
+            info = fresh.get(cand.id)
+            if info is None:
+                yield cand, None, GONE
                 continue
+            view = view_of(info)
             decision = decide(view, now, min_age)
             if not decision.eligible:
-                spared.append(Spared(view.name, decision.reason))
-                if image_id:
-                    used.add(image_id)
+                yield cand, None, decision.reason
                 continue
             age = decision.age_seconds
-            candidates.append(
+            yield (
+                cand,
                 Candidate(
-                    id=str(info.get("Id") or view.name),
-                    name=view.name,
+                    id=cand.id,
+                    name=view.name or cand.name,
                     state=view.state,
                     age_seconds=None if age is None else max(0, math.floor(age)),
                     workspace=view.labels.get(L.WORKSPACE) or None,
                     data_volume=view.labels.get(L.DATA_VOLUME) or None,
-                    image_id=image_id,
                     reason=decision.reason,
-                )
+                ),
+                decision.reason,
             )
-        candidates.sort(key=lambda c: c.name)
-        spared.sort(key=lambda s: s.name)
-        unused = self._unused_images(frozenset(used)) if images else []
-        return GcPlan(age_text, min_age, candidates, spared, unused, images, frozenset(used))
 
-    def _unused_images(self, used: frozenset[str]) -> list[UnusedImage]:
-        out: list[UnusedImage] = []
-        for row in self.engine.list_images():
-            ref = _image_reference(row)
-            image_id = str(row.get("ID") or "")
-            if ref is None or not is_cai_image(ref) or not image_id:
-                continue
-            if image_id in used or (
-                not image_id.startswith("sha256:") and f"sha256:{image_id}" in used
-            ):
-                continue
-            out.append(UnusedImage(ref, image_id))
-        return sorted(set(out), key=lambda i: i.reference)
+    # ------------------------------------------------------------------ plan
+    def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
+        """What gc would remove now (``docker ps`` + one ``docker inspect``). Changes nothing."""
+        maybe, spared = self._survey()
+        candidates: list[Candidate] = []
+        for listed, fresh, reason in self._decide(maybe, min_age) if maybe else ():
+            if fresh is None:
+                if reason != GONE:
+                    spared.append(Spared(listed.name, reason))
+            else:
+                candidates.append(fresh)
+        spared.sort(key=lambda s: s.name)
+        unused = self._unused_images({c.id for c in candidates}) if images else []
+        return GcPlan(age_text, min_age, candidates, spared, unused, images, decided=True)
 
     def dry_run(self, plan: GcPlan) -> GcResult:
         return GcResult(True, plan.age, list(plan.candidates), list(plan.spared), list(plan.images))
 
     # ----------------------------------------------------------------- apply
+    def collect(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcResult:
+        """``--force``: list, then lock + inspect + remove; the inspect under the locks
+        is the only one (nothing was shown, so nothing needs re-checking twice)."""
+        maybe, spared = self._survey()
+        plan = GcPlan(age_text, min_age, maybe, spared, [], images, decided=False)
+        return self.apply(plan)
+
     def apply(self, plan: GcPlan) -> GcResult:
-        """Remove what ``plan`` selected, re-checking each container first."""
+        """Remove what ``plan`` selected, deciding again for each container first."""
         result = GcResult(False, plan.age, spared=list(plan.spared))
         states = self.config.all_workspace_states() if plan.candidates else {}
-        kept_images: set[str] = set(plan.used_image_ids)
         for chunk in _chunks(plan.candidates, self.batch):
             with contextlib.ExitStack() as held:
                 busy = self._lock(held, chunk)
-                removed = self._remove_batch(chunk, busy, plan.min_age, result)
+                removed = self._remove_batch(chunk, busy, plan, result)
                 for cand in removed:
                     self.ssh.remove(cand.name)
                     state = states.get(cand.workspace or "") or {}
                     if cand.workspace and state.get("container_name") == cand.name:
                         self.config.set_workspace_state(cand.workspace, {"container_name": None})
-            gone = {c.id for c in removed}
-            kept_images.update(c.image_id for c in chunk if c.id not in gone and c.image_id)
         if plan.with_images:
-            self._remove_images(plan.images, kept_images, result)
+            for image in self._unused_images(set()):
+                self._remove_image(image, result)
         result.spared.sort(key=lambda s: s.name)
         return result
 
@@ -329,11 +366,11 @@ class GarbageCollector:
         self,
         chunk: Sequence[Candidate],
         busy: Collection[str],
-        min_age: timedelta,
+        plan: GcPlan,
         result: GcResult,
     ) -> list[Candidate]:
-        def spare(cand: Candidate, reason: str) -> None:
-            result.spared.append(Spared(cand.name, reason, changed=True))
+        def spare(cand: Candidate, reason: str, changed: bool = True) -> None:
+            result.spared.append(Spared(cand.name, reason, changed=changed))
 
         checked: list[Candidate] = []
         for cand in chunk:
@@ -341,24 +378,17 @@ class GarbageCollector:
                 spare(cand, f"busy: another cai command holds workspace {cand.workspace}")
             else:
                 checked.append(cand)
-        if not checked:
-            return []
-        fresh = {
-            str(info.get("Id")): info
-            for info in self.engine.inspect_containers([c.id for c in checked])
-        }
-        now = self.clock()
         go: list[Candidate] = []
-        for cand in checked:
-            info = fresh.get(cand.id)
-            if info is None:
-                spare(cand, "no longer exists (removed meanwhile)")
-                continue
-            decision = decide(view_of(info), now, min_age)
-            if not decision.eligible:
-                spare(cand, f"{decision.reason} (changed since it was listed)")
-                continue
-            go.append(cand)
+        for listed, fresh, reason in self._decide(checked, plan.min_age) if checked else ():
+            if fresh is not None:
+                go.append(fresh)
+            elif reason == GONE:
+                if plan.decided:
+                    spare(listed, reason)
+            elif plan.decided:
+                spare(listed, f"{reason} (changed since it was listed)")
+            else:
+                spare(listed, reason, changed=False)
         if not go:
             return []
         proc = self.engine.run("rm", *(c.id for c in go), check=False)
@@ -375,7 +405,7 @@ class GarbageCollector:
             if any(m in low for m in _RUNNING_MARKERS):
                 spare(cand, "running (started after it was listed)")
             elif any(m in low for m in _GONE_MARKERS):
-                spare(cand, "no longer exists (removed meanwhile)")
+                spare(cand, GONE)
             elif line is not None:
                 result.failed.append(Spared(cand.name, line))
             else:
@@ -389,23 +419,40 @@ class GarbageCollector:
         result.removed.extend(removed)
         return removed
 
-    def _remove_images(
-        self, images: Sequence[UnusedImage], in_use: Collection[str], result: GcResult
-    ) -> None:
-        for image in images:
-            if image.id in in_use:
-                continue  # a spared container still uses it
-            try:
-                self.engine.remove_image(image.reference)
-            except CaiError as exc:
-                text = str(exc)
-                if "no such image" in text.lower():
-                    continue
-                if any(m in text.lower() for m in _IN_USE_MARKERS):
-                    continue  # a container created meanwhile uses it: not unused any more
-                result.failed.append(Spared(image.reference, text))
+    # ----------------------------------------------------------------- images
+    def _used_image_ids(self, exclude: Collection[str]) -> set[str]:
+        """Image ids of every container (managed or not), but those in ``exclude``."""
+        ids = [i for i in self.engine.container_ids({}) if i not in exclude]
+        infos = self.engine.inspect_containers(ids) if ids else []
+        return {str(info.get("Image")) for info in infos if info.get("Image")}
+
+    def _unused_images(self, exclude: Collection[str]) -> list[UnusedImage]:
+        used = self._used_image_ids(exclude)
+        out: set[UnusedImage] = set()
+        for row in self.engine.list_images():
+            ref = _image_reference(row)
+            image_id = str(row.get("ID") or "")
+            if ref is None or not is_cai_image(ref) or not image_id:
                 continue
-            result.images.append(image)
+            if image_id in used or (
+                not image_id.startswith("sha256:") and f"sha256:{image_id}" in used
+            ):
+                continue
+            out.add(UnusedImage(ref, image_id))
+        return sorted(out, key=lambda i: i.reference)
+
+    def _remove_image(self, image: UnusedImage, result: GcResult) -> None:
+        try:
+            self.engine.remove_image(image.reference)
+        except CaiError as exc:
+            text = str(exc)
+            if "no such image" in text.lower():
+                return
+            if any(m in text.lower() for m in _IN_USE_MARKERS):
+                return  # a container created meanwhile uses it: not unused any more
+            result.failed.append(Spared(image.reference, text))
+            return
+        result.images.append(image)
 
 
 # ------------------------------------------------------------------ ssh cleanup

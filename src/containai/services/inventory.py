@@ -351,32 +351,33 @@ class Listed:
         }
 
 
-def parse_list_row(line: str, now: datetime) -> Listed | None:
-    """One line of ``docker ps --format LIST_FORMAT``; ``None`` for an unmanaged one."""
+@dataclass(frozen=True)
+class PsRow:
+    """One line of ``docker ps --format LIST_FORMAT``: exact labels, empty ones dropped."""
+
+    id: str
+    name: str
+    state: str
+    image: str
+    created: str
+    labels: dict[str, str]
+
+
+def parse_ps_line(line: str) -> PsRow:
     row = json.loads(line)
     raw_labels = row.get("labels") or {}
-    labels = {str(k): str(v) for k, v in raw_labels.items() if v not in (None, "")}
-    if not L.is_managed(labels):
-        return None
-    created = parse_engine_time(str(row.get("created") or ""))
-    name = str(row.get("names") or "").split(",")[0].lstrip("/")
-    return Listed(
-        name=name,
+    return PsRow(
+        id=str(row.get("id") or ""),
+        name=str(row.get("names") or "").split(",")[0].lstrip("/"),
         state=str(row.get("state") or ""),
-        workspace=labels.get(L.WORKSPACE),
-        ssh_port=_port(labels.get(L.SSH_PORT)),
-        data_volume=labels.get(L.DATA_VOLUME),
         image=str(row.get("image") or ""),
-        runtime=labels.get(L.RUNTIME),
-        created=created,
-        age_seconds=_seconds_since(created, now),
-        keep=L.is_kept(labels),
+        created=str(row.get("created") or ""),
+        labels={str(k): str(v) for k, v in raw_labels.items() if v not in (None, "")},
     )
 
 
-def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed]:
-    """Every managed container of the engine, sorted by name: one ``docker ps``."""
-    now = now or datetime.now(UTC)
+def managed_rows(engine: ListEngine) -> list[PsRow]:
+    """Every managed container of the engine (``docker ps`` rows): ONE engine call."""
     out = engine.run(
         "ps",
         "--all",
@@ -386,5 +387,33 @@ def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed
         "--format",
         LIST_FORMAT,
     ).stdout
-    rows = [parse_list_row(line, now) for line in str(out).splitlines() if line.strip()]
-    return sorted((r for r in rows if r is not None), key=lambda r: r.name)
+    rows = [parse_ps_line(line) for line in str(out).splitlines() if line.strip()]
+    return [r for r in rows if L.is_managed(r.labels)]
+
+
+def listed(row: PsRow, now: datetime) -> Listed:
+    created = parse_engine_time(row.created)
+    return Listed(
+        name=row.name,
+        state=row.state,
+        workspace=row.labels.get(L.WORKSPACE),
+        ssh_port=_port(row.labels.get(L.SSH_PORT)),
+        data_volume=row.labels.get(L.DATA_VOLUME),
+        image=row.image,
+        runtime=row.labels.get(L.RUNTIME),
+        created=created,
+        age_seconds=_seconds_since(created, now),
+        keep=L.is_kept(row.labels),
+    )
+
+
+def parse_list_row(line: str, now: datetime) -> Listed | None:
+    """One line of ``docker ps --format LIST_FORMAT``; ``None`` for an unmanaged one."""
+    row = parse_ps_line(line)
+    return listed(row, now) if L.is_managed(row.labels) else None
+
+
+def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed]:
+    """Every managed container of the engine, sorted by name: one ``docker ps``."""
+    now = now or datetime.now(UTC)
+    return sorted((listed(r, now) for r in managed_rows(engine)), key=lambda r: r.name)

@@ -65,16 +65,16 @@ def run(args: argparse.Namespace) -> int:
         app.config,
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
     )
-    plan = collector.plan(min_age, age_text.strip(), images=args.images)
-    for spared in plan.spared:
-        app.out.info(f"keeping {spared.name}: {spared.reason}")
-
-    if args.dry_run:
-        result = collector.dry_run(plan)
-    elif not plan.candidates and not plan.images:
-        result = GcResult(False, plan.age, spared=list(plan.spared))
+    if args.force and not args.dry_run:
+        # Nothing to show first: list, then lock + inspect + remove (no double inspect).
+        result = collector.collect(min_age, age_text.strip(), images=args.images)
     else:
-        if not args.force:
+        plan = collector.plan(min_age, age_text.strip(), images=args.images)
+        if args.dry_run:
+            result = collector.dry_run(plan)
+        elif not plan.candidates and not plan.images:
+            result = GcResult(False, plan.age, spared=list(plan.spared))
+        else:
             if not app.out.interactive:
                 raise ConfirmationNeeded(
                     f"gc would remove {_names(plan)} and there is no TTY to ask; add --force "
@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
                 )
             if not _ask(app, plan):
                 raise Failed("gc removed nothing (not confirmed)")
-        result = collector.apply(plan)
+            result = collector.apply(plan)
+    for spared in result.spared:
+        if not spared.changed:
+            app.out.info(f"keeping {spared.name}: {spared.reason}")
 
     if args.json:
         app.out.json(result.to_json())

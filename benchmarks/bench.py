@@ -1,0 +1,409 @@
+"""cai against the raw engine, OpenSSH and the devcontainers CLI, in one interleaved run.
+
+    .venv/bin/python benchmarks/bench.py [--quick] [--json PATH]
+
+Medians of interleaved runs (A B A B ...), printed as a table with ratios and written
+as JSON. Everything runs in a sandboxed HOME; every container, volume and workspace it
+creates is removed at the end. The devcontainers CLI comes from npm (installed into
+benchmarks/.node/ on first use). Benchmarks are not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CAI = str(Path(sys.executable).parent / "cai")
+NODE_DIR = ROOT / "benchmarks" / ".node"
+IMAGE = "containai:default"
+
+
+def run(
+    argv: list[str], env: dict[str, str], cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-800:]}")
+    return proc
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleave(
+    n: int, a: Callable[[], float], b: Callable[[], float], c: Callable[[], float] | None = None
+) -> tuple[list[float], ...]:
+    xs: list[float] = []
+    ys: list[float] = []
+    zs: list[float] = []
+    for _ in range(n):
+        xs.append(a())
+        ys.append(b())
+        if c is not None:
+            zs.append(c())
+    return (xs, ys, zs) if c is not None else (xs, ys)
+
+
+def devcontainer_cli() -> str | None:
+    exe = NODE_DIR / "node_modules" / ".bin" / "devcontainer"
+    if not exe.exists():
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(NODE_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "@devcontainers/cli",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            print(f"devcontainers CLI unavailable: {proc.stderr[-300:]}", file=sys.stderr)
+            return None
+    return str(exe)
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.n = 5 if quick else 15
+        self.n_cold = 3 if quick else 6
+        self.tmp = Path(tempfile.mkdtemp(prefix="cai-bench-"))
+        self.home = self.tmp / "home"
+        self.home.mkdir()
+        self.tag = uuid.uuid4().hex[:6]
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CONTAINAI_", "CAI_"))
+        }
+        self.env.update(HOME=str(self.home), CONTAINAI_DATA_VOLUME=f"cai-bench-{self.tag}")
+        self.results: dict[str, dict[str, float | str]] = {}
+        self.containers: list[str] = []
+        self.volumes: list[str] = [f"cai-bench-{self.tag}"]
+
+    def workspace(self, name: str) -> Path:
+        ws = self.tmp / "ws" / name
+        ws.mkdir(parents=True)
+        run(["git", "init", "-q", "-b", "main", str(ws)], self.env)
+        return ws
+
+    def record(
+        self, key: str, ours: list[float], theirs: list[float], label: str, goal: str
+    ) -> None:
+        a, b = statistics.median(ours), statistics.median(theirs)
+        self.results[key] = {
+            "cai_s": round(a, 4),
+            "baseline_s": round(b, 4),
+            "ratio": round(a / b, 3) if b else float("nan"),
+            "baseline": label,
+            "goal": goal,
+        }
+
+    # ------------------------------------------------------------------ cases
+    def warm_exec(self) -> None:
+        ws = self.workspace("warm")
+        run([CAI, "run", "--detached"], self.env, ws)
+        name = json.loads(run([CAI, "run", "--dry-run", "--json"], self.env, ws).stdout)[
+            "container"
+        ]
+        self.containers.append(name)
+        entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
+        run([CAI, "exec", "--", "true"], self.env, ws)
+        ours, docker, ssh = interleave(
+            self.n * 2,
+            lambda: timed(lambda: run([CAI, "exec", "--", "true"], self.env, ws)),
+            lambda: timed(lambda: run(["docker", "exec", name, "true"], self.env)),
+            lambda: timed(lambda: run(["ssh", "-F", str(entry), f"cai-{name}", "true"], self.env)),
+        )
+        self.record("warm_exec", ours, docker, "docker exec", "<= 1.0")
+        self.record("warm_exec_vs_ssh", ours, ssh, "ssh via control master (floor)", "info")
+        # peak memory of `cai exec` (the process, through its exec into ssh)
+        peaks = []
+        for _ in range(5):
+            proc = subprocess.Popen([CAI, "exec", "--", "true"], env=self.env, cwd=ws)
+            _pid, _status, usage = os.wait4(proc.pid, 0)
+            peaks.append(usage.ru_maxrss / 1024)
+        self.results["exec_peak_memory"] = {"cai_mib": round(max(peaks), 1), "goal": "<= 40 MiB"}
+        self.warm_name, self.warm_ws = name, ws
+
+    def cold_create(self) -> None:
+        devc = devcontainer_cli()
+        ours, docker_run, dev = [], [], []
+        for i in range(self.n_cold):
+            ws = self.workspace(f"cold{i}")
+            ours.append(timed(lambda ws=ws: run([CAI, "run", "--detached"], self.env, ws)))
+            name = f"cold{i}-main"
+            self.containers.append(name)
+            run(["docker", "rm", "-f", name], self.env)
+            cname = f"cai-bench-run-{self.tag}-{i}"
+            docker_run.append(
+                timed(
+                    lambda cname=cname: run(
+                        [
+                            "docker",
+                            "run",
+                            "-d",
+                            "--name",
+                            cname,
+                            "--entrypoint",
+                            "sleep",
+                            IMAGE,
+                            "infinity",
+                        ],
+                        self.env,
+                    )
+                )
+            )
+            run(["docker", "rm", "-f", cname], self.env)
+            if devc:
+                dws = self.workspace(f"devc{i}")
+                (dws / ".devcontainer").mkdir()
+                (dws / ".devcontainer" / "devcontainer.json").write_text(
+                    json.dumps(
+                        {
+                            "image": IMAGE,
+                            "overrideCommand": True,
+                            "runArgs": ["--label", f"cai-bench={self.tag}"],
+                        }
+                    )
+                )
+                dev.append(
+                    timed(
+                        lambda dws=dws: run([devc, "up", "--workspace-folder", str(dws)], self.env)
+                    )
+                )
+        self.record("cold_create_vs_docker_run", ours, docker_run, "docker run -d", "info")
+        if dev:
+            self.record("cold_create", ours, dev, "devcontainer up", "<= 1.0")
+
+    def restart(self) -> None:
+        name, ws = self.warm_name, self.warm_ws
+        entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
+        no_mux = [
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=2",
+        ]
+
+        def docker_start() -> float:
+            run([CAI, "stop", "--force"], self.env, ws)
+            start = time.perf_counter()
+            run(["docker", "start", name], self.env)
+            while (
+                run(
+                    ["ssh", "-F", str(entry), *no_mux, f"cai-{name}", "true"], self.env, check=False
+                ).returncode
+                != 0
+            ):
+                time.sleep(0.05)
+            return time.perf_counter() - start
+
+        def cai_start() -> float:
+            run([CAI, "stop", "--force"], self.env, ws)
+            return timed(lambda: run([CAI, "run", "--detached"], self.env, ws))
+
+        ours, theirs = interleave(self.n_cold, cai_start, docker_start)
+        self.record("restart", ours, theirs, "docker start + SSH login", "<= 1.5")
+
+    def listing(self) -> None:
+        ours, theirs = interleave(
+            self.n * 2,
+            lambda: timed(lambda: run([CAI, "list", "--json"], self.env)),
+            lambda: timed(
+                lambda: run(
+                    [
+                        "docker",
+                        "ps",
+                        "-a",
+                        "--filter",
+                        "label=containai.managed=true",
+                        "--format",
+                        "json",
+                    ],
+                    self.env,
+                )
+            ),
+        )
+        self.record("list", ours, theirs, "docker ps (label filter)", "<= 3.0")
+
+    def export(self) -> None:
+        name, ws = self.warm_name, self.warm_ws
+        run(
+            [
+                CAI,
+                "exec",
+                "--",
+                "sh",
+                "-c",
+                "mkdir -p /mnt/agent-data/big && head -c 1073741824 /dev/urandom "
+                "> /mnt/agent-data/big/blob",
+            ],
+            self.env,
+            ws,
+        )
+        out = self.tmp / "exports"
+        out.mkdir()
+
+        def ours() -> float:
+            target = out / "cai.tgz"
+            t = timed(lambda: run([CAI, "export", "--output", str(target)], self.env, ws))
+            target.unlink()
+            return t
+
+        def pipeline() -> float:
+            target = out / "pipe.tgz"
+            t = timed(
+                lambda: subprocess.run(
+                    f"docker cp {name}:/mnt/agent-data - | gzip > {target}",
+                    shell=True,
+                    check=True,
+                    env=self.env,
+                )
+            )
+            target.unlink()
+            return t
+
+        a, b = interleave(3, ours, pipeline)
+        # throughput ratio = pipeline time / cai time (higher is better)
+        self.results["export_1gib"] = {
+            "cai_s": round(statistics.median(a), 3),
+            "baseline_s": round(statistics.median(b), 3),
+            "throughput_ratio": round(statistics.median(b) / statistics.median(a), 3),
+            "baseline": "docker cp | gzip",
+            "goal": ">= 0.8",
+        }
+        run([CAI, "exec", "--", "rm", "-rf", "/mnt/agent-data/big"], self.env, ws)
+
+    def gc(self) -> None:
+        count = 100 if self.n > 5 else 30
+
+        def make(prefix: str) -> list[str]:
+            names = [f"{prefix}-{i}" for i in range(count)]
+            for n in names:
+                run(
+                    [
+                        "docker",
+                        "create",
+                        "--name",
+                        n,
+                        "--label",
+                        "containai.managed=true",
+                        "--label",
+                        f"containai.workspace={self.tmp}/gc/{n}",
+                        "--label",
+                        f"cai-bench={self.tag}",
+                        "--entrypoint",
+                        "true",
+                        IMAGE,
+                    ],
+                    self.env,
+                )
+            return names
+
+        def ours() -> float:
+            make(f"cai-bench-gc-{self.tag}")
+            return timed(lambda: run([CAI, "gc", "--force", "--age", "0s"], self.env))
+
+        def theirs() -> float:
+            names = make(f"cai-bench-rm-{self.tag}")
+            return timed(lambda: run(["docker", "rm", *names], self.env))
+
+        a, b = interleave(2, ours, theirs)
+        self.record("gc_100", a, b, f"one docker rm of {count}", "<= 1.5")
+
+    def cleanup(self) -> None:
+        ids = run(
+            ["docker", "ps", "-aq", "--filter", f"label=cai-bench={self.tag}"],
+            self.env,
+            check=False,
+        ).stdout.split()
+        rows = run(
+            ["docker", "ps", "-a", "--format", '{{.ID}}\t{{.Label "containai.workspace"}}'],
+            self.env,
+            check=False,
+        ).stdout
+        ids += [
+            line.split("\t")[0]
+            for line in rows.splitlines()
+            if line.partition("\t")[2].startswith(str(self.tmp))
+        ]
+        if ids:
+            run(["docker", "rm", "-f", *ids], self.env, check=False)
+        run(["docker", "volume", "rm", "-f", *self.volumes], self.env, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
+    parser.add_argument("--only", nargs="*", help="cases to run (default: all)")
+    args = parser.parse_args()
+    bench = Bench(args.quick)
+    cases = ["warm_exec", "cold_create", "restart", "listing", "export", "gc"]
+    try:
+        for case in cases:
+            if args.only and case not in args.only and case != "warm_exec":
+                continue
+            print(f"... {case}", file=sys.stderr)
+            try:
+                getattr(bench, case)()
+            except Exception as exc:  # a case that cannot run is reported, not fatal
+                bench.results[case] = {"error": str(exc)[:300]}
+    finally:
+        bench.cleanup()
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
+        "kernel": platform.release(),
+        "docker": run(
+            ["docker", "version", "--format", "{{.Server.Version}}"], bench.env, check=False
+        ).stdout.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    doc = {"machine": machine, "results": bench.results}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(doc, indent=2))
+    print("| case | cai | baseline | ratio | goal |\n|---|---|---|---|---|")
+    for key, r in bench.results.items():
+        if "error" in r:
+            print(f"| {key} | error: {r['error'][:60]} | | | |")
+        elif key == "exec_peak_memory":
+            print(f"| {key} | {r['cai_mib']} MiB | | | {r['goal']} |")
+        else:
+            ratio = r.get("ratio", r.get("throughput_ratio"))
+            print(
+                f"| {key} | {r['cai_s']} s | {r['baseline']}: {r['baseline_s']} s | "
+                f"{ratio} | {r['goal']} |"
+            )
+    print(f"\nmachine: {json.dumps(machine)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

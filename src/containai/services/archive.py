@@ -1,0 +1,354 @@
+"""Export and import of data volumes (SPEC section 11).
+
+* ``export``: the volume's content is streamed out of the workspace's container
+  (running or stopped) or, when it has none, out of a helper container that is
+  created from a LOCAL image and never started, and written atomically to a
+  0600 ``.tgz`` (the tar work is the archive adapter's).
+* ``restore`` (``cai import --from ARCHIVE``): every member is checked first
+  (``domain/archive_rules``); only then is anything touched. The archive goes
+  into a hidden staging directory of the volume, followed by a completion
+  marker; a helper container then swaps it in with renames (old content moved
+  aside, new content moved up, old content deleted) or, without the marker,
+  deletes the staging directory. So a failed or interrupted copy leaves the
+  volume as it was.
+* ``copy_items`` (host configuration import): a tar built by cai is copied into
+  the volume (merged: entries replace what they name, nothing else changes).
+
+Helper containers are labelled ``containai.helper=true`` and removed here; they
+never run an image that is not already local (nothing is pulled).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from containai.domain import labels as L
+from containai.domain.archive_rules import Member, check_members
+from containai.domain.errors import Failed, NotFound
+from containai.services.lifecycle import DATA_MOUNT, Target
+from containai.services.ports import Engine
+
+HELPER_LABEL = "containai.helper"
+FALLBACK_IMAGE = "containai-base:bookworm"
+STAGING_PREFIX = ".containai-import-"
+
+# progress(done_bytes, total_bytes_or_None)
+Progress = Callable[[int, int | None], None]
+
+# Run by the import helper as root, with the volume at /mnt/agent-data:
+# $1 = staging directory, $2 = completion marker, $3 = directory for the old content.
+SWAP_SCRIPT = r"""
+set -u
+cd /mnt/agent-data || exit 1
+S=$1 M=$2 O=$3
+if [ ! -f "$M" ]; then
+    rm -rf "$S" "$M"
+    echo "containai: the copy did not complete; the volume was left as it was" >&2
+    exit 3
+fi
+each() { # each DIR CMD...: CMD ENTRY for every entry of DIR except ours
+    d=$1; shift
+    for f in "$d"/* "$d"/.[!.]* "$d"/..?*; do
+        case ${f##*/} in "$S" | "$M" | "$O") continue ;; esac
+        if [ -e "$f" ] || [ -L "$f" ]; then "$@" "$f" || return 1; fi
+    done
+}
+to_old() { mv -f "$1" "$O/"; }
+to_top() { mv -f "$1" ./; }
+to_staging() { mv -f "$1" "$S/"; }
+mkdir "$O" || exit 1
+if ! each . to_old; then
+    each "$O" to_top
+    rmdir "$O"
+    rm -rf "$S" "$M"
+    echo "containai: could not move the old content aside; the volume was left as it was" >&2
+    exit 1
+fi
+if ! each "$S" to_top; then
+    each . to_staging
+    each "$O" to_top
+    rmdir "$O"
+    rm -rf "$S" "$M"
+    echo "containai: could not move the new content in; the volume was left as it was" >&2
+    exit 1
+fi
+owner=$(stat -c %u:%g "$S" 2>/dev/null) && chown "$owner" . 2>/dev/null
+mode=$(stat -c %a "$S" 2>/dev/null) && chmod "$mode" . 2>/dev/null
+mtime=$(stat -c %Y "$S" 2>/dev/null)
+rmdir "$S" && rm -f "$M" && rm -rf "$O" || exit 1
+[ -n "$mtime" ] && touch -d "@$mtime" . 2>/dev/null
+exit 0
+"""
+
+
+class ExportResult(Protocol):
+    @property
+    def members(self) -> int: ...
+
+    @property
+    def bytes_in(self) -> int: ...
+
+    @property
+    def bytes_out(self) -> int: ...
+
+    @property
+    def hardlinks(self) -> int: ...
+
+
+class Streams(Protocol):
+    """The tar streams (``adapters/archive.py``) that move data through ``docker cp``."""
+
+    def export_volume(
+        self, container: str, source: str, output: Path, *, progress: Progress | None = None
+    ) -> ExportResult: ...
+
+    def read_members(self, archive: Path, *, progress: Progress | None = None) -> list[Member]: ...
+
+    def copy_archive_in(
+        self,
+        container: str,
+        dest: str,
+        archive: Path,
+        expected: Sequence[Member],
+        *,
+        staging: str,
+        marker: str,
+        progress: Progress | None = None,
+    ) -> None: ...
+
+    def copy_items_in(
+        self, container: str, dest: str, items: Sequence[Any], *, uid: int, gid: int
+    ) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class VolumeTarget:
+    """A data volume, and the existing container that mounts it (if there is one)."""
+
+    volume: str
+    container: str | None = None
+    image: str | None = None  # that container's image: local for sure, usable for helpers
+
+
+def data_volume_of(info: Mapping[str, Any]) -> str | None:
+    """The volume a container mounts at /mnt/agent-data (else its data-volume label)."""
+    for mount in info.get("Mounts") or []:
+        if mount.get("Destination") == DATA_MOUNT and mount.get("Type") == "volume":
+            name = mount.get("Name")
+            if isinstance(name, str) and name:
+                return name
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    value = labels.get(L.DATA_VOLUME)
+    return value if isinstance(value, str) and value else None
+
+
+def target_of(found: Target) -> VolumeTarget:
+    """The volume of an existing container (``NotFound`` when it mounts none)."""
+    info = found.info or {}
+    volume = data_volume_of(info)
+    if volume is None:
+        raise NotFound(f"container '{found.name}' has no data volume mounted at {DATA_MOUNT}")
+    image = info.get("Image")
+    return VolumeTarget(volume, found.name, image if isinstance(image, str) and image else None)
+
+
+def default_archive_name(volume: str, now: datetime) -> str:
+    """``containai-export-<volume>-<UTC yyyymmdd-HHMMSS>.tgz`` (``now`` must be UTC)."""
+    return f"containai-export-{volume}-{now:%Y%m%d-%H%M%S}.tgz"
+
+
+def archive_path(output: str | None, cwd: Path, volume: str, now: datetime) -> Path:
+    """Where ``cai export`` writes: ``--output`` (a directory gets the default name)."""
+    name = default_archive_name(volume, now)
+    if output is None:
+        return cwd / name
+    path = cwd / Path(output).expanduser()
+    if path.is_dir():
+        return path / name
+    if output.endswith("/"):
+        raise NotFound(f"directory {path} does not exist; create it or choose another --output")
+    if not path.parent.is_dir():
+        raise NotFound(
+            f"directory {path.parent} does not exist; create it or choose another --output"
+        )
+    return path
+
+
+class VolumeArchives:
+    def __init__(
+        self,
+        engine: Engine,
+        streams: Streams,
+        *,
+        token: Callable[[], str] = lambda: secrets.token_hex(6),
+    ) -> None:
+        self.engine = engine
+        self.streams = streams
+        self.token = token
+
+    # ------------------------------------------------------------- helpers
+    def volume_exists(self, volume: str) -> bool:
+        return self.engine.inspect_volume(volume) is not None
+
+    def helper_image(self, preferred: str | None = None) -> str:
+        """A local image for helper containers: never pulled.
+
+        ``preferred`` (the workspace container's image), else any ``containai:*``
+        image, else ``containai-base:bookworm``, else any local image.
+        """
+        if preferred and self.engine.inspect_image(preferred) is not None:
+            return preferred
+        rows = [
+            r
+            for r in self.engine.list_images("containai:*")
+            if r.get("Tag") not in (None, "", "<none>")
+        ]
+        rows.sort(key=lambda r: (r.get("Tag") != "default", str(r.get("Tag"))))
+        if rows:
+            return f"{rows[0].get('Repository', 'containai')}:{rows[0]['Tag']}"
+        if self.engine.inspect_image(FALLBACK_IMAGE) is not None:
+            return FALLBACK_IMAGE
+        for row in self.engine.list_images():
+            repo, tag = row.get("Repository"), row.get("Tag")
+            if repo and repo != "<none>" and tag and tag != "<none>":
+                return f"{repo}:{tag}"
+            if row.get("ID"):
+                return str(row["ID"])
+        raise Failed(
+            "no local image to run a helper container from (export and import pull nothing); "
+            "build one with `cai image build`"
+        )
+
+    def _create_helper(self, volume: str, image: str, command: Sequence[str]) -> str:
+        """A stopped helper container with ``volume`` at /mnt/agent-data (never copied up)."""
+        name = f"containai-helper-{self.token()}"
+        self.engine.create_container(
+            [
+                "--name",
+                name,
+                "--label",
+                f"{HELPER_LABEL}=true",
+                "--network",
+                "none",
+                "--user",
+                "0:0",
+                "--entrypoint",
+                "/bin/sh",
+                "--mount",
+                f"type=volume,source={volume},target={DATA_MOUNT},volume-nocopy=true",
+                image,
+                *command,
+            ]
+        )
+        return name
+
+    def _remove_helper(self, name: str) -> None:
+        try:
+            self.engine.remove(name, force=True)
+        except NotFound:
+            pass
+
+    def _require_volume(self, volume: str) -> None:
+        if not self.volume_exists(volume):
+            raise NotFound(
+                f"data volume '{volume}' does not exist; see `docker volume ls` "
+                "(or `cai config get data_volume`)"
+            )
+
+    # -------------------------------------------------------------- export
+    def export(
+        self, target: VolumeTarget, output: Path, *, progress: Progress | None = None
+    ) -> ExportResult:
+        """Write the volume's content to ``output`` (atomically, 0600)."""
+        if target.container is not None:
+            return self.streams.export_volume(
+                target.container, DATA_MOUNT, output, progress=progress
+            )
+        self._require_volume(target.volume)
+        helper = self._create_helper(target.volume, self.helper_image(), ["-c", ":"])
+        try:
+            return self.streams.export_volume(helper, DATA_MOUNT, output, progress=progress)
+        finally:
+            self._remove_helper(helper)
+
+    # -------------------------------------------------------------- import
+    def check(self, archive: Path, *, progress: Progress | None = None) -> list[Member]:
+        """Read the whole archive and refuse it (``Failed``, member named) if any member is bad."""
+        members = self.streams.read_members(archive, progress=progress)
+        check_members(members, source=str(archive))
+        return members
+
+    def _ensure_volume(self, volume: str) -> None:
+        if self.volume_exists(volume):
+            return
+        try:
+            self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
+        except Failed:
+            if not self.volume_exists(volume):
+                raise
+
+    def restore(
+        self,
+        target: VolumeTarget,
+        archive: Path,
+        members: Sequence[Member],
+        *,
+        progress: Progress | None = None,
+    ) -> None:
+        """Replace the volume's content with the (checked) ``members`` of ``archive``."""
+        self._ensure_volume(target.volume)
+        token = self.token()
+        staging = f"{STAGING_PREFIX}{token}"
+        marker = f"{staging}.done"
+        old = f".containai-old-{token}"
+        helper = self._create_helper(
+            target.volume,
+            self.helper_image(target.image),
+            ["-c", SWAP_SCRIPT, "containai-import", staging, marker, old],
+        )
+        try:
+            copy_error: BaseException | None = None
+            try:
+                self.streams.copy_archive_in(
+                    helper,
+                    DATA_MOUNT,
+                    archive,
+                    members,
+                    staging=staging,
+                    marker=marker,
+                    progress=progress,
+                )
+            except BaseException as exc:  # also Ctrl-C: the helper still cleans up
+                copy_error = exc
+            # Swaps when the marker arrived; otherwise deletes the staging directory.
+            proc = self.engine.run("start", "--attach", helper, check=False, timeout=3600)
+            if copy_error is not None:
+                raise copy_error
+            if proc.returncode != 0:
+                text = (str(proc.stdout or "") + str(proc.stderr or "")).strip()
+                detail = text.splitlines()[-1] if text else f"exit code {proc.returncode}"
+                raise Failed(f"replacing the content of volume '{target.volume}' failed: {detail}")
+        finally:
+            self._remove_helper(helper)
+
+    # --------------------------------------------------------- host import
+    def copy_items(
+        self, target: VolumeTarget, items: Sequence[Any], *, uid: int, gid: int
+    ) -> list[str]:
+        """Merge ``items`` (paths relative to the volume root) into the volume, owned uid:gid.
+
+        Through the workspace's container when it exists, else a helper. Returns warnings.
+        """
+        if target.container is not None:
+            return self.streams.copy_items_in(target.container, DATA_MOUNT, items, uid=uid, gid=gid)
+        self._ensure_volume(target.volume)
+        helper = self._create_helper(target.volume, self.helper_image(target.image), ["-c", ":"])
+        try:
+            return self.streams.copy_items_in(helper, DATA_MOUNT, items, uid=uid, gid=gid)
+        finally:
+            self._remove_helper(helper)
