@@ -17,7 +17,6 @@ import pytest
 
 from containai.cli.commands.gc import render_text
 from containai.domain.errors import Failed, NotFound
-from containai.services.inventory import LIST_FORMAT
 from containai.services.gc import (
     GarbageCollector,
     GcResult,
@@ -25,6 +24,7 @@ from containai.services.gc import (
     is_cai_image,
     ssh_cleanup,
 )
+from containai.services.inventory import LIST_FORMAT
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 THIRTY_DAYS = timedelta(days=30)

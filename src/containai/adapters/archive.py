@@ -11,7 +11,7 @@ This module re-packs those streams in Python:
   is removed.
 * import: the archive is read twice: once to list (and check) every member,
   once to stream it, renamed under a staging directory, into
-  ``docker cp -a - C:/mnt/agent-data``. The second pass must see exactly the
+  ``docker cp - C:/mnt/agent-data``. The second pass must see exactly the
   members the first one checked, or the completion marker is not written.
 * host import: a list of :class:`TarItem` is written to a temp tar and copied in.
 
@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Protocol
 
 from containai.adapters.engine import DockerEngine
 from containai.domain.archive_rules import Member, MemberKind
@@ -61,17 +61,29 @@ class ExportStats:
     hardlinks: int  # hard links written as regular files
 
 
-@dataclass(frozen=True)
-class TarItem:
-    """One entry of a tar built by cai (host import). ``name`` is relative to the volume."""
+class TarItem(Protocol):
+    """One entry of a tar built by cai (``services/host_import.TarItem`` has this shape)."""
 
-    name: str
-    kind: Literal["dir", "file", "symlink"]
-    mode: int
-    mtime: float
-    source: Path | None = None  # file content from this host file
-    data: bytes | None = None  # or these bytes (e.g. a filtered .gitconfig)
-    linkname: str = ""
+    @property
+    def name(self) -> str: ...  # relative to the volume root
+
+    @property
+    def kind(self) -> str: ...  # dir | file | symlink
+
+    @property
+    def mode(self) -> int: ...
+
+    @property
+    def mtime(self) -> float: ...
+
+    @property
+    def source(self) -> Path | None: ...  # file content from this host file
+
+    @property
+    def data(self) -> bytes | None: ...  # or these bytes
+
+    @property
+    def linkname(self) -> str: ...
 
 
 # ------------------------------------------------------------------ plumbing
@@ -505,7 +517,9 @@ class DockerArchive:
         every member matched ``expected`` (what was checked): a consumer that
         finds no marker must discard ``staging``.
         """
-        args = ("cp", "-a", "-", f"{container}:{dest}")
+        # No `-a`: with it the engine chowns everything to the container's configured
+        # user; without it, the uid/gid of each tar header are kept.
+        args = ("cp", "-", f"{container}:{dest}")
         proc = self.engine.popen(*args, stdin=subprocess.PIPE)
         _widen_pipe(proc.stdin)
         assert proc.stdin is not None
@@ -540,7 +554,7 @@ class DockerArchive:
                 for item in items:
                     warnings += _add_item(tar, item, uid, gid)
             spool.seek(0)
-            args = ("cp", "-a", "-", f"{container}:{dest}")
+            args = ("cp", "-", f"{container}:{dest}")
             proc = self.engine.popen(*args, stdin=spool)
             self.engine.check_stream(args, proc)
         return warnings

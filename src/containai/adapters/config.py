@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from containai.domain.errors import ConfigError
+from containai.lazy import lazy_module
 from containai.paths import Paths
+
+if TYPE_CHECKING:
+    import tempfile
+else:
+    tempfile = lazy_module("tempfile")
+
 
 REPO_CONFIG = Path(".containai") / "config.toml"
 

@@ -15,25 +15,35 @@ Unix socket.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import shlex
-import shutil
 import socket
 import stat
-import subprocess
-import tempfile
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from containai.domain.errors import Failed
+from containai.lazy import lazy_module
 from containai.paths import Paths
+
+if TYPE_CHECKING:
+    import base64
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+else:
+    base64 = lazy_module("base64")
+    hashlib = lazy_module("hashlib")
+    shutil = lazy_module("shutil")
+    subprocess = lazy_module("subprocess")
+    tempfile = lazy_module("tempfile")
+
 
 ALIAS_PREFIX: Final = "cai-"
 INCLUDE_PATTERN: Final = "~/.ssh/containai.d/*.conf"

@@ -6,10 +6,16 @@ when stderr is a TTY. Warnings are ``cai: warning: ...``.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from containai.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import json
+else:
+    json = lazy_module("json")
 
 
 class Output:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
 from typing import Final
 
 from containai.domain.errors import UsageError
@@ -131,6 +130,8 @@ def parse_memory(text: str) -> int:
     unit = match.group("unit").lower() if match else ""
     if match is None or unit not in _MEMORY_UNITS:
         raise UsageError(f"invalid memory size {show(text)}: {hint}")
+    from fractions import Fraction
+
     size = int(Fraction(match.group("num")) * _MEMORY_UNITS[unit])
     if size < MEMORY_MIN_BYTES:
         raise UsageError(f"invalid memory size {show(text)}: the minimum is 6m (6 MiB)")

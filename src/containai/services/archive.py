@@ -20,6 +20,7 @@ never run an image that is not already local (nothing is pulled).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -248,10 +249,8 @@ class VolumeArchives:
         return name
 
     def _remove_helper(self, name: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.engine.remove(name, force=True)
-        except NotFound:
-            pass
 
     def _require_volume(self, volume: str) -> None:
         if not self.volume_exists(volume):

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from containai.domain import naming, settings
 from containai.domain.errors import ConfigError
-from containai.services.ports import Config
+
+if TYPE_CHECKING:
+    from containai.domain import settings
+    from containai.services.ports import Config
 
 
-@dataclass(frozen=True)
 class Workspace:
-    path: str  # absolute, symlinks resolved
-    branch: str  # branch name, 'detached' or 'nogit'
+    """A workspace: its absolute path (symlinks resolved) and branch (or detached/nogit).
+
+    A plain class, not a dataclass: this is on the hot path (DESIGN decision 2).
+    """
+
+    __slots__ = ("branch", "path")
+
+    def __init__(self, path: str, branch: str) -> None:
+        self.path = path
+        self.branch = branch
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Workspace) and (self.path, self.branch) == (
+            other.path,
+            other.branch,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.branch))
+
+    def __repr__(self) -> str:
+        return f"Workspace(path={self.path!r}, branch={self.branch!r})"
 
     @property
     def repo(self) -> str:
@@ -24,6 +44,8 @@ class Workspace:
     @property
     def base_name(self) -> str:
         """The generated container name before any collision suffix."""
+        from containai.domain import naming
+
         return naming.container_name(self.repo, self.branch)
 
 
@@ -61,6 +83,8 @@ class Settings:
         workspace: str | None,
         cli: Mapping[str, Any] | None = None,
     ) -> None:
+        from containai.domain import settings
+
         self.config = config
         self.workspace = workspace
         env_values = {k: env[e] for e, k in ENV_KEYS.items() if env.get(e)}
@@ -77,6 +101,8 @@ class Settings:
         self._layers.append(("global", self._checked(glob, str(config.global_path))))
 
     def _checked(self, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+        from containai.domain import settings
+
         out: dict[str, Any] = {}
         for k, v in values.items():
             if k in settings.STATE_FIELDS:
@@ -88,6 +114,8 @@ class Settings:
         return out
 
     def get(self, key: str) -> settings.Resolved:
+        from containai.domain import settings
+
         settings.key(key)  # unknown key -> UsageError
         return settings.resolve(key, self._layers)
 
@@ -95,6 +123,8 @@ class Settings:
         return self.get(key).value
 
     def all(self) -> list[settings.Resolved]:
+        from containai.domain import settings
+
         return [self.get(k) for k in sorted(settings.KEYS)]
 
     def port_range(self) -> tuple[int, int]:

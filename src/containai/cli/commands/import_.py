@@ -1,11 +1,119 @@
-"""``cai import``."""
+"""``cai import [--from DIR|ARCHIVE] [--container NAME | --data-volume NAME] [-w PATH]
+[--dry-run] [--no-secrets] [--force]``.
+
+* ``--from ARCHIVE`` (a file): restore a ``cai export`` archive, replacing the
+  volume's content (checked first; asks on a TTY, else needs ``--force``).
+* no ``--from``, or ``--from DIR``: copy host configuration (from ``$HOME`` or
+  DIR) into the volume by the import manifests. Success prints nothing;
+  ``--dry-run`` lists each entry and what would happen.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from containai.domain.errors import NotImplementedYet
+from containai.cli.app import App
+from containai.cli.commands.export import Meter, archives, resolve_target
+from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, UsageError
+
+if TYPE_CHECKING:
+    from containai.services.host_import import ManifestEntry, PlannedEntry
+
+
+def manifest(app: App) -> list[ManifestEntry]:
+    """The common manifest, then every agent's ``[[import]]`` entries."""
+    import tomllib
+    from importlib import resources
+
+    from containai import agents
+    from containai.services.host_import import manifest_entries
+
+    common = resources.files(agents.__name__).joinpath("manifests/common.toml")
+    groups: list[tuple[str, Any]] = [
+        ("common", tomllib.loads(common.read_text()).get("import", []))
+    ]
+    for name in agents.names():
+        groups.append((name, agents.load(name).imports))
+    return manifest_entries(groups)
+
+
+def _source_path(app: App, source: str) -> Path:
+    return app.cwd / Path(source).expanduser()
+
+
+def _render(plans: list[PlannedEntry]) -> list[str]:
+    width = max((len(p.path) for p in plans), default=0)
+    return [f"{p.action:<9} {p.path:<{width}}  {p.detail}" for p in plans]
+
+
+def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
+    from containai.services.host_import import items_of, plan_import
+
+    plans = plan_import(manifest(app), source, no_secrets=args.no_secrets)
+    warnings = [w for p in plans for w in p.warnings]
+    if args.dry_run:
+        for line in _render(plans):
+            app.out.line(line)
+        for warning in warnings:
+            app.out.warn(warning)
+        return 0
+    items = items_of(plans)
+    for warning in warnings:
+        app.out.warn(warning)
+    if not any(p.action != "skip" for p in plans):
+        app.out.warn(f"nothing to import from {source} (see `cai import --dry-run`)")
+        return 0
+    target = resolve_target(app, args.container, args.data_volume, args.workspace)
+    for warning in archives(app).copy_items(target, items, uid=os.getuid(), gid=os.getgid()):
+        app.out.warn(warning)
+    copied = sum(1 for p in plans if p.action != "skip")
+    app.out.progress(f"imported {copied} entries from {source} into volume '{target.volume}'")
+    return 0
+
+
+def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
+    if args.no_secrets:
+        raise UsageError("--no-secrets is for host configuration; an archive is restored as it is")
+    target = resolve_target(app, args.container, args.data_volume, args.workspace)
+    service = archives(app)
+    exists = service.volume_exists(target.volume)
+    ask = exists and not args.force and not args.dry_run
+    if ask and not app.out.interactive:
+        raise ConfirmationNeeded(
+            f"importing {archive} replaces the content of volume '{target.volume}' and there "
+            "is no TTY to ask; add --force"
+        )
+    meter = Meter(app, f"checking {archive.name}")
+    try:
+        members = service.check(archive, progress=meter)
+    finally:
+        meter.close()
+    if args.dry_run:
+        verb = "replace the content of" if exists else "create"
+        app.out.line(
+            f"would {verb} volume '{target.volume}' with {len(members)} entries from {archive}"
+        )
+        return 0
+    if ask and not app.out.confirm(f"Replace the content of volume '{target.volume}'?"):
+        raise Failed(f"left volume '{target.volume}' as it was (not confirmed)")
+    meter = Meter(app, f"importing {archive.name}")
+    try:
+        service.restore(target, archive, members, progress=meter)
+    finally:
+        meter.close()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("import")
+    app = App(args)
+    if args.source is None:
+        return _import_host(app, args, app.paths.home)
+    source = _source_path(app, args.source)
+    if not source.exists():
+        raise NotFound(f"{source} does not exist: give a directory or an archive from `cai export`")
+    if source.is_dir():
+        return _import_host(app, args, source)
+    return _import_archive(app, args, source)
