@@ -49,10 +49,23 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
-def create(run_id: str, names: Sequence[str], round_id: str = "none") -> None:
+def create(
+    run_id: str, names: Sequence[str], round_id: str = "none", home: Path | None = None
+) -> None:
+    """Stopped (exited) managed containers, as `cai run` + `cai stop` leave them: each
+    with its workspace lock file (cai run creates it) when ``home`` is given."""
+    if home is not None:
+        from containai.adapters.host import FileLocks
+        from containai.paths import resolve_paths
+
+        locks = FileLocks(resolve_paths({"HOME": str(home)}).locks_dir)
+        for name in names:
+            with locks.workspace(f"/nonexistent/cai-bench/{name}"):  # type: ignore[attr-defined]
+                pass
+
     def one(name: str) -> None:
         docker(
-            "create",
+            "run",
             "--name",
             name,
             "--label",
@@ -153,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         def gc_round(i: int) -> float:
             round_id = f"{run_id}-gc{i}"
             batch = [f"cai-bench-{run_id}-gc{i}-{j:03d}" for j in range(opts.batch)]
-            create(run_id, batch, round_id)
+            create(run_id, batch, round_id, home)
             time.sleep(1.1)  # older than --age 0s by a clear margin
             return timed(
                 [CAI, "gc", "--force", "--age", "0s"], {**gc_env, "CAI_BENCH_ROUND": round_id}

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Sandbox
 
-PLAN_FIELDS = {
+PLAN_FIELDS = {  # SPEC's fields, plus agent and command (docs/decisions.md)
     "schema",
     "action",
     "container",
@@ -26,6 +26,8 @@ PLAN_FIELDS = {
     "context",
     "ssh_port",
     "ssh_alias",
+    "agent",
+    "command",
 }
 
 
@@ -147,3 +149,14 @@ def test_plan_text_is_key_value_lines(sandbox: Sandbox) -> None:
 def test_missing_workspace_is_exit_4(sandbox: Sandbox) -> None:
     res = sandbox.cai("run", "--dry-run", "-w", str(sandbox.root / "nope"))
     assert res.returncode == 4 and "nope" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_plan_shows_the_agent_command(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace("agentplan", "main")
+    doc = plan(sandbox, ws, "claude", "--", "--print", "hi")
+    assert doc["agent"] == "claude"
+    assert doc["command"] == ["claude", "--dangerously-skip-permissions", "--print", "hi"]
+    res = sandbox.cai("exec", "--dry-run", "--json", "--", "make", "test", cwd=ws)
+    assert res.json["command"] == ["make", "test"] and res.json["agent"] is None
+    res = sandbox.cai("run", "--dry-run", "--json", "nosuchagent", cwd=ws)
+    assert res.returncode == 4 and "nosuchagent" in res.stderr

@@ -516,11 +516,24 @@ def test_collect_lists_once_inspects_once_removes_once(world: World) -> None:
     assert sorted(world.ssh.removed) == ELIGIBLE
 
 
-def test_collect_holds_the_locks_around_its_only_inspect(world: World) -> None:
+def test_collect_removes_only_once_every_lock_is_held(world: World) -> None:
     seen: list[list[str]] = []
-    world.engine.after_inspects[1] = lambda _engine: seen.append(sorted(world.locks.held))
+    world.engine.before_rm = lambda _engine: seen.append(sorted(world.locks.held))
     world.gc.collect(THIRTY_DAYS, "30d")
-    assert seen and "/src/old-a" in seen[0]
+    # every container that may go was locked (young ones too: decided under the lock)
+    assert seen == [sorted(f"/src/{n}" for n in ["never", "old-a", "old-b", "young"])]
+
+
+def test_large_sets_are_inspected_in_concurrent_parts(world: World) -> None:
+    for i in range(60):
+        world.engine.add(box(f"bulk-{i:02d}"))
+    result = world.gc.collect(THIRTY_DAYS, "30d")
+    assert len(result.removed) == 63
+    inspects = world.engine.calls_of("inspect")
+    assert len(inspects) == 3 and all(len(c) - 1 <= 25 for c in inspects)
+    inspected = [i for c in inspects for i in c[1:]]
+    assert sorted(inspected) == sorted(set(inspected))  # each container once
+    assert len(world.engine.calls_of("rm")) == 1
 
 
 # --------------------------------------------------------------------- images

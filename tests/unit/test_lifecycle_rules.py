@@ -153,7 +153,7 @@ def test_port_lease_skips_labelled_and_bound_ports() -> None:
     assert lc._lease_port((2300, 2305), None) == 2302
     assert lc._lease_port((2300, 2305), 2304) == 2304
     assert lc._lease_port((2300, 2305), 2300) == 2302  # preferred but held by a container
-    with pytest.raises(Failed, match="no free SSH port in 2300..2301"):
+    with pytest.raises(Failed, match=r"no free SSH port in 2300\.\.2301"):
         lc._lease_port((2300, 2301), None)
 
 

@@ -67,7 +67,7 @@ def test_auto_picks_the_strongest(available: set[str], expected: str) -> None:
 
 def test_explicit_runtime_must_exist() -> None:
     assert choose_runtime("runc", {"runc", "runsc"}) == ("runc", None)
-    with pytest.raises(Failed, match="runsc.*not available"):
+    with pytest.raises(Failed, match=r"runsc.*not available"):
         choose_runtime("runsc", {"runc"})
     with pytest.raises(Failed):
         choose_runtime("auto", set())
@@ -94,7 +94,7 @@ def test_context_selection_order() -> None:
 
 
 def test_unknown_context_is_exit_3_naming_it() -> None:
-    with pytest.raises(EngineUnreachable, match="'nope'.*--context"):
+    with pytest.raises(EngineUnreachable, match=r"'nope'.*--context"):
         _select("nope")
     with pytest.raises(EngineUnreachable, match="CONTAINAI_CONTEXT"):
         _select(None, {"CONTAINAI_CONTEXT": "nope"})

@@ -62,6 +62,10 @@ each() { # each DIR CMD...: CMD ENTRY for every entry of DIR except ours
 to_old() { mv -f "$1" "$O/"; }
 to_top() { mv -f "$1" ./; }
 to_staging() { mv -f "$1" "$S/"; }
+# the archive's root attributes, read before moving anything changes them
+owner=$(stat -c %u:%g "$S" 2>/dev/null) || owner=
+mode=$(stat -c %a "$S" 2>/dev/null) || mode=
+mtime=$(stat -c %Y "$S" 2>/dev/null) || mtime=
 mkdir "$O" || exit 1
 if ! each . to_old; then
     each "$O" to_top
@@ -78,11 +82,10 @@ if ! each "$S" to_top; then
     echo "containai: could not move the new content in; the volume was left as it was" >&2
     exit 1
 fi
-owner=$(stat -c %u:%g "$S" 2>/dev/null) && chown "$owner" . 2>/dev/null
-mode=$(stat -c %a "$S" 2>/dev/null) && chmod "$mode" . 2>/dev/null
-mtime=$(stat -c %Y "$S" 2>/dev/null)
 rmdir "$S" && rm -f "$M" && rm -rf "$O" || exit 1
-[ -n "$mtime" ] && touch -d "@$mtime" . 2>/dev/null
+if [ -n "$owner" ]; then chown "$owner" . 2>/dev/null; fi
+if [ -n "$mode" ]; then chmod "$mode" . 2>/dev/null; fi
+if [ -n "$mtime" ]; then touch -d "@$mtime" . 2>/dev/null; fi
 exit 0
 """
 

@@ -9,18 +9,20 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
    first (the container runs: spared) or comes after (it creates a new one); a
    lock that stays busy spares its containers;
-2. inspects them all with ONE fresh ``docker inspect`` *by id* (the exact
-   container that was listed, not a new one under the same name) and decides
-   with :func:`containai.domain.gc_policy.decide`: one started, restarted or
-   stopped again meanwhile is spared;
-3. removes the rest with ONE ``docker rm`` (never ``--force``: the engine itself
-   refuses a container started after the inspect, which is then spared too);
+2. meanwhile inspects them afresh *by id* (the exact container that was listed,
+   not a new one under the same name; large sets over a few concurrent ``docker
+   inspect`` processes) and decides again with
+   :func:`containai.domain.gc_policy.decide`: one started, restarted or stopped
+   again since the listing is spared;
+3. once every lock is held, removes the rest with ONE ``docker rm``, never with
+   ``--force``: the engine itself refuses a container started after the inspect
+   (spared too), and one removed or recreated meanwhile is gone (removal by id);
 4. removes each removed container's SSH entry, pinned key and control socket,
    and clears ``container_name`` in its workspace's state if it names it.
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
 the listing and one inspect; ``apply`` then re-checks as above. ``collect``
-(``--force``) does not inspect twice: its only inspect is the one under the locks.
+(``--force``) does not inspect twice: its only inspect is the one of step 2.
 So ``cai gc --force`` is ``docker ps`` + ``docker inspect`` + ``docker rm``.
 
 Volumes are never touched. ``--images`` then removes the ``containai:*`` /
@@ -48,6 +50,8 @@ from containai.services.inventory import managed_rows
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
+INSPECT_CHUNK: Final = 25
+INSPECT_WORKERS: Final = 8
 
 IMAGE_REPOSITORIES: Final = ("containai",)
 IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
@@ -271,14 +275,33 @@ class GarbageCollector:
         maybe.sort(key=lambda c: c.name)
         return maybe, spared
 
+    def _inspect(self, cands: Sequence[Candidate]) -> dict[str, dict[str, Any]]:
+        """``docker inspect`` of ``cands`` by id -> {id: document}; missing ones left out.
+
+        The CLI inspects its arguments one API request after the other, so a large set
+        is split over a few concurrent ``docker inspect`` processes."""
+        ids = [c.id for c in cands]
+        if not ids:
+            return {}
+        parts = [ids[i : i + INSPECT_CHUNK] for i in range(0, len(ids), INSPECT_CHUNK)]
+        if len(parts) == 1:
+            infos = self.engine.inspect_containers(parts[0])
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(parts))) as pool:
+                infos = [
+                    i for part in pool.map(self.engine.inspect_containers, parts) for i in part
+                ]
+        return {str(info.get("Id")): info for info in infos}
+
     def _decide(
-        self, cands: Sequence[Candidate], min_age: timedelta
+        self,
+        cands: Sequence[Candidate],
+        fresh: Mapping[str, Mapping[str, Any]],
+        min_age: timedelta,
     ) -> Iterator[tuple[Candidate, Candidate | None, str]]:
-        """ONE ``docker inspect`` of ``cands`` by id: (listed, fresh candidate or None, reason)."""
-        fresh = {
-            str(info.get("Id")): info
-            for info in self.engine.inspect_containers([c.id for c in cands])
-        }
+        """For each listed candidate: (listed, decided candidate or None, reason)."""
         now = self.clock()
         for cand in cands:
             info = fresh.get(cand.id)
@@ -310,7 +333,7 @@ class GarbageCollector:
         """What gc would remove now (``docker ps`` + one ``docker inspect``). Changes nothing."""
         maybe, spared = self._survey()
         candidates: list[Candidate] = []
-        for listed, fresh, reason in self._decide(maybe, min_age) if maybe else ():
+        for listed, fresh, reason in self._decide(maybe, self._inspect(maybe), min_age):
             if fresh is None:
                 if reason != GONE:
                     spared.append(Spared(listed.name, reason))
@@ -337,8 +360,8 @@ class GarbageCollector:
         states = self.config.all_workspace_states() if plan.candidates else {}
         for chunk in _chunks(plan.candidates, self.batch):
             with contextlib.ExitStack() as held:
-                busy = self._lock(held, chunk)
-                removed = self._remove_batch(chunk, busy, plan, result)
+                busy, fresh = self._lock_and_inspect(held, chunk)
+                removed = self._remove_batch(chunk, busy, fresh, plan, result)
                 for cand in removed:
                     self.ssh.remove(cand.name)
                     state = states.get(cand.workspace or "") or {}
@@ -349,6 +372,24 @@ class GarbageCollector:
                 self._remove_image(image, result)
         result.spared.sort(key=lambda s: s.name)
         return result
+
+    def _lock_and_inspect(
+        self, held: contextlib.ExitStack, chunk: Sequence[Candidate]
+    ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+        """The workspace locks of ``chunk`` and a fresh inspect of it, side by side.
+
+        The inspect need not wait for the locks: whatever a ``cai`` command holding a
+        lock does meanwhile is caught at ``docker rm``, which runs only once every lock
+        is held: a container it started is refused by the engine (no ``--force``), one
+        it removed or recreated is gone (removal is by id)."""
+        if self.locks is None or len(chunk) < 2:
+            return self._lock(held, chunk), self._inspect(chunk)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(self._inspect, chunk)
+            busy = self._lock(held, chunk)
+            return busy, future.result()
 
     def _lock(self, held: contextlib.ExitStack, chunk: Sequence[Candidate]) -> set[str]:
         """Take every workspace lock of ``chunk`` (sorted: no lock-order cycles)."""
@@ -366,6 +407,7 @@ class GarbageCollector:
         self,
         chunk: Sequence[Candidate],
         busy: Collection[str],
+        fresh: Mapping[str, Mapping[str, Any]],
         plan: GcPlan,
         result: GcResult,
     ) -> list[Candidate]:
@@ -379,9 +421,9 @@ class GarbageCollector:
             else:
                 checked.append(cand)
         go: list[Candidate] = []
-        for listed, fresh, reason in self._decide(checked, plan.min_age) if checked else ():
-            if fresh is not None:
-                go.append(fresh)
+        for listed, decided, reason in self._decide(checked, fresh, plan.min_age):
+            if decided is not None:
+                go.append(decided)
             elif reason == GONE:
                 if plan.decided:
                     spare(listed, reason)

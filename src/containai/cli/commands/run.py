@@ -151,7 +151,12 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
         "context": None,
         "ssh_port": None,
         "ssh_alias": None,
+        # Beyond SPEC's list (decision in docs/decisions.md): what would run once attached.
+        "agent": None,
+        "command": _planned_command(app, settings),
     }
+    if app.args.command == "run":
+        plan["agent"] = app.args.agent or str(settings.value("agent.default"))
     try:
         plan["context"] = app.selection.context or "DOCKER_HOST"
         plan.update(app.lifecycle(settings).plan(req))
@@ -168,6 +173,22 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
         for key, value in plan.items():
             app.out.line(f"{key.upper()}={'' if value is None else value}")
     return 0
+
+
+def _planned_command(app: App, settings: Settings) -> list[str] | None:
+    """The argv that attaching would run (``None`` for --detached and shell)."""
+    args = app.args
+    if args.detached or args.command == "shell":
+        return None
+    if args.command == "exec":
+        return list(args.rest)
+    from containai import agents
+
+    name = args.agent or str(settings.value("agent.default"))
+    if name == "shell":
+        return None
+    agent = agents.load(name)
+    return [agent.binary, *agent.default_args, *args.rest]
 
 
 def args_json(app: App) -> bool:
