@@ -64,7 +64,8 @@ def test_journey(sandbox: Sandbox) -> None:
     bindings = host["PortBindings"]["2222/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
     mounts = {m["Destination"]: m for m in info["Mounts"]}
-    assert set(mounts) == {"/mnt/agent-data", str(ws)}
+    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt"}
+    assert mounts["/etc/containai/host-ca.crt"]["RW"] is False
     assert mounts["/mnt/agent-data"]["Type"] == "volume"
     assert mounts["/mnt/agent-data"]["Name"] == volume
     assert mounts[str(ws)]["Type"] == "bind" and mounts[str(ws)]["RW"] is True

@@ -131,10 +131,12 @@ class _Forward:
     def __init__(self, source: Any) -> None:
         self._source = source
         self._pos = 0
+        self.last = b""  # the last read: tarfile's final header read must be a zero block
 
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._source.read(size)
         self._pos += len(data)
+        self.last = data
         return data
 
     def tell(self) -> int:
@@ -165,11 +167,19 @@ def _stream_reader(tin_source: Any) -> tarfile.TarFile:
 
 
 def _iterate(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    """Each member once, in order, without tarfile keeping all of them in memory."""
+    """Each member once, in order, without tarfile keeping all of them in memory.
+
+    Strict about the end: tarfile takes a truncated or garbled header after the
+    first member for the end of the archive; here that is an error, so a damaged
+    archive is never mistaken for a shorter one.
+    """
     kept: list[tarfile.TarInfo] = tar.__dict__["members"]  # tarfile keeps every header
     for info in tar:
         yield info
         kept.clear()
+    source = tar.fileobj
+    if isinstance(source, _Forward) and source.last != tarfile.NUL * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError("truncated or damaged: no end-of-archive marker")
 
 
 class _CountingWriter(io.RawIOBase):

@@ -217,10 +217,12 @@ class VolumeArchives:
             return f"{rows[0].get('Repository', 'containai')}:{rows[0]['Tag']}"
         if self.engine.inspect_image(FALLBACK_IMAGE) is not None:
             return FALLBACK_IMAGE
-        for row in self.engine.list_images():
+        local = self.engine.list_images()
+        for row in local:
             repo, tag = row.get("Repository"), row.get("Tag")
             if repo and repo != "<none>" and tag and tag != "<none>":
                 return f"{repo}:{tag}"
+        for row in local:
             if row.get("ID"):
                 return str(row["ID"])
         raise Failed(

@@ -19,6 +19,7 @@ and pulls no image.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -31,7 +32,7 @@ from containai.domain import labels as L
 from containai.domain.errors import CaiError, EngineUnreachable
 from containai.domain.isolation import LADDER, tier
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
-from containai.services.inventory import ListEngine, managed_rows
+from containai.services.inventory import ListEngine, PsRow, managed_rows
 
 OK: Final = "OK"
 WARN: Final = "WARN"
@@ -171,7 +172,7 @@ class DoctorHost(Protocol):
 @dataclass(frozen=True)
 class DoctorInputs:
     select: Callable[[], Selection]
-    """The engine selection of SPEC section 5 step 1 (raises ``CaiError`` for an unknown context)."""
+    """Engine selection, SPEC section 5 step 1 (``CaiError`` for an unknown context)."""
     engine_for: Callable[[str | None], DoctorEngine]
     dedicated_exists: Callable[[], bool]
     host: DoctorHost
@@ -446,7 +447,9 @@ def decide_base_image(
     )
 
 
-def decide_ssh_client(version: Outcome, keygen: Outcome, *, budget: float = DEFAULT_BUDGET) -> Check:
+def decide_ssh_client(
+    version: Outcome, keygen: Outcome, *, budget: float = DEFAULT_BUDGET
+) -> Check:
     """(e) OpenSSH client version (``ssh -V``), and ``ssh-keygen``."""
     fix = "install the OpenSSH client (`sudo apt-get install openssh-client`)"
     if not version.ok:
@@ -513,12 +516,11 @@ def decide_include(
     )
 
 
-def held_ports(rows: Sequence[Any]) -> set[int]:
+def held_ports(rows: Sequence[PsRow]) -> set[int]:
     """SSH ports recorded in managed containers' ``containai.ssh-port`` labels."""
     held: set[int] = set()
     for row in rows:
-        labels = getattr(row, "labels", {}) or {}
-        value = str(labels.get(L.SSH_PORT, ""))
+        value = row.labels.get(L.SSH_PORT, "")
         if value.isdigit():
             held.add(int(value))
     return held
@@ -595,6 +597,10 @@ def decide_disk(
 # --------------------------------------------------------------------------- #
 
 
+def _image_present(engine: DoctorEngine, ref: str) -> bool:
+    return engine.inspect_image(ref) is not None
+
+
 def _answers(engine: DoctorEngine) -> bool:
     engine.version()
     return True
@@ -654,7 +660,7 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         eng = engine
         more: dict[str, Callable[[], Any]] = {}
         for ref in refs:
-            more[f"image:{ref}"] = lambda ref=ref: eng.inspect_image(ref) is not None
+            more[f"image:{ref}"] = functools.partial(_image_present, eng, ref)
         more["held"] = lambda: held_ports(managed_rows(eng))
         if info is not None and info.ok and isinstance(info.value, dict):
             root = str(info.value.get("DockerRootDir") or "")

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from containai.domain import labels as L
@@ -30,6 +31,7 @@ from containai.services.workspace import Workspace
 CONTAINER_SSH_PORT = 2222
 DATA_MOUNT = "/mnt/agent-data"
 KEY_DIR = "/etc/containai/ssh"
+HOST_CA = "/etc/containai/host-ca.crt"
 GIB = 1024**3
 
 Warn = Callable[[str], None]
@@ -51,6 +53,9 @@ class ImageProvider:
         raise NotImplementedError
 
     def current_hash(self, template: str) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def ca_bundle_path(self) -> Path | None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -315,6 +320,7 @@ class Lifecycle:
                 mount_arg("volume", volume, DATA_MOUNT),
                 "--mount",
                 mount_arg("bind", req.workspace.path, req.workspace.path),
+                *self._ca_mount(),
                 "--workdir",
                 req.workspace.path,
                 "--publish",
@@ -344,6 +350,13 @@ class Lifecycle:
         self.ssh.pin_host_key(name, public)
         self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port
+
+    def _ca_mount(self) -> list[str]:
+        """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
+        ca = self.images.ca_bundle_path()
+        if ca is None:
+            return []
+        return ["--mount", mount_arg("bind", str(ca), HOST_CA) + ",readonly"]
 
     def _labels_of(self, name: str) -> dict[str, str]:
         info = self.engine.inspect_container(name) or {}

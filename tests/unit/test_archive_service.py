@@ -1,0 +1,304 @@
+"""Export/import use cases (services/archive.py) with in-memory fakes of the Protocols."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from containai.domain.archive_rules import Member
+from containai.domain.errors import Failed, NotFound
+from containai.services.archive import (
+    DATA_MOUNT,
+    FALLBACK_IMAGE,
+    HELPER_LABEL,
+    SWAP_SCRIPT,
+    VolumeArchives,
+    VolumeTarget,
+    archive_path,
+    data_volume_of,
+    default_archive_name,
+    target_of,
+)
+from containai.services.lifecycle import Target
+
+
+class FakeEngine:
+    context = "fake"
+    display_name = "fake"
+
+    def __init__(self, images: Sequence[dict[str, str]] = (), volumes: Sequence[str] = ()) -> None:
+        self.images = list(images)
+        self.volumes = set(volumes)
+        self.containers: dict[str, list[str]] = {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.start_code = 0
+
+    def inspect_volume(self, name: str) -> dict[str, Any] | None:
+        return {"Name": name} if name in self.volumes else None
+
+    def create_volume(self, name: str, labels: Any = None) -> None:
+        self.calls.append(("create_volume", name, dict(labels or {})))
+        self.volumes.add(name)
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        for row in self.images:
+            if ref in (f"{row['Repository']}:{row['Tag']}", row["ID"]):
+                return {"Id": row["ID"]}
+        return None
+
+    def list_images(self, reference: str | None = None) -> list[dict[str, Any]]:
+        if reference is None:
+            return list(self.images)
+        repo = reference.split(":")[0]
+        return [r for r in self.images if r["Repository"] == repo]
+
+    def create_container(self, args: Sequence[str]) -> str:
+        name = args[args.index("--name") + 1]
+        self.containers[name] = list(args)
+        self.calls.append(("create", name))
+        return "id-" + name
+
+    def remove(self, *names: str, force: bool = False) -> None:
+        for name in names:
+            self.calls.append(("remove", name))
+            self.containers.pop(name, None)
+
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append(("run", *args))
+        return subprocess.CompletedProcess(list(args), self.start_code, "", "boom\n")
+
+
+@dataclass
+class FakeStreams:
+    fail: BaseException | None = None
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+
+    def export_volume(
+        self, container: str, source: str, output: Path, *, progress: Any = None
+    ) -> Any:
+        self.calls.append(("export", container, source, output))
+        if self.fail:
+            raise self.fail
+        return "stats"
+
+    def read_members(self, archive: Path, *, progress: Any = None) -> list[Member]:
+        return self.members
+
+    def copy_archive_in(
+        self, container: str, dest: str, archive: Path, expected: Any, **kw: Any
+    ) -> None:
+        self.calls.append(("copy_in", container, dest, kw["staging"], kw["marker"]))
+        if self.fail:
+            raise self.fail
+
+    def copy_items_in(
+        self, container: str, dest: str, items: Any, *, uid: int, gid: int
+    ) -> list[str]:
+        self.calls.append(("items_in", container, dest, uid, gid))
+        return []
+
+
+IMG = {"Repository": "containai", "Tag": "default", "ID": "sha256:aaa"}
+BASE = {"Repository": "containai-base", "Tag": "bookworm", "ID": "sha256:bbb"}
+OTHER = {"Repository": "debian", "Tag": "12", "ID": "sha256:ccc"}
+DANGLING = {"Repository": "<none>", "Tag": "<none>", "ID": "sha256:ddd"}
+
+
+def service(engine: FakeEngine, streams: FakeStreams | None = None) -> VolumeArchives:
+    return VolumeArchives(engine, streams or FakeStreams(), token=lambda: "t0k")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("images", "preferred", "expected"),
+    [
+        ([OTHER, BASE, IMG], None, "containai:default"),
+        ([OTHER, BASE], None, FALLBACK_IMAGE),
+        ([DANGLING, OTHER], None, "debian:12"),
+        ([DANGLING], None, "sha256:ddd"),
+        ([OTHER, IMG], "sha256:ccc", "sha256:ccc"),  # the workspace container's image
+        ([OTHER, IMG], "sha256:gone", "containai:default"),
+    ],
+)
+def test_helper_image_is_always_local(
+    images: list[dict[str, str]], preferred: str | None, expected: str
+) -> None:
+    assert service(FakeEngine(images)).helper_image(preferred) == expected
+
+
+def test_no_local_image_is_a_clear_failure() -> None:
+    with pytest.raises(Failed, match="no local image"):
+        service(FakeEngine([])).helper_image()
+
+
+def test_export_from_the_workspace_container_needs_no_helper(tmp_path: Path) -> None:
+    engine, streams = FakeEngine([IMG]), FakeStreams()
+    service(engine, streams).export(VolumeTarget("v", "c1"), tmp_path / "a.tgz")
+    assert streams.calls == [("export", "c1", DATA_MOUNT, tmp_path / "a.tgz")]
+    assert engine.calls == []
+
+
+@pytest.mark.parametrize("fail", [None, Failed("stream broke"), KeyboardInterrupt()])
+def test_export_without_container_uses_a_stopped_helper_and_removes_it(
+    tmp_path: Path, fail: BaseException | None
+) -> None:
+    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams(fail=fail)
+    archives = service(engine, streams)
+    if fail is None:
+        archives.export(VolumeTarget("v"), tmp_path / "a.tgz")
+    else:
+        with pytest.raises(type(fail)):
+            archives.export(VolumeTarget("v"), tmp_path / "a.tgz")
+    name = "containai-helper-t0k"
+    assert ("create", name) in engine.calls and engine.calls[-1] == ("remove", name)
+    assert not any(c[0] == "run" for c in engine.calls)  # never started
+    assert [c for c in engine.calls if c[0] == "create"] == [("create", name)]
+    assert streams.calls[0][1] == name
+
+
+def test_helper_create_arguments() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    name = service(engine)._create_helper("v", "containai:default", ["-c", ":"])
+    args = engine.containers[name]
+    assert args[args.index("--label") + 1] == f"{HELPER_LABEL}=true"
+    assert args[args.index("--network") + 1] == "none"
+    assert args[args.index("--mount") + 1] == (
+        f"type=volume,source=v,target={DATA_MOUNT},volume-nocopy=true"
+    )
+    assert args[-3:] == ["containai:default", "-c", ":"]
+
+
+def test_export_of_a_missing_volume_is_not_found_and_creates_nothing(tmp_path: Path) -> None:
+    engine = FakeEngine([IMG])
+    with pytest.raises(NotFound, match="'nope'"):
+        service(engine).export(VolumeTarget("nope"), tmp_path / "a.tgz")
+    assert engine.calls == []
+
+
+def test_restore_copies_into_staging_then_runs_the_swap() -> None:
+    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams()
+    service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [Member("a", "file")])
+    name = "containai-helper-t0k"
+    assert streams.calls == [
+        ("copy_in", name, DATA_MOUNT, ".containai-import-t0k", ".containai-import-t0k.done")
+    ]
+    create = engine.calls.index(("create", name))
+    start = engine.calls.index(("run", "start", "--attach", name))
+    assert create < start and engine.calls[-1] == ("remove", name)
+    assert not any(c[0] == "create_volume" for c in engine.calls)
+
+
+@pytest.mark.parametrize("fail", [Failed("copy broke"), KeyboardInterrupt()])
+def test_restore_failure_still_runs_the_cleanup_and_reraises(fail: BaseException) -> None:
+    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams(fail=fail)
+    with pytest.raises(type(fail)):
+        service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [])
+    name = "containai-helper-t0k"
+    assert ("run", "start", "--attach", name) in engine.calls  # discards the staging dir
+    assert engine.calls[-1] == ("remove", name)
+
+
+def test_restore_reports_a_failed_swap() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    engine.start_code = 1
+    with pytest.raises(Failed, match="volume 'v' failed: boom"):
+        service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
+    assert engine.calls[-1] == ("remove", "containai-helper-t0k")
+
+
+def test_restore_creates_a_missing_volume_and_prefers_the_container_image() -> None:
+    engine = FakeEngine([IMG, OTHER])
+    service(engine).restore(VolumeTarget("new", None, "sha256:ccc"), Path("a.tgz"), [])
+    assert ("create_volume", "new", {"containai.managed": "true"}) in engine.calls
+    assert "sha256:ccc" in engine.containers.get("containai-helper-t0k", ["sha256:ccc"])
+
+
+def test_swap_script_arguments_and_marker_logic() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    archives = service(engine)
+    recorded: dict[str, list[str]] = {}
+    original = engine.create_container
+
+    def create(args: Sequence[str]) -> str:
+        recorded["args"] = list(args)
+        return original(args)
+
+    engine.create_container = create  # type: ignore[method-assign]
+    archives.restore(VolumeTarget("v"), Path("a.tgz"), [])
+    args = recorded["args"]
+    i = args.index("-c")
+    assert args[i + 1] == SWAP_SCRIPT
+    assert args[i + 2 :] == [
+        "containai-import",
+        ".containai-import-t0k",
+        ".containai-import-t0k.done",
+        ".containai-old-t0k",
+    ]
+    assert args[args.index("--entrypoint") + 1] == "/bin/sh"
+    assert args[args.index("--user") + 1] == "0:0"
+
+
+def test_copy_items_through_the_container_or_a_helper() -> None:
+    engine, streams = FakeEngine([IMG], volumes=[]), FakeStreams()
+    archives = service(engine, streams)
+    archives.copy_items(VolumeTarget("v", "c1"), [], uid=1000, gid=1001)
+    assert streams.calls[-1] == ("items_in", "c1", DATA_MOUNT, 1000, 1001)
+    assert engine.calls == []
+    archives.copy_items(VolumeTarget("v"), [], uid=1000, gid=1001)
+    assert streams.calls[-1] == ("items_in", "containai-helper-t0k", DATA_MOUNT, 1000, 1001)
+    assert ("create_volume", "v", {"containai.managed": "true"}) in engine.calls
+    assert engine.calls[-1] == ("remove", "containai-helper-t0k")
+
+
+def test_check_refuses_bad_members_naming_the_archive() -> None:
+    streams = FakeStreams(members=[Member("a", "file"), Member("../x", "file")])
+    with pytest.raises(Failed, match=r"a.tgz: member '../x'"):
+        service(FakeEngine(), streams).check(Path("a.tgz"))
+    streams.members = [Member("a", "file")]
+    assert service(FakeEngine(), streams).check(Path("a.tgz")) == [Member("a", "file")]
+
+
+def test_volume_of_a_container() -> None:
+    info = {
+        "Image": "sha256:x",
+        "Mounts": [
+            {"Type": "bind", "Destination": "/src", "Source": "/src"},
+            {"Type": "volume", "Destination": DATA_MOUNT, "Name": "vol1"},
+        ],
+        "Config": {"Labels": {"containai.data-volume": "label-vol"}},
+    }
+    assert data_volume_of(info) == "vol1"
+    assert data_volume_of({"Config": {"Labels": {"containai.data-volume": "lv"}}}) == "lv"
+    assert data_volume_of({}) is None
+    assert target_of(Target("c", info, "/w")) == VolumeTarget("vol1", "c", "sha256:x")
+    with pytest.raises(NotFound, match="container 'c' has no data volume"):
+        target_of(Target("c", {"Mounts": []}, "/w"))
+
+
+NOW = datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)
+
+
+def test_default_archive_name() -> None:
+    assert default_archive_name("containai-data", NOW) == (
+        "containai-export-containai-data-20240305-070809.tgz"
+    )
+
+
+def test_archive_path(tmp_path: Path) -> None:
+    name = "containai-export-v-20240305-070809.tgz"
+    assert archive_path(None, tmp_path, "v", NOW) == tmp_path / name
+    assert archive_path(".", tmp_path, "v", NOW) == tmp_path / name
+    (tmp_path / "d").mkdir()
+    assert archive_path("d", tmp_path, "v", NOW) == tmp_path / "d" / name
+    assert archive_path(str(tmp_path / "d"), Path("/"), "v", NOW) == tmp_path / "d" / name
+    assert archive_path("x.tgz", tmp_path, "v", NOW) == tmp_path / "x.tgz"
+    with pytest.raises(NotFound, match="does not exist"):
+        archive_path("missing/x.tgz", tmp_path, "v", NOW)
+    with pytest.raises(NotFound, match="does not exist"):
+        archive_path("missing/", tmp_path, "v", NOW)
