@@ -125,10 +125,11 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         GIT_COMMITTER_NAME="t",
         GIT_COMMITTER_EMAIL="t@example.invalid",
     )
-    # Docker's client config follows HOME; keep the machine's contexts visible.
-    real_docker = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    if real_docker.is_dir():
-        env["DOCKER_CONFIG"] = str(real_docker)
+    # Docker's client config follows HOME too: in the sandbox only the `default` context
+    # exists, so cai and the tests' own `docker` calls reach the same engine, whatever
+    # contexts (e.g. `containai-docker` from `cai setup`) the machine's user has.
+    env.pop("DOCKER_CONFIG", None)
+    env.pop("DOCKER_CONTEXT", None)
     # A volume of the test's own instead of the shared default 'containai-data'.
     env["CONTAINAI_DATA_VOLUME"] = new_volume_name()
     box = Sandbox(tmp_path, home, env)

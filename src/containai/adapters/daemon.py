@@ -470,10 +470,6 @@ class DedicatedEngineHost:
                     info = tar.gettarinfo(real, arcname=arc)
                     with open(real, "rb") as fh:
                         tar.addfile(info, fh)
-            # /bin/true lives at /usr/bin/true on merged-/usr systems: keep both names.
-            for name in ("bin/true", "usr/bin/stat"):
-                if name not in added:  # pragma: no cover - depends on the host layout
-                    continue
         proc = self._docker(
             host, "import", "-", PROBE_IMAGE, input=buf.getvalue(), timeout=120
         )

@@ -78,6 +78,8 @@ def normalize_entry(path: str) -> str | None:
     text = path.strip()
     if text.startswith("~/"):
         text = text[2:]
+    elif text.startswith("~"):  # ~ itself, ~user: not an entry of one home
+        return None
     if not text or text.startswith("/") or "\x00" in text:
         return None
     parts = [p for p in text.split("/") if p not in ("", ".")]
