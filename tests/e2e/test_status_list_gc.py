@@ -123,6 +123,7 @@ class Scene:
         for key, value in labels.items():
             args += ["--label", f"{key}={value}"]
         args += ["--mount", f"type=volume,source={self.volume},target=/data"]
+        args += ["--network", "none"]  # nothing here needs one; robust and fast
         if state == "running":
             proc = docker("run", "-d", *args, image, "sleep", "infinity")
         elif state == "exited":

@@ -202,9 +202,14 @@ class DedicatedEngineHost:
         out: list[str] = []
         for r in data:
             dst = str(r.get("dst") or "")
-            if r.get("dev") == exclude_dev or dst in ("", "default") or r.get("type") in (
-                "local",
-                "broadcast",
+            if (
+                r.get("dev") == exclude_dev
+                or dst in ("", "default")
+                or r.get("type")
+                in (
+                    "local",
+                    "broadcast",
+                )
             ):
                 continue
             out.append(dst)
@@ -232,10 +237,15 @@ class DedicatedEngineHost:
             return pid
         return pid if comm == "dockerd" else None
 
+    def cmdline(self, pid: int) -> tuple[str, ...] | None:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return tuple(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+
     def _docker_env(self) -> dict[str, str]:
-        env = {
-            k: v for k, v in self.env.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")
-        }
+        env = {k: v for k, v in self.env.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
         env.setdefault("PATH", _SBIN_PATH)
         return env
 
@@ -470,9 +480,7 @@ class DedicatedEngineHost:
                     info = tar.gettarinfo(real, arcname=arc)
                     with open(real, "rb") as fh:
                         tar.addfile(info, fh)
-        proc = self._docker(
-            host, "import", "-", PROBE_IMAGE, input=buf.getvalue(), timeout=120
-        )
+        proc = self._docker(host, "import", "-", PROBE_IMAGE, input=buf.getvalue(), timeout=120)
         _check(proc, "importing the runsc probe image")
 
     def _cleanup(self, host: str, cid: str, layout: Any) -> None:

@@ -98,7 +98,7 @@ class Check:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.check, self.check)
+        return TITLES.get(self.check, self.check.replace("-", " ").capitalize())
 
     def to_json(self) -> dict[str, Any]:
         return {"check": self.check, "status": self.status, "detail": self.detail, "fix": self.fix}
@@ -280,10 +280,11 @@ def decide_engine(
     if selection is None or version is None:
         return Check("engine", SKIP, "no engine selected (see Context)")
     name = _engine_name(selection, display)
+    where = f"context '{name}'" if selection.context is not None else f"engine at {name}"
     fix = _SETUP_FIX if _dedicated(selection) else _START_FIX
     if not version.ok:
         if version.timed_out:
-            return Check("engine", FAIL, f"context '{name}': no answer within {budget:g} s", fix)
+            return Check("engine", FAIL, f"{where}: no answer within {budget:g} s", fix)
         err = version.error
         if isinstance(err, EngineUnreachable) and "not installed" in str(err):
             return Check(
@@ -293,7 +294,7 @@ def decide_engine(
                 "install the distribution's docker.io package (`sudo scripts/ensure-engine`)",
             )
         reason = "does not answer" if isinstance(err, EngineUnreachable) else _why(version, budget)
-        return Check("engine", FAIL, f"context '{name}' {reason}", fix)
+        return Check("engine", FAIL, f"{where} {reason}", fix)
     data = version.value if isinstance(version.value, dict) else {}
     server = data.get("Server") or {}
     ver = str(server.get("Version") or "unknown")
@@ -544,7 +545,7 @@ def decide_ports(
     if held is not None and held.ok:
         free -= set(held.value or ())
     else:
-        note = " (ports held by stopped containers unknown: engine does not answer)"
+        note = " (engine down: ports of stopped containers unknown)"
     count = len(free)
     detail = f"{count} of {total} free in {where}{note}"
     fix = (

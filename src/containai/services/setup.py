@@ -229,6 +229,7 @@ class Facts:
     script_text: str | None = None
     unit_enabled: bool = False
     daemon_pid: int | None = None
+    daemon_cmdline: tuple[str, ...] | None = None
     answers: bool = False
     effective: Mapping[str, Any] | None = None  # `docker info` of the dedicated engine
     context_host: str | None = None
@@ -491,12 +492,21 @@ def effective_matches(effective: Mapping[str, Any] | None, config: Mapping[str, 
     return True
 
 
-def daemon_action(facts: Facts, config: Mapping[str, Any]) -> str:
-    """``ok``, ``start``, ``restart`` or ``reload`` for the dedicated engine."""
+def daemon_action(facts: Facts, config: Mapping[str, Any], layout: Layout = Layout()) -> str:
+    """``ok``, ``start``, ``restart`` or ``reload`` for the dedicated engine.
+
+    What the running daemon was started with is recorded in ``layout.applied``
+    (under /run, so gone after a reboot). Without that record, a daemon started
+    from our configuration file (its command line names it, e.g. by systemd at
+    boot) whose file and runtimes are what we want is left alone; anything else
+    is restarted.
+    """
     if not facts.answers:
         return "restart" if facts.daemon_pid is not None else "start"
     if facts.applied is None:
-        return "ok" if effective_matches(facts.effective, config) else "restart"
+        ours = str(layout.config_file) in (facts.daemon_cmdline or ())
+        same = facts.config is not None and dict(facts.config) == dict(config)
+        return "ok" if ours and same and effective_matches(facts.effective, config) else "restart"
     if dict(facts.applied) != dict(config):
         changed = {
             k for k in set(facts.applied) | set(config) if facts.applied.get(k) != config.get(k)
@@ -581,10 +591,16 @@ def plan(facts: Facts, layout: Layout = Layout()) -> Plan:
     # runsc
     record = known_record(facts)
     probe_needed = facts.runsc is not None and record is None
-    if facts.runsc is None and "runsc" in missing:
-        steps.append(Step("runsc", False, "probed after runsc is installed"))
-    elif facts.runsc is None:
-        steps.append(Step("runsc", False, "runsc is not installed: runc only"))
+    if facts.runsc is None:
+        steps.append(
+            Step(
+                "runsc",
+                True,
+                "probe which runtimeArgs runsc needs here, once installed "
+                f"(result in {layout.runsc_record})",
+                "probe",
+            )
+        )
     elif record is not None:
         what = (
             f"runtimeArgs {json.dumps(list(record.args or ()))}"
@@ -653,7 +669,7 @@ def plan(facts: Facts, layout: Layout = Layout()) -> Plan:
             steps.append(Step("unit", False, f"{layout.unit_name} is installed and enabled"))
 
     # daemon
-    action = "start" if probe_needed and not facts.answers else daemon_action(facts, config)
+    action = "start" if probe_needed and not facts.answers else daemon_action(facts, config, layout)
     how = (
         f"systemctl {action} {layout.unit_name}"
         if facts.systemd
@@ -768,6 +784,8 @@ class SetupHost(Protocol):
 
     def daemon_pid(self, pidfile: Path) -> int | None: ...
 
+    def cmdline(self, pid: int) -> tuple[str, ...] | None: ...
+
     def answers(self, host: str) -> bool: ...
 
     def engine_info(self, host: str) -> dict[str, Any] | None: ...
@@ -877,6 +895,7 @@ class Setup:
         applied = h.read_json(lay.applied)
         systemd = h.systemd_running()
         answers = h.answers(lay.host)
+        pid = h.daemon_pid(lay.pidfile)
         docker_config, owner = context_target(self.env, h.root_home(), h.home_of)
         facts = Facts(
             linux=h.platform_linux(),
@@ -898,7 +917,8 @@ class Setup:
             unit_text=h.read_text(lay.unit) if systemd else None,
             script_text=h.read_text(lay.network_script) if systemd else None,
             unit_enabled=h.unit_enabled(lay.unit_name) if systemd else False,
-            daemon_pid=h.daemon_pid(lay.pidfile),
+            daemon_pid=pid,
+            daemon_cmdline=h.cmdline(pid) if pid is not None else None,
             answers=answers,
             effective=h.engine_info(lay.host) if answers else None,
             context_host=h.context_host(docker_config, lay.context),
@@ -987,6 +1007,7 @@ class Setup:
         elif step.key == "runsc":
             self._probe(facts, desired)
         elif step.key == "config":
+            self._keep_applied(facts)
             h.write_file(lay.config_file, render_config(desired.config))
         elif step.key == "unit":
             h.write_file(lay.network_script, desired.script_text, mode=0o755)
@@ -1005,6 +1026,21 @@ class Setup:
             )
         else:  # pragma: no cover - STEPS is closed
             raise Failed(f"unknown setup step {step.key}")
+
+    def _keep_applied(self, facts: Facts) -> None:
+        """Before the configuration file changes under a running daemon that has no record
+        of what it was started with: record the file it was started from."""
+        if (
+            facts.answers
+            and facts.applied is None
+            and facts.config is not None
+            and str(self.layout.config_file) in (facts.daemon_cmdline or ())
+        ):
+            self.host.write_file(self.layout.applied, render_config(facts.config))
+
+    def _after_write(self, facts: Facts, config: Mapping[str, Any]) -> Facts:
+        applied = self.host.read_json(self.layout.applied)
+        return replace(facts, config=config, applied=applied if isinstance(applied, dict) else None)
 
     def _daemon(self, action: str, facts: Facts, config: Mapping[str, Any]) -> None:
         h, lay = self.host, self.layout
@@ -1036,7 +1072,8 @@ class Setup:
         candidates = probe_runtimes(facts)
         config = daemon_config(lay, pool=desired.pool, runtimes=candidates, default_runtime="runc")
         h.write_file(lay.config_file, render_config(config))
-        action = daemon_action(facts, config)
+        self._keep_applied(facts)
+        action = daemon_action(self._after_write(facts, config), config, lay)
         if action != "ok":
             self._daemon(action, facts, config)
         works = h.probe(lay.host, list(candidates), lay)

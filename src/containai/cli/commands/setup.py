@@ -1,11 +1,49 @@
-"""``cai setup``."""
+"""``cai setup [--dry-run]`` (SPEC section 9): the dedicated engine and its Docker context.
+
+``--dry-run`` prints every step, one line each, to stdout (the product) and
+changes nothing: ``change`` for what setup would do, ``ok`` for what is in
+place. A real run reports each step it does on stderr, ``cai: setup: ...``
+(``--verbose`` also lists the steps already in place), then a closing note;
+a run that changes nothing prints nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from containai.domain.errors import NotImplementedYet
+from containai.cli.app import App
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedYet("setup")
+    from containai.adapters.daemon import DedicatedEngineHost
+    from containai.domain.errors import CaiError
+    from containai.services.setup import Setup
+
+    app = App(args)
+    try:
+        template = str(app.settings(None).value("template"))
+    except CaiError:
+        template = "default"
+    out = app.out
+
+    def progress(summary: str) -> None:
+        if not out.quiet:
+            out.stderr.write(f"cai: setup: {summary}\n")
+            out.stderr.flush()
+
+    setup = Setup(DedicatedEngineHost(app.env), app.env, template=template, progress=progress)
+    result = setup.run(dry_run=bool(args.dry_run))
+    if result.dry_run:
+        width = max((len(s.key) for s in result.steps), default=0)
+        for s in result.steps:
+            out.line(f"{'change' if s.changed else 'ok':<6}  {s.key:<{width}}  {s.summary}")
+        return 0
+    for s in result.steps:
+        if not s.changed:
+            out.info(f"setup: ok: {s.summary}")
+    if not result.changed:
+        out.info("setup: nothing to change")
+    for note in result.notes:
+        if not out.quiet:
+            out.stderr.write(f"cai: {note}\n")
+    return 0
