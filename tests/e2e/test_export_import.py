@@ -270,6 +270,31 @@ def test_hostile_archives_are_refused_and_change_nothing(
     assert sorted(p.name for p in sandbox.root.rglob("*")) == before_files
 
 
+def test_a_copy_that_fails_midway_leaves_the_content_as_it_was(
+    sandbox: Sandbox, populated: str, no_helpers_left: None
+) -> None:
+    # Passes the checks, but the engine cannot extract it: `a` is a file, then `a/b`.
+    archive = hostile(
+        sandbox.root / "conflict.tgz",
+        [
+            _entry("home/new", F, data=b"n"),
+            _entry("a", F, data=b"file"),
+            _entry("a/b", F, data=b"x"),
+        ],
+    )
+
+    def content() -> list[str]:  # everything but the root's own mtime (staging came and went)
+        return [line for line in listing(populated).splitlines() if not line.endswith(" . -> ")]
+
+    before = content()
+    res = sandbox.cai("import", "--from", str(archive), "--data-volume", populated, "--force")
+    assert res.returncode == 1
+    assert "not a directory" in res.stderr
+    after = content()
+    assert after == before
+    assert not any(".containai-" in line for line in after)
+
+
 def test_import_without_tty_or_force_is_exit_6(
     sandbox: Sandbox, populated: str, no_helpers_left: None
 ) -> None:

@@ -63,8 +63,10 @@ LIST_FIELDS = {
 }
 
 SCOPED_DOCKER = """#!{python}
-# docker, but `docker ps` and `docker image ls` see only the objects of one test.
+# docker, but `docker ps` and `docker image ls` see only the objects of one test, and
+# `docker rm` refuses (removing nothing) when any container named is not the test's.
 import os
+import subprocess
 import sys
 
 real, scope, label = {real!r}, {scope!r}, {label!r}
@@ -77,6 +79,15 @@ if argv[i : i + 1] == ["ps"]:
     i, extra = i + 1, ["--filter", "label=" + label + "=" + scope]
 elif argv[i : i + 2] == ["image", "ls"]:
     i, extra = i + 2, ["--filter", "reference=containai:cai-test-" + scope + "-*"]
+elif argv[i : i + 1] == ["rm"]:
+    targets = [a for a in argv[i + 1 :] if not a.startswith("-")]
+    fmt = "{{{{index .Config.Labels " + repr(label).replace("'", '"') + "}}}}"
+    out = subprocess.run(
+        [real, *argv[:i], "container", "inspect", "--format", fmt, *targets],
+        capture_output=True, text=True,
+    ).stdout.splitlines()
+    if not targets or out != [scope] * len(targets):
+        sys.exit("scoped docker: refusing to remove a container of another test")
 os.execv(real, [real, *argv[:i], *extra, *argv[i:]])
 """
 

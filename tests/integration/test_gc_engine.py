@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +35,8 @@ SCOPE_LABEL = "containai.test-scope"
 
 
 class ScopedEngine(DockerEngine):
-    """The real engine; listing sees only containers labelled with this test's scope."""
+    """The real engine; every `docker ps` sees only containers labelled with this test's
+    scope, and `docker rm` refuses (before anything is removed) any container outside it."""
 
     def __init__(self, scope: str) -> None:
         super().__init__(None)
@@ -43,13 +44,22 @@ class ScopedEngine(DockerEngine):
         self.calls: list[tuple[str, ...]] = []
         self.before_rm: Callable[[], None] | None = None
 
-    def container_ids(self, labels: Mapping[str, str | None]) -> list[str]:
-        return super().container_ids({**labels, SCOPE_LABEL: self.scope})
-
     def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         self.calls.append(tuple(args))
-        if args and args[0] == "rm" and self.before_rm is not None:
-            self.before_rm()
+        if args and args[0] == "ps":
+            args = ("ps", "--filter", f"label={SCOPE_LABEL}={self.scope}", *args[1:])
+        if args and args[0] == "rm":
+            targets = [a for a in args[1:] if not a.startswith("-")]
+            scopes = docker(
+                "container",
+                "inspect",
+                "--format",
+                f'{{{{index .Config.Labels "{SCOPE_LABEL}"}}}}',
+                *targets,
+            ).stdout.splitlines()
+            assert scopes == [self.scope] * len(targets), "gc tried to remove a foreign container"
+            if self.before_rm is not None:
+                self.before_rm()
         return super().run(*args, **kwargs)
 
 

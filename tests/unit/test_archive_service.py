@@ -38,6 +38,13 @@ class FakeEngine:
         self.containers: dict[str, list[str]] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.start_code = 0
+        self.start_error: BaseException | None = None
+        self.states: dict[str, str] = {}
+
+    def inspect_container(self, name: str) -> dict[str, Any] | None:
+        if name not in self.containers:
+            return None
+        return {"State": {"Status": self.states.get(name, "created")}}
 
     def inspect_volume(self, name: str) -> dict[str, Any] | None:
         return {"Name": name} if name in self.volumes else None
@@ -71,6 +78,12 @@ class FakeEngine:
 
     def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         self.calls.append(("run", *args))
+        name = args[-1]
+        if self.start_error is not None:
+            self.states[name] = "running"  # interrupted while the helper runs
+            raise self.start_error
+        if "--rm" in self.containers.get(name, []):
+            del self.containers[name]  # the engine removes an auto-remove helper when it ends
         return subprocess.CompletedProcess(list(args), self.start_code, "", "boom\n")
 
 
@@ -190,7 +203,8 @@ def test_restore_copies_into_staging_then_runs_the_swap() -> None:
     ]
     create = engine.calls.index(("create", name))
     start = engine.calls.index(("run", "start", "--attach", name))
-    assert create < start and engine.calls[-1] == ("remove", name)
+    assert create < start
+    assert name not in engine.containers  # it removed itself (--rm)
     assert not any(c[0] == "create_volume" for c in engine.calls)
 
 
@@ -201,7 +215,7 @@ def test_restore_failure_still_runs_the_cleanup_and_reraises(fail: BaseException
         service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [])
     name = "containai-helper-t0k"
     assert ("run", "start", "--attach", name) in engine.calls  # discards the staging dir
-    assert engine.calls[-1] == ("remove", name)
+    assert name not in engine.containers
 
 
 def test_restore_reports_a_failed_swap() -> None:
@@ -209,6 +223,23 @@ def test_restore_reports_a_failed_swap() -> None:
     engine.start_code = 1
     with pytest.raises(Failed, match="volume 'v' failed: boom"):
         service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
+    assert "containai-helper-t0k" not in engine.containers
+
+
+def test_an_interrupted_swap_is_never_killed() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    engine.start_error = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
+    # still running: left to finish and remove itself; `rm --force` would kill it mid-swap
+    assert not any(c[0] == "remove" for c in engine.calls)
+    assert "--rm" in engine.containers["containai-helper-t0k"]
+
+
+def test_a_helper_that_never_started_is_removed() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    archives = service(engine)
+    archives._release_helper(archives._create_helper("v", "img", ["-c", ":"], auto_remove=True))
     assert engine.calls[-1] == ("remove", "containai-helper-t0k")
 
 

@@ -524,18 +524,6 @@ def test_collect_removes_only_once_every_lock_is_held(world: World) -> None:
     assert seen == [sorted(f"/src/{n}" for n in ["never", "old-a", "old-b", "young"])]
 
 
-def test_large_sets_are_inspected_in_concurrent_parts(world: World) -> None:
-    for i in range(60):
-        world.engine.add(box(f"bulk-{i:02d}"))
-    result = world.gc.collect(THIRTY_DAYS, "30d")
-    assert len(result.removed) == 63
-    inspects = world.engine.calls_of("inspect")
-    assert len(inspects) == 3 and all(len(c) - 1 <= 25 for c in inspects)
-    inspected = [i for c in inspects for i in c[1:]]
-    assert sorted(inspected) == sorted(set(inspected))  # each container once
-    assert len(world.engine.calls_of("rm")) == 1
-
-
 # --------------------------------------------------------------------- images
 @pytest.mark.parametrize(
     ("ref", "ours"),

@@ -492,16 +492,16 @@ class DockerArchive:
                 data = tar.extractfile(info)
                 assert data is not None
                 yield info, data
-                # drain the rest so docker cp exits cleanly
-                while tar.next() is not None:
+                while tar.next() is not None:  # read to the end so docker cp exits cleanly
                     pass
         except tarfile.TarError as exc:
             self.engine.check_stream(args, proc)
             raise Failed(f"reading '{rel}' from container '{container}' failed: {exc}") from None
-        finally:
+        except BaseException:
             if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    proc.stdout.read()
+                proc.kill()
+            proc.wait()
+            raise
         self.engine.check_stream(args, proc)
 
     # ---------------------------------------------------------------- import
@@ -540,6 +540,8 @@ class DockerArchive:
                     _restage(tin, pipe, expected, staging, marker, str(archive))
                 proc.stdin.close()
             except BrokenPipeError:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
                 proc.stdin = None
                 self.engine.check_stream(args, proc)
                 raise Failed(f"copying into container '{container}' stopped early") from None

@@ -45,6 +45,7 @@ Progress = Callable[[int, int | None], None]
 # $1 = staging directory, $2 = completion marker, $3 = directory for the old content.
 SWAP_SCRIPT = r"""
 set -u
+trap '' INT TERM HUP  # `docker start --attach` forwards Ctrl-C: finish the swap regardless
 cd /mnt/agent-data || exit 1
 S=$1 M=$2 O=$3
 if [ ! -f "$M" ]; then
@@ -230,11 +231,18 @@ class VolumeArchives:
             "build one with `cai image build`"
         )
 
-    def _create_helper(self, volume: str, image: str, command: Sequence[str]) -> str:
-        """A stopped helper container with ``volume`` at /mnt/agent-data (never copied up)."""
+    def _create_helper(
+        self, volume: str, image: str, command: Sequence[str], *, auto_remove: bool = False
+    ) -> str:
+        """A stopped helper container with ``volume`` at /mnt/agent-data (never copied up).
+
+        ``auto_remove``: one that is started removes itself when it ends, so an
+        interrupted cai never has to kill it mid-way.
+        """
         name = f"containai-helper-{self.token()}"
         self.engine.create_container(
             [
+                *(["--rm"] if auto_remove else []),
                 "--name",
                 name,
                 "--label",
@@ -255,6 +263,14 @@ class VolumeArchives:
 
     def _remove_helper(self, name: str) -> None:
         with contextlib.suppress(NotFound):
+            self.engine.remove(name, force=True)
+
+    def _release_helper(self, name: str) -> None:
+        """Remove an auto-removing helper unless it is still running (it then removes itself)."""
+        info = self.engine.inspect_container(name)
+        if info is None or (info.get("State") or {}).get("Status") == "running":
+            return
+        with contextlib.suppress(NotFound, Failed):  # Failed: removal already in progress
             self.engine.remove(name, force=True)
 
     def _require_volume(self, volume: str) -> None:
@@ -314,6 +330,7 @@ class VolumeArchives:
             target.volume,
             self.helper_image(target.image),
             ["-c", SWAP_SCRIPT, "containai-import", staging, marker, old],
+            auto_remove=True,
         )
         try:
             copy_error: BaseException | None = None
@@ -329,16 +346,19 @@ class VolumeArchives:
                 )
             except BaseException as exc:  # also Ctrl-C: the helper still cleans up
                 copy_error = exc
-            # Swaps when the marker arrived; otherwise deletes the staging directory.
-            proc = self.engine.run("start", "--attach", helper, check=False, timeout=3600)
+            # The helper swaps when the marker arrived; otherwise it deletes the staging
+            # directory (and the copy's own error is the one to report).
             if copy_error is not None:
+                with contextlib.suppress(Exception):
+                    self.engine.run("start", "--attach", helper, check=False, timeout=3600)
                 raise copy_error
+            proc = self.engine.run("start", "--attach", helper, check=False, timeout=3600)
             if proc.returncode != 0:
                 text = (str(proc.stdout or "") + str(proc.stderr or "")).strip()
                 detail = text.splitlines()[-1] if text else f"exit code {proc.returncode}"
                 raise Failed(f"replacing the content of volume '{target.volume}' failed: {detail}")
         finally:
-            self._remove_helper(helper)
+            self._release_helper(helper)
 
     # --------------------------------------------------------- host import
     def copy_items(

@@ -9,9 +9,9 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
    first (the container runs: spared) or comes after (it creates a new one); a
    lock that stays busy spares its containers;
-2. meanwhile inspects them afresh *by id* (the exact container that was listed,
-   not a new one under the same name; large sets over a few concurrent ``docker
-   inspect`` processes) and decides again with
+2. meanwhile inspects them all afresh with ONE ``docker inspect`` *by id* (the
+   exact container that was listed, not a new one under the same name) and decides
+   again with
    :func:`containai.domain.gc_policy.decide`: one started, restarted or stopped
    again since the listing is spared;
 3. once every lock is held, removes the rest with ONE ``docker rm``, never with
@@ -50,8 +50,6 @@ from containai.services.inventory import managed_rows
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
-INSPECT_CHUNK: Final = 25
-INSPECT_WORKERS: Final = 8
 
 IMAGE_REPOSITORIES: Final = ("containai",)
 IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
@@ -276,23 +274,10 @@ class GarbageCollector:
         return maybe, spared
 
     def _inspect(self, cands: Sequence[Candidate]) -> dict[str, dict[str, Any]]:
-        """``docker inspect`` of ``cands`` by id -> {id: document}; missing ones left out.
-
-        The CLI inspects its arguments one API request after the other, so a large set
-        is split over a few concurrent ``docker inspect`` processes."""
-        ids = [c.id for c in cands]
-        if not ids:
+        """ONE ``docker inspect`` of ``cands`` by id -> {id: document}; missing ones left out."""
+        if not cands:
             return {}
-        parts = [ids[i : i + INSPECT_CHUNK] for i in range(0, len(ids), INSPECT_CHUNK)]
-        if len(parts) == 1:
-            infos = self.engine.inspect_containers(parts[0])
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(parts))) as pool:
-                infos = [
-                    i for part in pool.map(self.engine.inspect_containers, parts) for i in part
-                ]
+        infos = self.engine.inspect_containers([c.id for c in cands])
         return {str(info.get("Id")): info for info in infos}
 
     def _decide(
@@ -348,8 +333,8 @@ class GarbageCollector:
 
     # ----------------------------------------------------------------- apply
     def collect(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcResult:
-        """``--force``: list, then lock + inspect + remove; the inspect under the locks
-        is the only one (nothing was shown, so nothing needs re-checking twice)."""
+        """``--force``: list, then lock + inspect + remove. The inspect beside the locks is
+        the only one: nothing was shown first, so there is nothing to re-check twice."""
         maybe, spared = self._survey()
         plan = GcPlan(age_text, min_age, maybe, spared, [], images, decided=False)
         return self.apply(plan)

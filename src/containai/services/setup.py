@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from containai.domain.errors import Failed
+from containai.domain.isolation import tier
 from containai.services.engine_select import DEDICATED_CONTEXT
 
 STEPS: Final = (
@@ -360,7 +361,16 @@ def known_record(facts: Facts) -> RunscRecord | None:
 
 
 def runtimes_for(facts: Facts, record: RunscRecord | None) -> tuple[dict[str, Any], str]:
-    """``runtimes`` of daemon.json and the default: sysbox-runc > runsc (if it works) > runc."""
+    """``runtimes`` of daemon.json and the default: sysbox-runc > runsc > runc.
+
+    runsc is registered when it starts a container here. It becomes the default
+    runtime only when ``statx(2)`` works in its sandbox too: the default runtime
+    is also the one ``docker build`` runs ``RUN`` steps with, and bookworm's
+    runsc (statx EINVAL) breaks dpkg post-install scripts (openssh-server's
+    calls ``stat``). cai itself always names the runtime of an agent container
+    (``--runtime``, picked by ``choose_runtime``), so agents run under runsc
+    either way.
+    """
     runtimes: dict[str, Any] = {}
     default = "runc"
     if facts.runsc and record is not None and record.works:
@@ -368,7 +378,8 @@ def runtimes_for(facts: Facts, record: RunscRecord | None) -> tuple[dict[str, An
         if record.args:
             entry["runtimeArgs"] = list(record.args)
         runtimes["runsc"] = entry
-        default = "runsc"
+        if record.statx != "broken":
+            default = "runsc"
     if facts.sysbox:
         runtimes["sysbox-runc"] = {"path": facts.sysbox}
         default = "sysbox-runc"
@@ -607,6 +618,11 @@ def plan(facts: Facts, layout: Layout = Layout()) -> Plan:
             if record.works
             else "does not start containers here (runc only)"
         )
+        if record.works and record.statx == "broken":
+            what += (
+                "; statx fails in its sandbox, so image builds use runc (default runtime) "
+                "and agent containers runsc"
+            )
         steps.append(
             Step("runsc", False, f"{facts.runsc_version}: {what} (probed, {record.source})")
         )
@@ -982,16 +998,19 @@ class Setup:
         results = [done.get(s.key, StepResult(s.key, s.summary, False)) for s in last.steps]
         notes: list[str] = []
         if done:
+            d = last.desired
+            agents = tier_of(d.runtimes)
+            builds = "" if d.default_runtime == agents else f", image builds {d.default_runtime}"
             notes.append(
-                f"the dedicated engine answers at {self.layout.host} (default runtime "
-                f"{last.desired.default_runtime}); cai now uses the Docker context "
+                f"the dedicated engine answers at {self.layout.host} (agent containers run "
+                f"under {agents}{builds}); cai now uses its Docker context "
                 f"'{self.layout.context}' (in {facts.docker_config})"
             )
             image = f"containai:{self.template}"
             if not self.host.has_image(self.layout.host, image):
                 notes.append(
                     "its image store is separate from your default engine's: the first "
-                    f"`cai run` builds {image} there (about a minute, offline if it must), "
+                    f"`cai run` builds {image} there (a few minutes; offline if it must), "
                     "or build it now with `cai image build`"
                 )
         return SetupResult(False, tuple(results), tuple(notes))
@@ -1095,6 +1114,11 @@ class Setup:
             source=lay.runsc_record,
         )
         h.write_file(lay.runsc_record, json.dumps(record.to_json(), indent=2) + "\n")
+
+
+def tier_of(runtimes: Mapping[str, Any]) -> str:
+    """The runtime ``--runtime auto`` picks on an engine with these extra runtimes."""
+    return tier([*runtimes, "runc"])
 
 
 def _sleep(seconds: float) -> None:

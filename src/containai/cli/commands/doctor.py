@@ -15,7 +15,7 @@ from containai.domain.errors import CaiError
 if TYPE_CHECKING:
     from containai.services.doctor import DoctorReport
 
-STATUS_COLUMN_MAX = 78
+STATUS_COLUMN_MAX = 88
 """Text lines are padded so the ``[STATUS]`` words line up, up to this column."""
 
 

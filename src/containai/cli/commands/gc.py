@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
@@ -48,6 +49,17 @@ def _ask(app: App, plan: GcPlan) -> bool:
     return app.out.confirm("Remove them?")
 
 
+class _SshWhenNeeded:
+    """``app.ssh`` resolved at the first removal: its import (filelock) then overlaps
+    the engine's inspect instead of delaying the first engine call."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def remove(self, name: str) -> list[Path]:
+        return self.app.ssh.remove(name)
+
+
 def run(args: argparse.Namespace) -> int:
     from containai.domain.age import parse_age
 
@@ -61,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     collector = GarbageCollector(
         app.engine,
-        app.ssh,
+        _SshWhenNeeded(app),
         app.config,
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
     )
