@@ -492,3 +492,13 @@ def test_extra_checks_come_first_and_count() -> None:
     report = diagnose(inputs(extra=(Check("config", FAIL, "bad toml", "fix it"),)))
     assert report.checks[0].check == "config" and report.checks[0].title == "Config"
     assert not report.ok
+
+
+def test_docker_cli_missing_is_named() -> None:
+    class NoCli(FakeEngine):
+        def version(self) -> dict[str, Any]:
+            raise EngineUnreachable("the docker CLI ('docker') is not installed; install ...")
+
+    check = diagnose(inputs(NoCli())).get("engine")
+    assert check.status == FAIL and check.detail == "the docker CLI is not installed"
+    assert check.fix is not None and "docker.io" in check.fix
