@@ -88,10 +88,6 @@ class Paths:
     def ssh_include_dir(self) -> Path:
         return self.ssh_dir / "containai.d"
 
-    @property
-    def engine_dir(self) -> Path:
-        """Where ``cai setup`` keeps the dedicated engine's socket, pid file and log."""
-        return self.state_dir / "engine"
 
 
 def resolve_paths(env: Mapping[str, str] | None = None) -> Paths:

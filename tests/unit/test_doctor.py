@@ -33,7 +33,6 @@ from containai.services.doctor import (
     decide_ports,
     diagnose,
     gather,
-    include_is_first,
 )
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
 
@@ -181,6 +180,7 @@ def inputs(
         host=host or FakeHost(),
         user_key=KEY,
         ssh_config=SSH_CONFIG,
+        include_is_first=lambda data: data.startswith(b"Include ~/.ssh/containai.d/*.conf\n"),
         **kw,
     )
 
@@ -344,20 +344,19 @@ def test_user_key_missing_warns_and_is_not_created() -> None:
     ],
 )
 def test_include_first_line(content: bytes, first: bool) -> None:
-    accepted = (
-        "~/.ssh/containai.d/*.conf",
-        "containai.d/*.conf",
-        "/home/u/.ssh/containai.d/*.conf",
-    )
-    assert include_is_first(content, accepted) is first
-    check = decide_include(SSH_CONFIG, Outcome(value=content), accepted, "Include X")
+    from containai.adapters.ssh import SshFiles
+    from containai.paths import resolve_paths
+
+    is_first = SshFiles(resolve_paths({"HOME": "/home/u"})).include_is_first
+    assert is_first(content) is first
+    check = decide_include(SSH_CONFIG, Outcome(value=content), is_first, "Include X")
     assert check.status == (OK if first else WARN)
     if not first:
         assert check.fix is not None and "first line" in check.fix
 
 
 def test_include_config_missing_warns() -> None:
-    check = decide_include(SSH_CONFIG, Outcome(value=None), ("x",), "Include X")
+    check = decide_include(SSH_CONFIG, Outcome(value=None), lambda _d: False, "Include X")
     assert check.status == WARN and "does not exist" in check.detail
 
 

@@ -499,6 +499,11 @@ class SshFiles:
             str(self.paths.ssh_include_dir / "*.conf"),
         }
 
+    def include_is_first(self, data: bytes) -> bool:
+        """Whether ``data`` (a ``~/.ssh/config``) starts with an Include of cai's entries."""
+        lines = _split_lines(data)
+        return bool(lines) and self._is_our_include(lines[0])
+
     def include_line(self) -> str:
         """``Include ~/.ssh/containai.d/*.conf``, or the absolute form when ``HOME`` is not
         the account's home: OpenSSH expands ``~`` from /etc/passwd, not ``$HOME``, so in

@@ -20,10 +20,9 @@ and pulls no image.
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -66,7 +65,6 @@ PORTS_WARN: Final = 5
 OFFLINE_BASE: Final = "containai-base:bookworm"
 DEFAULT_BASE: Final = "debian:bookworm-slim"
 INCLUDE_PATTERN: Final = "~/.ssh/containai.d/*.conf"
-_INCLUDE_RE: Final = re.compile(r"include(?:\s*=\s*|\s+)(?P<arg>\S.*?)", re.IGNORECASE)
 
 _SOURCES: Final[Mapping[str, str]] = {
     "flag": "from --context",
@@ -178,8 +176,8 @@ class DoctorInputs:
     host: DoctorHost
     user_key: Path
     ssh_config: Path
-    include_args: Collection[str] = (INCLUDE_PATTERN, "containai.d/*.conf")
-    """``Include`` arguments that name cai's entries (``~`` form, relative, absolute)."""
+    include_is_first: Callable[[bytes], bool] = lambda _data: False
+    """Whether a ``~/.ssh/config`` starts with cai's ``Include`` (the SSH adapter knows)."""
     include_line: str = f"Include {INCLUDE_PATTERN}"
     image_base: str = DEFAULT_BASE
     template: str = "default"
@@ -476,22 +474,10 @@ def decide_user_key(path: Path, exists: Outcome, *, budget: float = DEFAULT_BUDG
     )
 
 
-def include_is_first(data: bytes, accepted: Collection[str]) -> bool:
-    """Whether the first line of ``~/.ssh/config`` is an ``Include`` of cai's entries."""
-    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
-    match = _INCLUDE_RE.fullmatch(first)
-    if match is None:
-        return False
-    arg = match.group("arg").strip()
-    if len(arg) >= 2 and arg[0] == arg[-1] == '"':
-        arg = arg[1:-1]
-    return arg in accepted
-
-
 def decide_include(
     config: Path,
     content: Outcome,
-    accepted: Collection[str],
+    is_first: Callable[[bytes], bool],
     line: str,
     *,
     budget: float = DEFAULT_BUDGET,
@@ -506,7 +492,7 @@ def decide_include(
             f"{config} does not exist",
             f"nothing to do: `cai run` creates it with '{line}' first",
         )
-    if include_is_first(content.value, accepted):
+    if is_first(content.value):
         return Check("ssh-include", OK, f"'{line}' is the first line of {config}")
     return Check(
         "ssh-include",
@@ -696,7 +682,7 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         decide_ssh_client(first["ssh"], first["keygen"], budget=budget),
         decide_user_key(inp.user_key, first["key"], budget=budget),
         decide_include(
-            inp.ssh_config, first["config"], inp.include_args, inp.include_line, budget=budget
+            inp.ssh_config, first["config"], inp.include_is_first, inp.include_line, budget=budget
         ),
         decide_ports(inp.port_range, first["bound"], second.get("held"), budget=budget),
         decide_disk(engine_ok, info, second.get("disk"), budget=budget),

@@ -64,7 +64,6 @@ def _settings(app: App) -> tuple[dict[str, Any], Sequence[Any]]:
 def run(args: argparse.Namespace) -> int:
     from containai.adapters.daemon import MachineProbe
     from containai.adapters.engine import DockerEngine, context_exists
-    from containai.adapters.ssh import INCLUDE_PATTERN
     from containai.services.doctor import DEFAULT_BUDGET, DoctorInputs, diagnose
     from containai.services.engine_select import DEDICATED_CONTEXT
 
@@ -81,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
         host=MachineProbe(app.env),
         user_key=app.paths.user_key,
         ssh_config=app.paths.ssh_config,
-        include_args=(
-            INCLUDE_PATTERN,
-            "containai.d/*.conf",
-            str(app.paths.ssh_include_dir / "*.conf"),
-        ),
+        include_is_first=app.ssh.include_is_first,
         include_line=app.ssh.include_line(),
         image_base=str(values["image.base"]),
         template=str(values["template"]),
