@@ -89,7 +89,6 @@ class Paths:
         return self.ssh_dir / "containai.d"
 
 
-
 def resolve_paths(env: Mapping[str, str] | None = None) -> Paths:
     """Resolve from ``env`` (default ``os.environ``); relative XDG values are ignored per spec."""
     env = os.environ if env is None else env

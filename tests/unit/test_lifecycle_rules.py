@@ -58,6 +58,20 @@ class FakeEngine:
     def runtimes(self) -> list[str]:
         return ["runc", "runsc"]
 
+    def run(self, *args: str, **_kw: Any) -> Any:
+        """Only the port listing: ``ps --filter label=containai.managed=true`` of the label."""
+        assert args[0] == "ps" and "label=containai.managed=true" in args
+        ports = [
+            info["Config"]["Labels"].get("containai.ssh-port", "")
+            for info in self.containers.values()
+            if info["Config"]["Labels"].get("containai.managed") == "true"
+        ]
+
+        class Proc:
+            stdout = "\n".join(ports) + "\n"
+
+        return Proc()
+
 
 def all_match(have: dict[str, str], want: dict[str, str | None]) -> bool:
     return all(k in have and (v is None or have[k] == v) for k, v in want.items())

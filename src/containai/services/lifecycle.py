@@ -225,12 +225,11 @@ class Lifecycle:
         """Like ``find`` but the container must exist (exit 4 otherwise)."""
         target = self.find(workspace, container)
         if not target.exists:
-            what = (
-                f"container '{target.name}'"
-                if container
-                else (f"no container for workspace {workspace.path}")
+            where = "" if container else f" (workspace {workspace.path})"
+            raise NotFound(
+                f"container '{target.name}'{where} does not exist; create it with "
+                "`cai run --detached`"
             )
-            raise NotFound(f"{what} does not exist; create it with `cai run --detached`")
         return target
 
     # -------------------------------------------------------------- sessions
@@ -256,12 +255,17 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ create
     def _lease_port(self, port_range: tuple[int, int], preferred: int | None) -> int:
-        used: set[int] = set()
-        for row in self.engine.list_containers({L.MANAGED: L.TRUE}):
-            for item in str(row.get("Labels", "")).split(","):
-                key, _, value = item.partition("=")
-                if key == L.SSH_PORT and value.isdigit():
-                    used.add(int(value))
+        # One label per line (a comma-joined label string cannot be split back when a
+        # workspace path holds a comma).
+        listing = self.engine.run(
+            "ps",
+            "--all",
+            "--filter",
+            f"label={L.MANAGED}={L.TRUE}",
+            "--format",
+            f'{{{{.Label "{L.SSH_PORT}"}}}}',
+        ).stdout
+        used = {int(v) for v in str(listing).split() if v.isdigit()}
         start, end = port_range
         if (
             preferred is not None
