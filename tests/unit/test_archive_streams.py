@@ -23,11 +23,11 @@ import pytest
 from containai.adapters.archive import (
     DockerArchive,
     _ThreadedGzip,
-    atomic_write,
     member_of,
     repack,
 )
 from containai.adapters.engine import DockerEngine
+from containai.adapters.files import atomic_write_stream as atomic_write
 from containai.domain.archive_rules import Member
 from containai.domain.errors import Failed, NotFound
 

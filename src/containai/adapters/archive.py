@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
 from containai.adapters.engine import DockerEngine
+from containai.adapters.files import atomic_write_stream
 from containai.domain.archive_rules import Member, MemberKind
 from containai.domain.errors import CaiError, Failed, NotFound
 
@@ -283,31 +284,6 @@ class _ThreadedGzip(io.RawIOBase):
             self._thread.join(timeout=10)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call ``write`` on a 0600 temp file next to ``path``, fsync it, rename it into place.
-
-    On any exception (also ``KeyboardInterrupt``) the temp file is removed and
-    ``path`` is left as it was.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", buffering=0) as handle:
-            write(handle)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def member_of(info: tarfile.TarInfo) -> Member:
     """A tar header as the domain's :class:`Member` (its kind, name and link target)."""
     kind: MemberKind
@@ -424,7 +400,7 @@ class DockerArchive:
         def write(handle: BinaryIO) -> None:
             result.append(self._export_to(container, source, handle, progress))
 
-        atomic_write(output, write)
+        atomic_write_stream(output, write, mode=0o600, sync_dir=True)
         return result[0]
 
     def _export_to(

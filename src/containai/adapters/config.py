@@ -8,13 +8,13 @@ does not parse is reported with its path and line, and is never overwritten.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from containai.adapters.files import atomic_write
 from containai.domain.errors import ConfigError
 from containai.lazy import lazy_module
 from containai.paths import Paths
@@ -45,23 +45,6 @@ def read_toml(path: Path) -> dict[str, Any]:
             f"config file {path} is not valid TOML ({exc}); fix or move it, cai will not "
             "overwrite it"
         ) from None
-
-
-def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class ConfigFiles:
@@ -130,6 +113,7 @@ class ConfigFiles:
                 if path == self.global_path:
                     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                     os.chmod(path.parent, 0o700)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 atomic_write(path, tomlkit.dumps(doc))
             except OSError as exc:
                 raise ConfigError(f"cannot write config file {path}: {exc.strerror}") from None

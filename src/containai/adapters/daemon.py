@@ -24,12 +24,12 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from containai.adapters.files import atomic_write
 from containai.domain.errors import Failed
 
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -389,18 +389,7 @@ class DedicatedEngineHost:
     def write_file(self, path: Path, text: str, mode: int = 0o644) -> None:
         """Atomic write (temp file in the same directory, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                os.fchmod(fh.fileno(), mode)
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, text, mode=mode)
 
     def systemctl(self, *args: str) -> None:
         _check(_run(["systemctl", *args], timeout=180), f"systemctl {' '.join(args)}")

@@ -27,6 +27,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from containai.adapters.files import atomic_write
 from containai.domain.errors import Failed
 from containai.lazy import lazy_module
 from containai.paths import Paths
@@ -153,27 +154,6 @@ def _mkdirs(path: Path) -> None:
                 raise
             continue
         os.chmod(directory, 0o700)
-
-
-def _atomic_write(
-    path: Path, data: bytes, *, mode: int = 0o600, owner: tuple[int, int] | None = None
-) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            if owner is not None and owner != (os.geteuid(), os.getegid()):
-                with contextlib.suppress(OSError):
-                    os.fchown(handle.fileno(), *owner)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _unlink(path: Path) -> bool:
@@ -329,7 +309,7 @@ class SshFiles:
                     os.chmod(private, 0o600)  # else ssh-keygen refuses to read it
                 # the public half was deleted: derive it again from the private key
                 fields = self._keygen(["-y", "-f", str(private)]).split()[:2]
-                _atomic_write(public, f"{' '.join(fields)} {comment}\n".encode(), mode=0o644)
+                atomic_write(public, f"{' '.join(fields)} {comment}\n".encode(), mode=0o644)
 
     def ensure_user_key(self) -> Path:
         """The user key ``paths.user_key`` (ed25519, 0600), generated on first use."""
@@ -376,7 +356,7 @@ class SshFiles:
         if new == data:
             return False
         _mkdirs(path.parent)
-        _atomic_write(path, new)
+        atomic_write(path, new)
         return True
 
     def pin_host_key(self, name: str, public_line: str) -> None:
@@ -479,7 +459,7 @@ class SshFiles:
         text = "\n".join([*header, f"Host {host}", *(f"  {k} {v}" for k, v in options)]) + "\n"
         path = self.entry_path(name)
         _mkdirs(path.parent)
-        _atomic_write(path, text.encode())
+        atomic_write(path, text.encode())
         self.ensure_control_dir(name)
         return path
 
@@ -549,9 +529,9 @@ class SshFiles:
                 if info is None:
                     if target.parent == self.paths.ssh_dir:
                         _mkdirs(target.parent)
-                    _atomic_write(target, new, mode=0o600)
+                    atomic_write(target, new, mode=0o600)
                 else:
-                    _atomic_write(
+                    atomic_write(
                         target,
                         new,
                         mode=stat.S_IMODE(info.st_mode),
@@ -579,13 +559,9 @@ class SshFiles:
             sock.close()
         return True
 
-    def release_master(self, name: str, wait: float = 1.0) -> None:
-        """Ask the control master to take no new sessions (``-O stop``): an idle master
-        exits at once, one that carries live sessions stays until they end. Used before
-        counting sessions, so cai's own idle master is not mistaken for a user."""
+    def _control(self, name: str, operation: str) -> None:
+        """``ssh -O OPERATION`` to the master; ``-F /dev/null`` works without the entry."""
         path = self.control_path(name)
-        if not self.master_alive(name):
-            return
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             subprocess.run(
                 [
@@ -595,7 +571,7 @@ class SshFiles:
                     "-o",
                     f"ControlPath={_conf_quote(str(path), percent=True)}",
                     "-O",
-                    "stop",
+                    operation,
                     alias(name),
                 ],
                 stdin=subprocess.DEVNULL,
@@ -604,9 +580,23 @@ class SshFiles:
                 timeout=10,
                 check=False,
             )
-        deadline = time.monotonic() + wait
-        while self.master_alive(name) and time.monotonic() < deadline:
+
+    def _wait_gone(self, name: str, seconds: float) -> bool:
+        """Wait until no master answers; ``False`` if one still does after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while self.master_alive(name):
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.05)
+        return True
+
+    def release_master(self, name: str, wait: float = 1.0) -> None:
+        """Ask the control master to take no new sessions (``-O stop``): an idle master
+        exits at once, one that carries live sessions stays until they end. Used before
+        counting sessions, so cai's own idle master is not mistaken for a user."""
+        if self.master_alive(name):
+            self._control(name, "stop")
+            self._wait_gone(name, wait)
 
     def exit_master(self, name: str) -> None:
         """Stop the control master quietly, then remove a stale socket file."""
@@ -614,30 +604,9 @@ class SshFiles:
         if not os.path.lexists(path):
             return
         if self.master_alive(name):
-            # -F /dev/null: works even when the entry file is already gone
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(
-                    [
-                        "ssh",
-                        "-F",
-                        "/dev/null",
-                        "-o",
-                        f"ControlPath={_conf_quote(str(path), percent=True)}",
-                        "-O",
-                        "exit",
-                        alias(name),
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    timeout=10,
-                    check=False,
-                )
-            deadline = time.monotonic() + 2.0
-            while os.path.lexists(path) and self.master_alive(name):
-                if time.monotonic() > deadline:
-                    return  # still answering: leave a live socket alone
-                time.sleep(0.05)
+            self._control(name, "exit")
+            if not self._wait_gone(name, 2.0):
+                return  # still answering: leave a live socket alone
         if os.path.lexists(path) and not self.master_alive(name):
             _unlink(path)
 
