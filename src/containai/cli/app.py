@@ -128,6 +128,7 @@ class App:
             Host(),
             self.images(settings),
             warn=self.out.warn,
+            info=self.out.info,
         )
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:

@@ -165,6 +165,7 @@ class Lifecycle:
         images: ImageProvider,
         *,
         warn: Warn = lambda _msg: None,
+        info: Warn = lambda _msg: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine = engine
@@ -174,6 +175,7 @@ class Lifecycle:
         self.host = host
         self.images = images
         self.warn = warn
+        self.info = info
         self.clock = clock
 
     # ------------------------------------------------------------------ lookup
@@ -248,7 +250,10 @@ class Lifecycle:
             return
         self.ssh.release_master(target.name)
         found = self.sessions(target.name)
-        if found is None or not found.any:
+        if found is None:
+            self.info(f"active sessions of '{target.name}': unknown (could not look); proceeding")
+            return
+        if not found.any:
             return
         if not confirm(target.name, found):
             raise Failed(f"left container '{target.name}' as it was (not confirmed)")
