@@ -97,6 +97,14 @@ def test_no_secret_in_any_image_layer(engine: None) -> None:
     assert "PRIVATE KEY" not in text and "authorized_keys" not in text.replace(
         "AuthorizedKeysFile", ""
     )
+    # Containers inherit image labels: the image must not make other tools' containers
+    # look managed by cai.
+    labels = json.loads(
+        docker("image", "inspect", "-f", "{{json .Config.Labels}}", "containai:default").stdout
+    )
+    assert "containai.managed" not in (labels or {})
+    assert (labels or {}).get("ai.containai.template") == "default"
+
     # The image's file system (searched inside a throw-away container: faster than
     # exporting 1.6 GB) holds no host key, authorized key, user key or agent credential.
     found = docker(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -63,10 +62,17 @@ def context_exists(name: str, env: Mapping[str, str]) -> bool:
     """Whether a Docker context exists, read from the CLI's context store (no fork)."""
     if name == "default":
         return True
-    import hashlib
+    meta = docker_config_dir(env) / "contexts" / "meta"
+    if not meta.is_dir():
+        return False
+    import importlib
 
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    return (docker_config_dir(env) / "contexts" / "meta" / digest / "meta.json").is_file()
+    try:  # the C module: hashlib would load OpenSSL on every command (~3 ms)
+        sha256 = importlib.import_module("_sha256").sha256
+    except ImportError:  # pragma: no cover - CPython always has it
+        from hashlib import sha256
+    digest: str = sha256(name.encode()).hexdigest()
+    return (meta / digest / "meta.json").is_file()
 
 
 class DockerEngine:
@@ -403,4 +409,6 @@ class DockerEngine:
 
 
 def docker_available(docker: str = "docker") -> bool:
+    import shutil
+
     return shutil.which(docker) is not None

@@ -8,7 +8,7 @@ the multiplexer, not a terminal). Pure parsing: the caller reads the files.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 TCP_ESTABLISHED = "01"
 CONTAINER_SSH_PORT = 2222
@@ -21,8 +21,7 @@ PROBE_SCRIPT = (
 )
 
 
-@dataclass(frozen=True)
-class Sessions:
+class Sessions(NamedTuple):
     ssh_connections: int
     active_terminals: int
 

@@ -8,8 +8,7 @@ layers are handed in as plain mappings already read from their files.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from containai.domain.errors import ConfigError, UsageError
 
@@ -36,8 +35,7 @@ def _as_list(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):
     name: str
     kind: type  # str, int, bool or list
     default: Any
@@ -222,8 +220,7 @@ def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     key: str
     value: Any
     source: str  # cli, env, workspace, repo, global, default

@@ -8,15 +8,14 @@ context ``containai-docker`` if it exists, then Docker's own choice
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from containai.domain.errors import EngineUnreachable
 
 DEDICATED_CONTEXT = "containai-docker"
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     context: str | None  # None: no --context flag, the CLI follows DOCKER_HOST
     source: str  # flag, env, config, dedicated, docker
 

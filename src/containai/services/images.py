@@ -31,6 +31,8 @@ OFFLINE_BASE = "containai-base:bookworm"
 DEFAULT_BASE = "debian:bookworm-slim"
 SYSTEM_DIR = "system"
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# Bumped when how cai builds changes in a way the input files do not show (e.g. labels).
+BUILD_RECIPE = "2"
 
 Bootstrap = Callable[[Sequence[str], str], None]
 
@@ -140,7 +142,12 @@ class Images(ImageProvider):
         ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest() if ca else "none"
         return tree_hash(
             [t.path, builtin_templates_root() / SYSTEM_DIR],
-            [f"base={self.base_image}", f"ca={ca_digest}", f"agents={','.join(self.agents)}"],
+            [
+                f"recipe={BUILD_RECIPE}",
+                f"base={self.base_image}",
+                f"ca={ca_digest}",
+                f"agents={','.join(self.agents)}",
+            ],
         )
 
     # ------------------------------------------------------------------- base
@@ -195,7 +202,9 @@ class Images(ImageProvider):
         t = self.template(template)
         template_hash = self.current_hash(template)
         base = self.resolve_base(offline=offline)
-        labels = {L.TEMPLATE: template, L.TEMPLATE_HASH: template_hash, L.MANAGED: "true"}
+        # Not containai.managed: containers inherit image labels, and one made from this
+        # image by other tools (docker run, devcontainers) is not managed by cai.
+        labels = {L.TEMPLATE: template, L.TEMPLATE_HASH: template_hash}
         ca = self.ca_bundle_path()
         with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
             ctx = Path(tmp) / "template"

@@ -19,9 +19,8 @@ import math
 import re
 import subprocess
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
@@ -142,8 +141,7 @@ def _seconds_since(moment: datetime | None, now: datetime) -> int | None:
 
 
 # ---------------------------------------------------------------------- status
-@dataclass(frozen=True)
-class Resources:
+class Resources(NamedTuple):
     memory_bytes: int | None = None
     memory_limit_bytes: int | None = None
     cpu_percent: float | None = None
@@ -163,8 +161,7 @@ def resources_from_stats(row: Mapping[str, Any] | None) -> Resources:
     return Resources(used, limit, parse_percent(str(row.get("CPUPerc") or "")))
 
 
-@dataclass(frozen=True)
-class StatusReport:
+class StatusReport(NamedTuple):
     container: str
     status: str  # running | stopped | created | paused | restarting | dead ...
     image: str
@@ -307,8 +304,7 @@ LIST_FORMAT: Final = (
 )
 
 
-@dataclass(frozen=True)
-class Listed:
+class Listed(NamedTuple):
     """One managed container as ``cai list`` shows it."""
 
     name: str
@@ -351,8 +347,7 @@ class Listed:
         }
 
 
-@dataclass(frozen=True)
-class PsRow:
+class PsRow(NamedTuple):
     """One line of ``docker ps --format LIST_FORMAT``: exact labels, empty ones dropped."""
 
     id: str

@@ -90,10 +90,11 @@ def _fast_path(app: App, env: dict[str, str]) -> int | None:
         return None
     if args.data_volume is not None or args.container is not None:
         return None
+    from containai.adapters import hotcache
+
     workspace = app.workspace()
-    state = app.config.workspace_state(workspace.path)
-    name = state.get("container_name")
-    if not isinstance(name, str) or not name:
+    name = hotcache.read(app.paths, workspace.path)
+    if name is None:
         return None
     if not app.ssh.master_alive(name):
         return None
@@ -206,6 +207,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(app, req, settings)
     ready = app.lifecycle(settings).ensure_running(req, app.confirm_sessions)
+    if args.container is None:
+        from containai.adapters import hotcache
+
+        hotcache.write(app.paths, ready.workspace, ready.name)
     app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
     if args.detached:
         return 0
