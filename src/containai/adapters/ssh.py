@@ -75,7 +75,7 @@ _CONFIG_ERRORS: Final = (
     "Can't open user config",
 )
 
-_READY_POLL_SECONDS: Final = 0.2
+_READY_POLL_SECONDS: Final = 0.05
 
 
 def alias(name: str) -> str:

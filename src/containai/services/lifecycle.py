@@ -446,7 +446,8 @@ class Lifecycle:
                 status = str((info.get("State") or {}).get("Status"))
                 if status == "running":
                     break
-                if status == "created":
+                if status == "created" and not created:
+                    # Created by a run that died before starting it: resend the keys.
                     self._install_keys(target.name)
                 if not self.host.port_is_free(port):
                     # Its port was taken meanwhile: recreate on a new port (volume kept).
