@@ -1,0 +1,51 @@
+"""Images (SPEC section 8): templates listed, a rebuild with nothing changed is a cache hit
+(the same image), bad template names refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import Sandbox, docker
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def image_id(ref: str) -> str:
+    return docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+
+
+def test_rebuild_with_nothing_changed_is_a_cache_hit(sandbox: Sandbox) -> None:
+    first = sandbox.cai("image", "build")
+    assert first.returncode == 0, first.stderr
+    before = image_id("containai:default")
+    second = sandbox.cai("image", "build")
+    assert second.returncode == 0, second.stderr
+    assert image_id("containai:default") == before
+    labels = json.loads(
+        docker("image", "inspect", "-f", "{{json .Config.Labels}}", "containai:default").stdout
+    )
+    assert labels["ai.containai.template"] == "default"
+    assert len(labels["ai.containai.template-hash"]) == 16
+    assert first.stdout == second.stdout == ""  # rule of silence
+
+
+def test_template_list(sandbox: Sandbox) -> None:
+    user = sandbox.home / ".config" / "containai" / "templates" / "mine"
+    user.mkdir(parents=True)
+    (user / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    res = sandbox.cai("template", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    names = {t["name"]: t for t in res.json["templates"]}
+    assert names["default"]["builtin"] is True
+    assert names["mine"]["builtin"] is False and names["mine"]["image"] == "containai:mine"
+    text = sandbox.cai("template", "list").stdout
+    assert "default" in text and "mine" in text
+
+
+def test_bad_and_missing_templates(sandbox: Sandbox) -> None:
+    res = sandbox.cai("image", "build", "--template", "Bad/Name")
+    assert res.returncode == 2 and "template" in res.stderr
+    res = sandbox.cai("image", "build", "--template", "nosuch")
+    assert res.returncode == 4 and "nosuch" in res.stderr
