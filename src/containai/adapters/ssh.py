@@ -334,6 +334,14 @@ class SshFiles:
 
     # -- known_hosts -------------------------------------------------------------
 
+    def _pinned(self, name: str) -> bool:
+        """Whether ``known_hosts`` may hold a line for ``cai-<name>`` (a cheap pre-check)."""
+        try:
+            data = self.paths.known_hosts.read_bytes()
+        except OSError:
+            return False
+        return alias(name).lower().encode() in data.lower()
+
     def _rewrite_known_hosts(self, name: str, new_line: str | None) -> bool:
         """Drop every line for ``cai-<name>``, then add ``new_line``; True when the file changed."""
         host = alias(name).lower()
@@ -690,7 +698,7 @@ class SshFiles:
         entry = self.entry_path(name)
         if _unlink(entry):
             removed.append(entry)
-        if self.paths.known_hosts.exists():
+        if self._pinned(name):  # lock and rewrite only when there is a pin to drop
             with self._lock("known_hosts"):
                 if self._rewrite_known_hosts(name, None):
                     removed.append(self.paths.known_hosts)
