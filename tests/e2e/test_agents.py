@@ -41,6 +41,7 @@ def test_missing_agent_is_a_clear_error(sandbox: Sandbox) -> None:
     res = sandbox.cai("run", "copilot", "--", "--version", cwd=ws)
     assert res.returncode == 127
     assert "copilot" in res.stderr and "cai config set agents" in res.stderr
+    assert "template 'default'" in res.stderr
 
 
 def test_explicit_runtime_is_honoured_or_refused(sandbox: Sandbox) -> None:

@@ -138,3 +138,19 @@ def test_no_secret_in_any_image_layer(engine: None) -> None:
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == []
+
+
+def test_agent_forwarding_only_when_configured(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace("fwd", "main")
+    assert sandbox.cai("config", "set", "ssh.forward_agent", "true", cwd=ws).returncode == 0
+    res = sandbox.cai("run", "--detached", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    entry = sandbox.home / ".ssh" / "containai.d" / "fwd-main.conf"
+    resolved = subprocess.run(
+        ["ssh", "-G", "-F", str(entry), "cai-fwd-main"], capture_output=True, text=True, check=True
+    ).stdout.lower()
+    assert "forwardagent yes" in resolved
+    sshd = sandbox.cai(
+        "exec", "--", "/usr/sbin/sshd", "-T", "-f", "/etc/containai/sshd_config", cwd=ws
+    )
+    assert "allowagentforwarding yes" in sshd.stdout.lower(), sshd.stderr

@@ -67,10 +67,12 @@ def agent_command(name: str, workspace: str, args: Sequence[str], env: Mapping[s
     merged = {**agent.set_env, **env}
     exports = " ".join(shlex.quote(f"{k}={v}") for k, v in merged.items())
     argv = shlex.join([agent.binary, *agent.default_args, *args])
-    missing = shlex.quote(
-        f"cai: error: agent '{name}' ({agent.binary}) is not installed in this container's "
-        f"image; add it to config `agents` (cai config set agents {name}) and rebuild with "
-        "`cai image build`, then `cai --fresh`"
+    # Double-quoted so the container's own CAI_TEMPLATE (set at creation) names the template.
+    missing = (
+        f"\"cai: error: agent '{name}' ({agent.binary}) is not installed in the image of "
+        "template '${CAI_TEMPLATE:-default}'; add it to config \\`agents\\` "
+        f"(cai config set agents claude,{name}), rebuild with \\`cai image build\\`, "
+        'then run \\`cai --fresh\\`"'
     )
     prefix = f"exec env {exports} " if exports else "exec "
     return (

@@ -346,7 +346,11 @@ class Lifecycle:
                 f"CAI_USER={agent_user(uid)}",
                 "--env",
                 f"CAI_WORKSPACE={req.workspace.path}",
+                "--env",
+                f"CAI_TEMPLATE={image.template}",
             ]
+            if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
+                args += ["--env", "CAI_SSH_FORWARD_AGENT=true"]
             for k, v in req.env.items():
                 args += ["--env", f"{k}={v}"]
             args.append(image.tag)
