@@ -90,7 +90,9 @@ class ConfigFiles:
         from filelock import FileLock
 
         self.paths.locks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock_name = "config-" + str(abs(hash(str(path))) % 10**12) + ".lock"
+        import hashlib
+
+        lock_name = "config-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
         if path == self.global_path:
             lock_name = "config.lock"
         with FileLock(str(self.paths.locks_dir / lock_name), timeout=30):
@@ -100,6 +102,11 @@ class ConfigFiles:
                 text = ""
             except OSError as exc:
                 raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"config file {path} is not UTF-8 text; fix or move it, cai will not "
+                    "overwrite it"
+                ) from None
             try:
                 doc = tomlkit.parse(text)
             except Exception as exc:  # tomlkit raises its own ParseError subclasses
@@ -107,7 +114,15 @@ class ConfigFiles:
                     f"config file {path} is not valid TOML ({exc}); fix or move it, cai will "
                     "not overwrite it"
                 ) from None
-            if not change(doc):
+            try:
+                changed = change(doc)
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:
+                # e.g. `ssh = "x"` where a table is needed, or `workspace = 1`
+                raise ConfigError(
+                    f"config file {path} has a value where a table is needed ({exc}); fix or "
+                    "move it, cai will not overwrite it"
+                ) from None
+            if not changed:
                 return False
             try:
                 if path == self.global_path:

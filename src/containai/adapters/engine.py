@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,11 @@ _UNREACHABLE_MARKERS = (
     "permission denied while trying to connect",
     "context deadline exceeded",
 )
-_NO_CONTEXT_MARKERS = ("context not found", "does not exist")
+# The docker CLI's own words for an unknown context (not a build's "context ... path").
+_NO_CONTEXT = re.compile(
+    r'context "[^"]*" does not exist|context not found|current context "[^"]*" is not found',
+    re.IGNORECASE,
+)
 _NOT_FOUND_MARKERS = (
     "no such container",
     "no such object",
@@ -109,9 +114,7 @@ class DockerEngine:
         text = stderr.strip()
         low = text.lower()
         first = text.splitlines()[-1] if text else f"docker {args[0]} failed"
-        if any(m in low for m in _UNREACHABLE_MARKERS) or (
-            "context" in low and any(m in low for m in _NO_CONTEXT_MARKERS)
-        ):
+        if any(m in low for m in _UNREACHABLE_MARKERS) or _NO_CONTEXT.search(text):
             return EngineUnreachable(
                 f"the Docker engine of context '{self.display_name}' does not answer ({first}); "
                 "start it (scripts/ensure-engine, or `cai setup`) or choose another with --context"
@@ -268,9 +271,6 @@ class DockerEngine:
     def remove(self, *names: str, force: bool = False) -> None:
         if names:
             self.run("rm", *(["--force"] if force else []), *names)
-
-    def rename(self, old: str, new: str) -> None:
-        self.run("rename", old, new)
 
     def exec(
         self,

@@ -35,13 +35,6 @@ class Failed(CaiError):
     exit_code = EXIT_FAILED
 
 
-class NotImplementedYet(Failed):
-    """A registered command whose behaviour is not built yet."""
-
-    def __init__(self, command: str) -> None:
-        super().__init__(f"{command} is not implemented yet")
-
-
 class UsageError(CaiError):
     """Bad input on the command line: names, ages, flags (exit 2)."""
 
@@ -56,6 +49,10 @@ class EngineUnreachable(CaiError):
     """Unknown Docker context or an engine that does not answer (exit 3)."""
 
     exit_code = EXIT_ENGINE
+
+
+class UnknownContext(EngineUnreachable):
+    """A Docker context that does not exist (exit 3): an error even for ``--dry-run``."""
 
 
 class NotFound(CaiError):

@@ -171,15 +171,25 @@ def archive_path(output: str | None, cwd: Path, volume: str, now: datetime) -> P
     """Where ``cai export`` writes: ``--output`` (a directory gets the default name)."""
     name = default_archive_name(volume, now)
     if output is None:
-        return cwd / name
+        return _not_existing(cwd / name)
     path = cwd / Path(output).expanduser()
     if path.is_dir():
-        return path / name
+        return _not_existing(path / name)
     if output.endswith("/"):
         raise NotFound(f"directory {path} does not exist; create it or choose another --output")
     if not path.parent.is_dir():
         raise NotFound(
             f"directory {path.parent} does not exist; create it or choose another --output"
+        )
+    return _not_existing(path)
+
+
+def _not_existing(path: Path) -> Path:
+    """An export never replaces a file that is already there (it may be the user's)."""
+    if path.exists() or path.is_symlink():
+        raise Failed(
+            f"{path} already exists; cai will not overwrite it: choose another --output or "
+            "move that file away"
         )
     return path
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from containai.domain.errors import EngineUnreachable
+from containai.domain.errors import UnknownContext
 
 DEDICATED_CONTEXT = "containai-docker"
 
@@ -39,7 +39,7 @@ def select_context(
                     "env": "CONTAINAI_CONTEXT",
                     "config": "config engine.context",
                 }[source]
-                raise EngineUnreachable(
+                raise UnknownContext(
                     f"Docker context '{value}' (from {where}) does not exist; list contexts "
                     "with `docker context ls`, or run `cai setup` to create 'containai-docker'"
                 )

@@ -357,9 +357,18 @@ class Lifecycle:
             try:
                 self.engine.create_container(args)
             except Failed as exc:
-                if "already in use" in str(exc) and self.engine.inspect_container(name):
-                    return int(self._labels_of(name).get(L.SSH_PORT, port))
-                raise
+                if "already in use" not in str(exc):
+                    raise
+                # Someone created that name meanwhile: reuse it only if it is this
+                # workspace's own managed container, never another's or an unmanaged one.
+                labels = self._labels_of(name)
+                if L.is_managed(labels) and labels.get(L.WORKSPACE) == req.workspace.path:
+                    return int(labels.get(L.SSH_PORT, port))
+                raise Refused(
+                    f"container name '{name}' was taken meanwhile by another workspace or a "
+                    "container cai does not manage; run the command again (cai then picks "
+                    "the next free name) or choose one with --container NAME"
+                ) from None
         self.ssh.pin_host_key(name, public)
         self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port
@@ -394,7 +403,13 @@ class Lifecycle:
     def ensure_running(self, req: RunRequest, confirm: Confirm) -> Ready:
         """Converge the workspace's container to running and reachable over SSH."""
         self.ssh.ensure_user_key()
-        with self.locks.workspace(req.workspace.path):
+        lock_workspace = req.workspace.path
+        if req.container is not None:
+            # --container may name another workspace's container: serialize with that one.
+            named = self.find(req.workspace, req.container)
+            if named.exists:
+                lock_workspace = named.workspace
+        with self.locks.workspace(lock_workspace):
             target = self.find(req.workspace, req.container)
             workspace = req.workspace
             if target.exists and target.workspace != workspace.path:
@@ -412,6 +427,8 @@ class Lifecycle:
                         "fixed at creation; recreate it with `cai --fresh --keep`"
                     )
                 current_volume = labels.get(L.DATA_VOLUME, volume)
+                if req.fresh or req.reset:
+                    self._guard_sessions(target, req.force, confirm)
                 if req.reset:
                     volume = self._new_reset_volume(workspace)
                 elif req.fresh:
@@ -424,7 +441,6 @@ class Lifecycle:
                 else:
                     volume = current_volume
                 if req.fresh or req.reset:
-                    self._guard_sessions(target, req.force, confirm)
                     self.ssh.exit_master(target.name)
                     self.engine.remove(target.name, force=True)
                     target = Target(target.name, None, workspace.path)
@@ -503,11 +519,17 @@ class Lifecycle:
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _heal_pin(self, name: str) -> None:
-        """A running container whose pin was lost (crash, cleanup): pin the key it has."""
-        try:
-            self.ssh.ensure_host_key(name)
-        except Exception:
+        """An existing container whose pin was lost (a crash between create and pin, or a
+        cleanup): pin the public key the container itself holds. A pin that exists is never
+        replaced here, so a changed host key still fails the login (no TOFU)."""
+        if name.lower() in (n.lower() for n in self.ssh.pinned_names()):
             return
+        proc = self.engine.exec(
+            name, ["cat", f"{KEY_DIR}/ssh_host_ed25519_key.pub"], timeout=10, check=False
+        )
+        public = proc.stdout.strip()
+        if proc.returncode == 0 and public.startswith("ssh-"):
+            self.ssh.pin_host_key(name, public)
 
     def _runtime(self, requested: str, target: Target) -> str:
         if target.exists:
@@ -533,10 +555,13 @@ class Lifecycle:
             )
 
     def _new_reset_volume(self, workspace: Workspace) -> str:
+        """A new, empty volume for ``--reset``, recorded in workspace state at once, so a
+        run that dies later still leaves the workspace pointing at it."""
         name = naming.reset_volume_name(
             workspace.repo, workspace.branch, self.clock(), secrets.token_hex(3)
         )
         self.engine.create_volume(name, {L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
+        self.config.set_workspace_state(workspace.path, {"data_volume": name})
         return name
 
     # ------------------------------------------------------------------- plan

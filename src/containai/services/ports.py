@@ -125,6 +125,8 @@ class Ssh(Protocol):
 
     def pin_host_key(self, name: str, public_line: str) -> None: ...
 
+    def pinned_names(self) -> list[str]: ...
+
     def write_entry(
         self,
         name: str,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
 from containai.domain import validation
-from containai.domain.errors import EngineUnreachable, UsageError
+from containai.domain.errors import EngineUnreachable, UnknownContext, UsageError
 
 if TYPE_CHECKING:
     from containai.services.lifecycle import RunRequest
@@ -93,7 +93,9 @@ def _fast_path(app: App, env: dict[str, str]) -> int | None:
     from containai.adapters import hotcache
 
     workspace = app.workspace()
-    name = hotcache.read(app.paths, workspace.path)
+    name = hotcache.read(
+        app.paths, workspace.path, hotcache.engine_key(app.paths, app.env, args.context)
+    )
     if name is None:
         return None
     if not app.ssh.master_alive(name):
@@ -161,6 +163,8 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
     try:
         plan["context"] = app.selection.context or "DOCKER_HOST"
         plan.update(app.lifecycle(settings).plan(req))
+    except UnknownContext:
+        raise  # naming a context that does not exist is an error even for a plan (exit 3)
     except EngineUnreachable as exc:
         app.out.info(f"no engine for the plan's engine fields: {exc}")
         if plan["container"] is None:
@@ -210,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     if args.container is None:
         from containai.adapters import hotcache
 
-        hotcache.write(app.paths, ready.workspace, ready.name)
+        key = hotcache.engine_key(app.paths, app.env, args.context)
+        hotcache.write(app.paths, ready.workspace, ready.name, key)
     app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
     if args.detached:
         return 0
