@@ -58,6 +58,15 @@ def npm_packages(agent_names: Sequence[str]) -> list[str]:
     return [load(name).npm_package for name in agent_names if load(name).npm_package]
 
 
+def send_env(name: str, host_env: Mapping[str, str]) -> list[str]:
+    """The agent's variables (manifest ``env``, e.g. ``ANTHROPIC_API_KEY``) set on the host:
+    ssh sends them inside the encrypted session (``SendEnv``; the image's sshd accepts
+    them), so a key is never on a command line, in the image or in the container config."""
+    if name == "shell":
+        return []
+    return [k for k in load(name).env if host_env.get(k)]
+
+
 def agent_command(name: str, workspace: str, args: Sequence[str], env: Mapping[str, str]) -> str:
     """The remote shell command that starts agent ``name`` in ``workspace``.
 

@@ -72,11 +72,18 @@ def _remote(app: App, workspace: str, env: dict[str, str], settings: Settings | 
     return agent_command(agent, workspace, list(args.rest), env)
 
 
-def _attach(app: App, name: str, remote: str) -> int:
+def _attach(app: App, name: str, remote: str, settings: Settings | None = None) -> int:
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     if app.args.command == "exec":
         tty = sys.stdin.isatty()
-    argv = app.ssh.ssh_argv(name, remote, tty=tty)
+    extra: list[str] = []
+    if app.args.command == "run":
+        from containai import agents
+
+        agent = app.args.agent or str((settings or app.settings(None)).value("agent.default"))
+        for var in agents.send_env(agent, app.env):
+            extra += ["-o", f"SendEnv={var}"]
+    argv = app.ssh.ssh_argv(name, remote, tty=tty, extra=extra)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(argv[0], argv)
@@ -102,7 +109,7 @@ def _fast_path(app: App, env: dict[str, str]) -> int | None:
         return None
     app.out.info(f"attaching to '{name}' through its live SSH control master")
     settings = app.settings(workspace.path) if args.command == "run" else None
-    return _attach(app, name, _remote(app, workspace.path, env, settings))
+    return _attach(app, name, _remote(app, workspace.path, env, settings), settings)
 
 
 def build_request(
@@ -219,4 +226,4 @@ def run(args: argparse.Namespace) -> int:
     app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
     if args.detached:
         return 0
-    return _attach(app, ready.name, _remote(app, ready.workspace, env, settings))
+    return _attach(app, ready.name, _remote(app, ready.workspace, env, settings), settings)
