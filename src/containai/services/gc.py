@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import subprocess
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +46,7 @@ from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError, Failed
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
 from containai.services.inventory import managed_rows
+from containai.services.ports import RunEngine
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
@@ -58,19 +58,6 @@ _RUNNING_MARKERS: Final = ("cannot remove a running container", "stop the contai
 _GONE_MARKERS: Final = ("no such container",)
 _IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
 GONE: Final = "no longer exists (removed meanwhile)"
-
-
-class RunEngine(Protocol):
-    """``docker ARGS`` against the selected engine (``DockerEngine.run``)."""
-
-    def run(
-        self,
-        *args: str,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        text: bool = True,
-    ) -> subprocess.CompletedProcess[Any]: ...
 
 
 class GcEngine(RunEngine, Protocol):

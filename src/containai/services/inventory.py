@@ -26,6 +26,7 @@ from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError
 from containai.domain.sessions import Sessions
+from containai.services.ports import RunEngine
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -62,17 +63,8 @@ class StatsEngine(Protocol):
     def stats(self, name: str, timeout: float = 5.0) -> dict[str, Any] | None: ...
 
 
-class ListEngine(Protocol):
+class ListEngine(RunEngine, Protocol):
     """What ``list`` needs from the engine (``DockerEngine`` satisfies it)."""
-
-    def run(
-        self,
-        *args: str,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        text: bool = True,
-    ) -> subprocess.CompletedProcess[Any]: ...
 
 
 SessionsProbe = Callable[[str, float], Sessions | None]

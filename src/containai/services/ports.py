@@ -12,13 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
-class Engine(Protocol):
-    context: str | None
-
-    @property
-    def display_name(self) -> str: ...
-
-    def argv(self, *args: str) -> list[str]: ...
+class RunEngine(Protocol):
+    """``docker ARGS`` against the selected engine (``DockerEngine.run``)."""
 
     def run(
         self,
@@ -28,6 +23,15 @@ class Engine(Protocol):
         timeout: float | None = None,
         text: bool = True,
     ) -> subprocess.CompletedProcess[Any]: ...
+
+
+class Engine(RunEngine, Protocol):
+    context: str | None
+
+    @property
+    def display_name(self) -> str: ...
+
+    def argv(self, *args: str) -> list[str]: ...
 
     def version(self) -> dict[str, Any]: ...
 
