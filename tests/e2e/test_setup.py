@@ -19,7 +19,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,32 @@ def test_setup_refuses_without_root(sandbox: Sandbox) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "sudo cai setup" in proc.stderr
     assert not (home / ".docker").exists()
+
+
+def test_restarting_the_dedicated_engine_leaves_the_default_engines_network(
+    sandbox: Sandbox,
+) -> None:
+    """Regression: a second dockerd that restarts with address pools and a stale "bridge"
+    network deletes `docker0` (the user's engine's bridge) unless live-restore is on."""
+    needs_root()
+    config = docker_config(sandbox)
+    env = {"DOCKER_CONFIG": str(config)}
+    assert sandbox.cai("setup", env=env, timeout=1700).returncode == 0
+    pidfile = Path("/run/containai-docker.pid")
+    pid = int(pidfile.read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    res = sandbox.cai("setup", env=env, timeout=1700)  # starts it again
+    assert res.returncode == 0, res.stderr
+    assert dedicated(config, "version", "--format", "{{.Server.Version}}").returncode == 0
+    # The default engine can still network a container on its own bridge.
+    run = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "true", "containai-base:bookworm"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr

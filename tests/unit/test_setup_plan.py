@@ -217,6 +217,8 @@ def test_daemon_config_shares_nothing_with_the_default_engine() -> None:
     assert config["iptables"] is False  # a second dockerd would flush the default's chains
     assert "bip" not in config
     assert config["default-address-pools"] == [{"base": "10.214.0.0/16", "size": 24}]
+    # without live-restore, a restart of this engine deletes the default engine's docker0
+    assert config["live-restore"] is True
     assert json.loads(render_config(config)) == config
 
 

@@ -413,6 +413,12 @@ def daemon_config(
         "iptables": False,
         "ip-masq": False,
         "default-address-pools": [{"base": pool, "size": 24}],
+        # Required, not a nicety: a dockerd that restarts with a stale "bridge" network and
+        # address pools deletes the interface `docker0` (moby's
+        # removeDefaultBridgeInterface) unless live-restore is on, and `docker0` belongs to
+        # the user's own engine in the same network namespace. It also keeps agent
+        # containers running across restarts of this engine.
+        "live-restore": True,
         "log-driver": "json-file",
         "log-opts": {"max-size": "10m", "max-file": "3"},
         "default-runtime": default_runtime,
