@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if args.all:
         targets = lifecycle.managed_targets()
     else:
-        workspace = app.workspace() if args.container is None else app.workspace(None)
+        workspace = app.workspace()
         target = lifecycle.find(workspace, args.container)
         if not target.exists:
             what = f"container '{target.name}'"
