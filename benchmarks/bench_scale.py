@@ -56,7 +56,7 @@ def create(
     """Stopped (exited) managed containers, as `cai run` + `cai stop` leave them: each
     with its workspace lock file (cai run creates it) when ``home`` is given."""
     if home is not None:
-        from containai.adapters.host import FileLocks
+        from containai.adapters.locks import FileLocks
         from containai.paths import resolve_paths
 
         locks = FileLocks(resolve_paths({"HOME": str(home)}).locks_dir)

@@ -22,7 +22,7 @@ import pytest
 
 from containai.adapters.config import ConfigFiles
 from containai.adapters.engine import DockerEngine
-from containai.adapters.host import FileLocks
+from containai.adapters.locks import FileLocks
 from containai.adapters.ssh import SshFiles
 from containai.paths import Paths, resolve_paths
 from containai.services.gc import GarbageCollector

@@ -87,7 +87,8 @@ class ConfigFiles:
         """Locked read-modify-write of ``path`` with tomlkit; ``change`` returns whether it
         changed anything (nothing is written otherwise)."""
         import tomlkit
-        from filelock import FileLock
+
+        from containai.adapters.locks import FileLock
 
         self.paths.locks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         import hashlib

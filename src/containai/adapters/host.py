@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 from collections.abc import Mapping
-from typing import Any
 
 
 class Host:
@@ -34,32 +33,6 @@ class Host:
 
     def uid_gid(self) -> tuple[int, int]:
         return os.getuid(), os.getgid()
-
-
-class FileLocks:
-    """Inter-process locks under ``$XDG_STATE_HOME/containai/locks``."""
-
-    def __init__(self, locks_dir: os.PathLike[str] | str, timeout: float = 300.0) -> None:
-        self.dir = os.fspath(locks_dir)
-        self.timeout = timeout
-
-    def _lock(self, name: str) -> object:
-        from filelock import FileLock
-
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        return FileLock(os.path.join(self.dir, name), timeout=self.timeout)
-
-    def workspace(self, workspace: str) -> object:
-        import hashlib
-
-        return self._lock("ws-" + hashlib.sha256(workspace.encode()).hexdigest()[:20] + ".lock")
-
-    def ports(self) -> object:
-        return self._lock("ports.lock")
-
-    def named(self, name: str) -> Any:
-        """Any other lock by name (e.g. one image build at a time)."""
-        return self._lock(f"{name}.lock")
 
 
 def npm_registry(env: Mapping[str, str]) -> str | None:

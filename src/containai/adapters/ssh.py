@@ -5,8 +5,9 @@ DESIGN decision 3).
 Everything here is plain files plus the host's ``ssh`` and ``ssh-keygen``; no
 paramiko. Writes are atomic (temp file in the same directory + ``os.replace``),
 directories cai creates are 0700 and secrets 0600. Edits of shared files
-(``known_hosts``, ``~/.ssh/config``) and key generation are serialized with a
-``filelock`` under ``paths.locks_dir``, so concurrent ``cai`` processes converge.
+(``known_hosts``, ``~/.ssh/config``) and key generation are serialized with
+``flock`` locks (adapters/locks.py) under ``paths.locks_dir``, so concurrent ``cai``
+processes converge.
 
 The hot path (``ssh_argv``, ``control_path``, ``entry_path``, ``alias``,
 ``remote_command``) does no I/O; ``master_alive`` is one ``connect()`` on a
@@ -255,7 +256,7 @@ class SshFiles:
 
     @contextlib.contextmanager
     def _lock(self, what: str) -> Iterator[None]:
-        from filelock import FileLock  # lazily: it pulls in logging, off the hot path
+        from containai.adapters.locks import FileLock
 
         _mkdirs(self.paths.locks_dir)
         with FileLock(self.paths.locks_dir / f"{what}.lock", mode=0o600):

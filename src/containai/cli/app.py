@@ -5,9 +5,7 @@ Everything is created lazily, so a command pays only for what it uses.
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +14,9 @@ from containai.cli.output import Output
 from containai.paths import Paths, resolve_paths
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
+
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
     from containai.adapters.ssh import SshFiles
@@ -68,17 +69,28 @@ class App:
 
     @cached_property
     def selection(self) -> Selection:
+        """The engine to talk to: cached under everything it depends on (``hotcache``),
+        else selected afresh from the flag, variables, config and Docker's contexts."""
+        from containai.adapters import hotcache
+        from containai.services.engine_select import Selection
+
+        key = hotcache.engine_key(self.paths, self.env, self.arg("context"))
+        cached = hotcache.read_selection(self.paths, key)
+        if cached is not None:
+            return Selection(*cached)
         from containai.adapters.engine import context_exists, current_docker_context
         from containai.services.engine_select import select_context
 
         configured = self.settings(None).value("engine.context")
-        return select_context(
+        selection = select_context(
             self.arg("context"),
             self.env,
             configured,
             lambda name: context_exists(name, self.env),
             lambda: current_docker_context(self.env),
         )
+        hotcache.write_selection(self.paths, key, selection.context, selection.source)
+        return selection
 
     @cached_property
     def engine(self) -> DockerEngine:
@@ -97,7 +109,8 @@ class App:
     def images(self, settings: Settings) -> Images:
         from containai import agents
         from containai.adapters import rootfs
-        from containai.adapters.host import FileLocks, npm_registry
+        from containai.adapters.host import npm_registry
+        from containai.adapters.locks import FileLocks
         from containai.services.images import Images
 
         return Images(
@@ -117,7 +130,8 @@ class App:
         )
 
     def lifecycle(self, settings: Settings) -> Lifecycle:
-        from containai.adapters.host import FileLocks, Host
+        from containai.adapters.host import Host
+        from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
 
         return Lifecycle(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
 from containai.domain.errors import ConfirmationNeeded, Failed
 
 if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
     from containai.services.gc import Candidate, GcPlan, GcResult
 
 LOCK_WAIT_SECONDS = 10.0
@@ -50,8 +51,7 @@ def _ask(app: App, plan: GcPlan) -> bool:
 
 
 class _SshWhenNeeded:
-    """``app.ssh`` resolved at the first removal: its import (filelock) then overlaps
-    the engine's inspect instead of delaying the first engine call."""
+    """``app.ssh`` resolved at the first removal, not before the first engine call."""
 
     def __init__(self, app: App) -> None:
         self.app = app
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     age_text = str(args.age if args.age is not None else app.settings(None).value("gc.age"))
     min_age = parse_age(age_text)  # bad age: exit 2, before the engine is asked anything
 
-    from containai.adapters.host import FileLocks
+    from containai.adapters.locks import FileLocks
     from containai.services.gc import GarbageCollector, GcResult
 
     collector = GarbageCollector(
