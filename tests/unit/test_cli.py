@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from containai.cli import main as cli_main
+from containai.cli import parser as cli_parser
 from containai.domain.errors import (
     ConfirmationNeeded,
     EngineUnreachable,
@@ -111,7 +114,7 @@ def test_unknown_option_is_usage_error(capsys: pytest.CaptureFixture[str]) -> No
     ],
 )
 def test_bare_cai_means_run(argv: list[str], expected: list[str]) -> None:
-    assert cli_main._insert_default_command(argv) == expected
+    assert cli_parser._insert_default_command(argv) == expected
 
 
 def test_args_after_double_dash_are_kept_verbatim() -> None:
@@ -121,6 +124,66 @@ def test_args_after_double_dash_are_kept_verbatim() -> None:
     assert args.env == ["A=1"]
     args = cli_main.parse(["--", "--print", "hi"])
     assert args.command == "run" and args.rest == ["--print", "hi"]
+
+
+_FAST_TOKENS = st.sampled_from(
+    [
+        "list",
+        "version",
+        "doctor",
+        "status",
+        "gc",
+        "--json",
+        "--js",
+        "-q",
+        "--quiet",
+        "--verbose",
+        "--context",
+        "--context=c",
+        "--context=",
+        "c",
+        "-h",
+        "--",
+        "x",
+        "--all",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FAST_TOKENS, max_size=6))
+def test_the_flag_only_fast_path_parses_exactly_as_argparse(argv: list[str]) -> None:
+    """Whatever the fast path accepts, argparse parses to the same values; what it
+    declines (None) goes to argparse, which owns every message."""
+    fast = cli_main.fast_parse(argv)
+    if fast is None:
+        return
+    assert vars(fast) == vars(cli_parser.parse(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["list", "--json"],
+        ["-q", "list", "--json", "--verbose"],
+        ["--context", "c", "list"],
+        ["list", "--context=c", "--json"],
+        ["version", "--json"],
+        ["doctor"],
+    ],
+)
+def test_flag_only_command_lines_skip_argparse(argv: list[str]) -> None:
+    fast = cli_main.fast_parse(argv)
+    assert fast is not None
+    assert vars(fast) == vars(cli_parser.parse(argv))
+
+
+@pytest.mark.parametrize(
+    "argv", [["list", "--js"], ["list", "-h"], ["list", "x"], ["status", "--json"], [], ["-q"]]
+)
+def test_other_command_lines_go_to_argparse(argv: list[str]) -> None:
+    assert cli_main.fast_parse(argv) is None
 
 
 def test_double_dash_refused_for_commands_that_take_none(

@@ -7,13 +7,13 @@ when stderr is a TTY. Warnings are ``cai: warning: ...``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from containai.lazy import lazy_module
 
 if TYPE_CHECKING:
     import json
+    from collections.abc import Mapping
 else:
     json = lazy_module("json")
 

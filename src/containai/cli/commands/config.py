@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
 from containai.domain import settings as S
 from containai.domain.errors import UsageError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def render(value: Any) -> str:

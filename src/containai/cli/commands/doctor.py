@@ -5,14 +5,15 @@ Exit 0 when a workspace can be created (no check ``FAIL``), 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
 from containai.domain.errors import CaiError
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from containai.services.doctor import DoctorReport
 
 STATUS_COLUMN_MAX = 88

@@ -5,11 +5,8 @@ Prints the archive's path (the product asked for) on stdout, one line.
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
@@ -17,6 +14,10 @@ from containai.domain import validation
 from containai.domain.errors import CaiError, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from containai.services.archive import VolumeArchives, VolumeTarget
     from containai.services.lifecycle import Target
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,8 @@ from containai.cli.commands.export import Meter, archives, resolve_target
 from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from containai.services.host_import import ManifestEntry, PlannedEntry
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from containai.services.inventory import Listed
 
 HEADERS = ("NAME", "STATUS", "WORKSPACE", "SSH", "VOLUME", "IMAGE", "ISOLATION", "AGE", "KEEP")

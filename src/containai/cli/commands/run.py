@@ -8,7 +8,6 @@ exit code are ssh's own.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,8 @@ from containai.domain import validation
 from containai.domain.errors import EngineUnreachable, UnknownContext, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from containai.services.lifecycle import RunRequest
     from containai.services.workspace import Settings, Workspace
 

@@ -9,9 +9,12 @@ a run that changes nothing prints nothing.
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(args: argparse.Namespace) -> int:

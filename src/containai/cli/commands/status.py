@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
@@ -10,7 +9,9 @@ from containai.domain import validation
 from containai.domain.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
-    from containai.services.inventory import StatusReport
+    import argparse
+
+    from containai.services.status import StatusReport
 
 
 def render_text(report: StatusReport) -> list[str]:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             f"container '{target.name}'{where} does not exist; create it with "
             "`cai run --detached`, or see `cai list`"
         )
-    from containai.services.inventory import container_status
+    from containai.services.status import container_status
 
     report = container_status(target.info, engine=app.engine, sessions=lifecycle.sessions)
     if args.json:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import platform
+from typing import TYPE_CHECKING
 
 from containai import __version__
 from containai.cli.output import Output
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(args: argparse.Namespace) -> int:
