@@ -71,3 +71,28 @@ def test_cold_path_still_works_when_master_is_gone(sandbox: Sandbox) -> None:
     )
     names = imported_modules(sandbox, ws, "exec", "--", "true")
     assert "containai.adapters.engine" in names  # no master: it asked the engine
+
+
+LIST_FORBIDDEN = (
+    "argparse",
+    "subprocess",
+    "tomllib",
+    "tomlkit",
+    "rich",
+    "filelock",
+    "dataclasses",
+    "threading",
+    "containai.adapters.config",
+    "containai.services.status",
+)
+
+
+def test_list_json_imports_only_what_it_uses(sandbox: Sandbox) -> None:
+    """`cai list --json` (issue 7: <= 3x one `docker ps`) skips argparse, the config
+    parser (engine selection is cached) and subprocess (adapters/spawn.py)."""
+    ws = sandbox.workspace("listed", "main")
+    assert sandbox.cai("list", "--json", cwd=ws).returncode == 0  # selection now cached
+    names = imported_modules(sandbox, ws, "list", "--json")
+    assert "containai.services.inventory" in names  # it did list
+    leaked = sorted(n for n in names if n.split(".")[0] in LIST_FORBIDDEN or n in LIST_FORBIDDEN)
+    assert leaked == []

@@ -21,12 +21,14 @@ from containai.domain.sessions import Sessions
 from containai.services.inventory import (
     LIST_FORMAT,
     Listed,
-    Resources,
-    StatusReport,
-    container_status,
     display_status,
     list_managed,
     parse_list_row,
+)
+from containai.services.status import (
+    Resources,
+    StatusReport,
+    container_status,
     parse_mem_usage,
     parse_percent,
     parse_size,

@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from containai.adapters import spawn
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from containai.services.ports import Completed
 
 _UNREACHABLE_MARKERS = (
     "cannot connect to the docker daemon",
@@ -28,9 +33,9 @@ _UNREACHABLE_MARKERS = (
     "context deadline exceeded",
 )
 # The docker CLI's own words for an unknown context (not a build's "context ... path").
-_NO_CONTEXT = re.compile(
-    r'context "[^"]*" does not exist|context not found|current context "[^"]*" is not found',
-    re.IGNORECASE,
+# Compiled at first use (an error), not on every command.
+_NO_CONTEXT = (
+    r'context "[^"]*" does not exist|context not found|current context "[^"]*" is not found'
 )
 _NOT_FOUND_MARKERS = (
     "no such container",
@@ -114,7 +119,9 @@ class DockerEngine:
         text = stderr.strip()
         low = text.lower()
         first = text.splitlines()[-1] if text else f"docker {args[0]} failed"
-        if any(m in low for m in _UNREACHABLE_MARKERS) or _NO_CONTEXT.search(text):
+        if any(m in low for m in _UNREACHABLE_MARKERS) or re.search(
+            _NO_CONTEXT, text, re.IGNORECASE
+        ):
             return EngineUnreachable(
                 f"the Docker engine of context '{self.display_name}' does not answer ({first}); "
                 "start it (scripts/ensure-engine, or `cai setup`) or choose another with --context"
@@ -134,28 +141,41 @@ class DockerEngine:
         check: bool = True,
         timeout: float | None = None,
         text: bool = True,
-    ) -> subprocess.CompletedProcess[Any]:
-        """Run ``docker ARGS``; on failure raise the translated domain error (when ``check``)."""
+    ) -> Completed:
+        """Run ``docker ARGS``; on failure raise the translated domain error (when ``check``).
+
+        Without ``input`` the call goes through ``adapters/spawn.py`` (no ``subprocess``
+        import on ``cai list``'s path); with it, through ``subprocess``."""
         cmd = self.argv(*args)
+        limit = timeout or self.timeout
+        proc: Completed
         try:
-            proc = subprocess.run(
-                cmd,
-                input=input,
-                capture_output=True,
-                text=text,
-                env=self.env,
-                timeout=timeout or self.timeout,
-                check=False,
-            )
+            if input is None:
+                proc = spawn.capture(cmd, self.env, limit, text=text)
+            else:
+                import subprocess
+
+                try:
+                    proc = subprocess.run(
+                        cmd,
+                        input=input,
+                        capture_output=True,
+                        text=text,
+                        env=self.env,
+                        timeout=limit,
+                        check=False,
+                    )
+                except subprocess.TimeoutExpired:
+                    raise spawn.Timeout(cmd[0]) from None
         except FileNotFoundError:
             raise EngineUnreachable(
                 f"the docker CLI ('{self.docker}') is not installed; install the distribution's "
                 "docker.io package (scripts/ensure-engine does it)"
             ) from None
-        except subprocess.TimeoutExpired:
+        except spawn.Timeout:
             raise EngineUnreachable(
                 f"the Docker engine of context '{self.display_name}' did not answer "
-                f"'docker {args[0]}' within {timeout or self.timeout:.0f} s"
+                f"'docker {args[0]}' within {limit:.0f} s"
             ) from None
         if check and proc.returncode != 0:
             err = (
@@ -168,6 +188,8 @@ class DockerEngine:
 
     def popen(self, *args: str, stdin: Any = None, stdout: Any = None) -> subprocess.Popen[bytes]:
         """A streaming ``docker ARGS`` (tar in/out); the caller waits and checks."""
+        import subprocess
+
         try:
             return subprocess.Popen(
                 self.argv(*args),
@@ -281,7 +303,7 @@ class DockerEngine:
         input: str | None = None,
         timeout: float | None = None,
         check: bool = True,
-    ) -> subprocess.CompletedProcess[str]:
+    ) -> Completed:
         args = ["exec", "-i"] if input is not None else ["exec"]
         if user is not None:
             args += ["--user", user]
@@ -373,6 +395,8 @@ class DockerEngine:
             args += ["--label", f"{key}={value}"]
         args.append(str(context_dir))
         env = {**self.env, "DOCKER_BUILDKIT": self.env.get("DOCKER_BUILDKIT", "0")}
+        import subprocess
+
         try:
             proc = subprocess.run(
                 self.argv(*args),
@@ -396,6 +420,8 @@ class DockerEngine:
 
     # ---------------------------------------------------------------- contexts
     def list_contexts(self) -> list[dict[str, Any]]:
+        import subprocess
+
         proc = subprocess.run(
             [self.docker, "context", "ls", "--format", "{{json .}}"],
             capture_output=True,

@@ -1,10 +1,13 @@
-"""The hot path's one-line cache: which container serves a workspace.
+"""The hot path's small caches: which container serves a workspace, which engine.
 
 ``$XDG_STATE_HOME/containai/workspaces/<escaped path>`` holds the container name that
 the last successful ``cai run``/``exec`` used, so ``cai exec`` on a running container
-finds its control master without parsing ``config.toml`` (tomllib costs ~10 ms). It is
-a cache (DESIGN decision 4): the config's workspace state stays the record, and a stale
-or missing entry only sends the command down the full path, which rewrites it.
+finds its control master without parsing ``config.toml`` (tomllib costs ~10 ms).
+``$XDG_STATE_HOME/containai/selection`` holds the last engine selection (context and
+its source), so ``cai list`` asks the engine at once. Both are caches (DESIGN decision
+4): the config stays the record, each entry carries the ``engine_key`` it was made
+under, and a stale or missing entry only sends the command down the full path, which
+rewrites it.
 """
 
 from __future__ import annotations
@@ -51,23 +54,59 @@ def write(paths: Paths, workspace: str, name: str, engine_key: str) -> None:
         atomic_write(Path(entry), f"{name}\n{engine_key}\n", mode=0o600)
 
 
+def _mtime(path: str) -> str:
+    try:
+        return str(os.stat(path).st_mtime_ns)
+    except OSError:
+        return "-"
+
+
 def engine_key(paths: Paths, env: Mapping[str, str], flag: str | None) -> str:
     """Everything engine selection depends on, read without parsing anything: the flag,
-    the variables, the config file's mtime, whether the dedicated context exists. A
-    different key sends the command down the full path (which selects afresh)."""
-    try:
-        mtime = str(os.stat(paths.config_file).st_mtime_ns)
-    except OSError:
-        mtime = "-"
+    the variables, and the modification times of cai's config file, of Docker's context
+    store (a context created or removed changes it) and of Docker's ``config.json`` (its
+    current context). A different key sends the command down the full path (which
+    selects afresh)."""
     docker_config = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME", ""), ".docker")
-    meta = os.path.join(docker_config, "contexts", "meta")
-    dedicated = "1" if os.path.isdir(meta) and os.listdir(meta) else "0"
     parts = (
         flag or "",
         env.get("CONTAINAI_CONTEXT", ""),
         env.get("DOCKER_HOST", ""),
         env.get("DOCKER_CONTEXT", ""),
-        mtime,
-        dedicated,
+        _mtime(os.fspath(paths.config_file)),
+        _mtime(os.path.join(docker_config, "contexts", "meta")),
+        _mtime(os.path.join(docker_config, "config.json")),
     )
     return "|".join(parts).replace("\n", " ")
+
+
+def _selection_entry(paths: Paths) -> str:
+    return os.path.join(paths.state_dir, "selection")
+
+
+def read_selection(paths: Paths, key: str) -> tuple[str | None, str] | None:
+    """``(context, source)`` selected last under the same ``key`` (context ``None``:
+    DOCKER_HOST), or ``None`` when there is no such entry."""
+    try:
+        with open(_selection_entry(paths), encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+    except OSError:
+        return None
+    if len(lines) < 3 or lines[0] != key or not lines[1]:
+        return None
+    context = lines[2][1:] if lines[2].startswith("=") else None
+    return context, lines[1]
+
+
+def write_selection(paths: Paths, key: str, context: str | None, source: str) -> None:
+    if read_selection(paths, key) == (context, source):
+        return
+    import contextlib
+    from pathlib import Path
+
+    from containai.adapters.files import atomic_write
+
+    line = "" if context is None else "=" + context
+    with contextlib.suppress(OSError):  # a cache: failing to write it only costs speed
+        os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
+        atomic_write(Path(_selection_entry(paths)), f"{key}\n{source}\n{line}\n", mode=0o600)

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
 from containai.domain.errors import UsageError
-from containai.domain.validation import show
 
 UNIT_SECONDS: Final = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 AGE_MAX: Final = timedelta(days=999_999_999)  # datetime.timedelta.max, whole days
 
-_AGE_RE: Final = re.compile(r"(?:[0-9]+[smhdw] ?)*[0-9]+[smhdw]")
-_AGE_PART_RE: Final = re.compile(r"([0-9]+)([smhdw])")
+# Patterns as text: compiled (and cached by `re`) at first use, not at import (cai list).
+_AGE_RE: Final = r"(?:[0-9]+[smhdw] ?)*[0-9]+[smhdw]"
+_AGE_PART_RE: Final = r"([0-9]+)([smhdw])"
 _AGE_HINT: Final = "use a number with a unit s, m, h, d or w (e.g. 7d, 36h, 1d12h)"
 _NUMBER_DIGITS_MAX: Final = 15
 
@@ -34,11 +34,13 @@ def parse_age(text: str) -> timedelta:
 
     Whole numbers only; ``0s`` is allowed (every stopped container qualifies).
     """
+    from containai.domain.validation import show
+
     stripped = text.strip()
-    if _AGE_RE.fullmatch(stripped) is None:
+    if re.fullmatch(_AGE_RE, stripped) is None:
         raise UsageError(f"invalid age {show(text)}: {_AGE_HINT}")
     total = 0
-    for number, unit in _AGE_PART_RE.findall(stripped):
+    for number, unit in re.findall(_AGE_PART_RE, stripped):
         if len(number.lstrip("0")) > _NUMBER_DIGITS_MAX:
             raise UsageError(f"invalid age {show(text)}: too large; {_AGE_HINT}")
         total += int(number) * UNIT_SECONDS[unit]

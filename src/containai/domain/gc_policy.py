@@ -9,9 +9,8 @@ the age is known and strictly greater than ``--age``. Every other state
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from containai.domain.age import format_duration
 from containai.domain.labels import KEEP, is_kept, is_managed
@@ -19,8 +18,7 @@ from containai.domain.labels import KEEP, is_kept, is_managed
 PRUNABLE_STATES: Final = frozenset({"exited", "created"})
 
 
-@dataclass(frozen=True)
-class GcView:
+class GcView(NamedTuple):
     """What gc needs to know about one container (from ``docker inspect``)."""
 
     name: str
@@ -30,8 +28,7 @@ class GcView:
     finished_at: datetime | None
 
 
-@dataclass(frozen=True)
-class GcDecision:
+class GcDecision(NamedTuple):
     name: str
     eligible: bool
     reason: str

@@ -36,10 +36,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
@@ -97,8 +96,7 @@ class GcLocks(Protocol):
 
 
 # ---------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A container gc removes (or would remove)."""
 
     id: str
@@ -121,8 +119,7 @@ class Candidate:
         }
 
 
-@dataclass(frozen=True)
-class Spared:
+class Spared(NamedTuple):
     """A managed container gc leaves alone, and why."""
 
     name: str
@@ -133,8 +130,7 @@ class Spared:
         return {"name": self.name, "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class UnusedImage:
+class UnusedImage(NamedTuple):
     reference: str  # containai:old
     id: str
 
@@ -142,8 +138,7 @@ class UnusedImage:
         return {"reference": self.reference, "id": self.id}
 
 
-@dataclass(frozen=True)
-class GcPlan:
+class GcPlan(NamedTuple):
     age: str
     min_age: timedelta
     candidates: list[Candidate]
@@ -156,14 +151,24 @@ class GcPlan:
     removal is the first one."""
 
 
-@dataclass
 class GcResult:
-    dry_run: bool
-    age: str
-    removed: list[Candidate] = field(default_factory=list)
-    spared: list[Spared] = field(default_factory=list)
-    images: list[UnusedImage] = field(default_factory=list)
-    failed: list[Spared] = field(default_factory=list)
+    """What gc did (or, with ``dry_run``, would do); filled in as it goes."""
+
+    def __init__(
+        self,
+        dry_run: bool,
+        age: str,
+        removed: list[Candidate] | None = None,
+        spared: list[Spared] | None = None,
+        images: list[UnusedImage] | None = None,
+        failed: list[Spared] | None = None,
+    ) -> None:
+        self.dry_run = dry_run
+        self.age = age
+        self.removed: list[Candidate] = removed if removed is not None else []
+        self.spared: list[Spared] = spared if spared is not None else []
+        self.images: list[UnusedImage] = images if images is not None else []
+        self.failed: list[Spared] = failed if failed is not None else []
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -6,10 +6,19 @@ wires them (composition root). Unit tests hand in small in-memory fakes.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class Completed(Protocol):
+    """A finished ``docker`` call (``subprocess.CompletedProcess`` has this shape)."""
+
+    returncode: int
+    stdout: Any
+    stderr: Any
 
 
 class RunEngine(Protocol):
@@ -22,7 +31,7 @@ class RunEngine(Protocol):
         check: bool = True,
         timeout: float | None = None,
         text: bool = True,
-    ) -> subprocess.CompletedProcess[Any]: ...
+    ) -> Completed: ...
 
 
 class Engine(RunEngine, Protocol):
@@ -66,7 +75,7 @@ class Engine(RunEngine, Protocol):
         input: str | None = None,
         timeout: float | None = None,
         check: bool = True,
-    ) -> subprocess.CompletedProcess[str]: ...
+    ) -> Completed: ...
 
     def copy_to(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
 
