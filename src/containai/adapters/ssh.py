@@ -77,6 +77,7 @@ _CONFIG_ERRORS: Final = (
 )
 
 _READY_POLL_SECONDS: Final = 0.05
+_KEX_ALGORITHMS: Final = "curve25519-sha256,curve25519-sha256@libssh.org"  # OpenSSH >= 7.4
 
 
 def alias(name: str) -> str:
@@ -461,6 +462,9 @@ class SshFiles:
             ("ServerAliveInterval", "15"),
             ("ServerAliveCountMax", "4"),
             ("ConnectTimeout", "5"),
+            # The hop never leaves the host (127.0.0.1 -> the container): the classic
+            # curve first saves ~50 ms of CPU per login over the post-quantum hybrid.
+            ("KexAlgorithms", _KEX_ALGORITHMS),
             ("LogLevel", "ERROR"),
         ]
         if proxy_command is not None:

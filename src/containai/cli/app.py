@@ -32,8 +32,14 @@ class App:
         args: argparse.Namespace,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        *,
+        write_caches: bool = False,
     ) -> None:
+        """Every command reads the engine-selection cache; only one that asks for it
+        (``cai list``, whose budget is a few ms over one ``docker ps``) writes it, so
+        commands that must change nothing (doctor, refused input) leave no file behind."""
         self.args = args
+        self.write_caches = write_caches
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.cwd = cwd or Path.cwd()
         verbose = bool(getattr(args, "verbose", False)) or self.env.get(
@@ -89,7 +95,8 @@ class App:
             lambda name: context_exists(name, self.env),
             lambda: current_docker_context(self.env),
         )
-        hotcache.write_selection(self.paths, key, selection.context, selection.source)
+        if self.write_caches:
+            hotcache.write_selection(self.paths, key, selection.context, selection.source)
         return selection
 
     @cached_property

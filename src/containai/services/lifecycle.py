@@ -179,8 +179,9 @@ class Lifecycle:
         self.clock = clock
 
     # ------------------------------------------------------------------ lookup
-    def _owner(self, name: str) -> naming.Owner:
-        info = self.engine.inspect_container(name)
+    def _owner(self, name: str, seen: dict[str, dict[str, Any] | None]) -> naming.Owner:
+        """Who holds ``name`` (``seen`` keeps the inspect for the caller)."""
+        info = seen[name] = self.engine.inspect_container(name)
         if info is None:
             return None
         labels = (info.get("Config") or {}).get("Labels") or {}
@@ -220,8 +221,12 @@ class Lifecycle:
             info = self.engine.inspect_container(names[0])
             if info is not None:
                 return Target(names[0], info, workspace.path)
-        name = naming.choose_name(workspace.base_name, workspace.path, self._owner)
-        return Target(name, self.engine.inspect_container(name), workspace.path)
+        seen: dict[str, dict[str, Any] | None] = {}
+        name = naming.choose_name(
+            workspace.base_name, workspace.path, lambda n: self._owner(n, seen)
+        )
+        info = seen[name] if name in seen else self.engine.inspect_container(name)
+        return Target(name, info, workspace.path)
 
     def find_existing(self, workspace: Workspace, container: str | None) -> Target:
         """Like ``find`` but the container must exist (exit 4 otherwise)."""
@@ -298,16 +303,16 @@ class Lifecycle:
     def _create(
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
     ) -> int:
-        image = self.images.ensure(req.template)
-        if self.engine.inspect_volume(volume) is None:
-            try:
-                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
-            except Failed:
-                if self.engine.inspect_volume(volume) is None:
-                    raise
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The data volume and the host key are made while the image is checked (each a
+        # round trip or a program run of their own).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-create") as pool:
+            keys = pool.submit(self._volume_and_key, volume, name)
+            image = self.images.ensure(req.template)
+            private, public = keys.result()
         uid, gid = self.host.uid_gid()
         memory, cpus = self._limits(req)
-        private, public = self.ssh.ensure_host_key(name)
         with self.locks.ports():
             port = self._lease_port(req.port_range, preferred_port)
             args: list[str] = ["--name", name, "--hostname", naming.hostname_for(name)]
@@ -357,6 +362,9 @@ class Lifecycle:
             try:
                 self.engine.create_container(args)
             except Failed as exc:
+                low = str(exc).lower()
+                if "unknown runtime specified" in low or "invalid runtime name" in low:
+                    choose_runtime(runtime, self.engine.runtimes())  # raises, naming the fix
                 if "already in use" not in str(exc):
                     raise
                 # Someone created that name meanwhile: reuse it only if it is this
@@ -372,6 +380,17 @@ class Lifecycle:
         self.ssh.pin_host_key(name, public)
         self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port
+
+    def _volume_and_key(self, volume: str, name: str) -> tuple[bytes, str]:
+        """Make sure the data volume exists (labelled when cai creates it); return the
+        container's host key pair (generated once)."""
+        if self.engine.inspect_volume(volume) is None:
+            try:
+                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
+            except Failed:
+                if self.engine.inspect_volume(volume) is None:
+                    raise
+        return self.ssh.ensure_host_key(name)
 
     def _ca_mount(self) -> list[str]:
         """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
@@ -456,14 +475,20 @@ class Lifecycle:
             else:
                 port = _int(target.labels.get(L.SSH_PORT)) or 0
                 self._warn_template_drift(target)
+            # The first attempt goes by what is known (just created, or inspected by
+            # find under this lock); a retry asks the engine again.
+            known: str | None = "created" if created else target.state
             for _attempt in range(3):
-                info = self.engine.inspect_container(target.name)
-                if info is None:
-                    raise Failed(
-                        f"container '{target.name}' disappeared while starting it; "
-                        "run the command again"
-                    )
-                status = str((info.get("State") or {}).get("Status"))
+                if known is not None:
+                    status, known = known, None
+                else:
+                    info = self.engine.inspect_container(target.name)
+                    if info is None:
+                        raise Failed(
+                            f"container '{target.name}' disappeared while starting it; "
+                            "run the command again"
+                        )
+                    status = str((info.get("State") or {}).get("Status"))
                 if status == "running":
                     break
                 if status == "created" and not created:
@@ -499,6 +524,15 @@ class Lifecycle:
             warning = self.ssh.ensure_include()
             if warning:
                 self.warn(warning)
+            # Recorded while the container boots (its sshd is not up yet): the record
+            # names a container that exists whether or not the login below succeeds.
+            state: dict[str, Any] = {"container_name": target.name}
+            if created:
+                state["created_at"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+            if req.reset or (req.data_volume_explicit and created):
+                state["data_volume"] = volume
+            if req.container is None or target.workspace == req.workspace.path:
+                self.config.set_workspace_state(workspace.path, state)
             try:
                 self.ssh.wait_ready(target.name, timeout=req.ssh_timeout)
             except Failed as exc:
@@ -509,13 +543,6 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
-            state: dict[str, Any] = {"container_name": target.name}
-            if created:
-                state["created_at"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-            if req.reset or (req.data_volume_explicit and created):
-                state["data_volume"] = volume
-            if req.container is None or target.workspace == req.workspace.path:
-                self.config.set_workspace_state(workspace.path, state)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _heal_pin(self, name: str) -> None:
@@ -532,8 +559,13 @@ class Lifecycle:
             self.ssh.pin_host_key(name, public)
 
     def _runtime(self, requested: str, target: Target) -> str:
+        """The runtime to create with. An explicit one is not checked against ``docker
+        info`` here (a round trip): ``docker create`` refuses an unknown one, and
+        ``_create`` then reports it as ``choose_runtime`` would."""
         if target.exists:
             return target.labels.get(L.RUNTIME, "runc")
+        if requested != "auto":
+            return requested
         runtime, warning = choose_runtime(requested, self.engine.runtimes())
         if warning:
             self.warn(warning)

@@ -70,7 +70,7 @@ def render_table(items: Sequence[Listed], *, tty: bool, width: int | None = None
 def run(args: argparse.Namespace) -> int:
     from containai.services.inventory import list_managed
 
-    app = App(args)
+    app = App(args, write_caches=True)  # the next `cai list` skips config parsing
     items = list_managed(app.engine)
     if args.json:
         app.out.json({"containers": [item.to_json() for item in items]})
