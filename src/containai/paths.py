@@ -7,45 +7,72 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path  # at first use: `cai list` never needs pathlib (~3 ms)
+
+    return Path(text)
 
 
 class Paths:
-    """Immutable set of locations (a plain class: ``dataclasses`` costs the hot path ~15 ms)."""
+    """Immutable set of locations (a plain class: ``dataclasses`` costs the hot path ~15 ms).
 
-    __slots__ = ("config_dir", "home", "state_dir")
+    The three roots are kept as text (``*_text``, for the hot path's ``os.path`` calls)
+    and handed out as ``pathlib.Path``."""
 
-    def __init__(self, home: Path, config_dir: Path, state_dir: Path) -> None:
-        object.__setattr__(self, "home", home)
-        object.__setattr__(self, "config_dir", config_dir)  # $XDG_CONFIG_HOME/containai
-        object.__setattr__(self, "state_dir", state_dir)  # $XDG_STATE_HOME/containai
+    __slots__ = ("config_text", "home_text", "state_text")
 
-    home: Path
-    config_dir: Path
-    state_dir: Path
+    def __init__(self, home: str, config_dir: str, state_dir: str) -> None:
+        object.__setattr__(self, "home_text", os.fspath(home))
+        object.__setattr__(self, "config_text", os.fspath(config_dir))  # $XDG_CONFIG_HOME/containai
+        object.__setattr__(self, "state_text", os.fspath(state_dir))  # $XDG_STATE_HOME/containai
+
+    home_text: str
+    config_text: str
+    state_text: str
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Paths is immutable (tried to set {name})")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Paths) and (self.home, self.config_dir, self.state_dir) == (
-            other.home,
-            other.config_dir,
-            other.state_dir,
-        )
+        return isinstance(other, Paths) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.home, self.config_dir, self.state_dir))
+        return hash(self._key())
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.home_text, self.config_text, self.state_text)
 
     def __repr__(self) -> str:
         return (
-            f"Paths(home={self.home!r}, config_dir={self.config_dir!r}, "
-            f"state_dir={self.state_dir!r})"
+            f"Paths(home={self.home_text!r}, config_dir={self.config_text!r}, "
+            f"state_dir={self.state_text!r})"
         )
 
     @property
+    def home(self) -> Path:
+        return _path(self.home_text)
+
+    @property
+    def config_dir(self) -> Path:
+        return _path(self.config_text)
+
+    @property
+    def state_dir(self) -> Path:
+        return _path(self.state_text)
+
+    @property
+    def config_file_text(self) -> str:
+        return os.path.join(self.config_text, "config.toml")
+
+    @property
     def config_file(self) -> Path:
-        return self.config_dir / "config.toml"
+        return _path(self.config_file_text)
 
     @property
     def keys_dir(self) -> Path:
@@ -92,12 +119,12 @@ class Paths:
 def resolve_paths(env: Mapping[str, str] | None = None) -> Paths:
     """Resolve from ``env`` (default ``os.environ``); relative XDG values are ignored per spec."""
     env = os.environ if env is None else env
-    home = Path(env.get("HOME") or Path.home())
+    home = os.path.normpath(env.get("HOME") or os.path.expanduser("~"))
 
-    def xdg(var: str, default: Path) -> Path:
+    def xdg(var: str, default: str) -> str:
         value = env.get(var, "")
-        return Path(value) if value and os.path.isabs(value) else default
+        return os.path.normpath(value) if value and os.path.isabs(value) else default
 
-    config = xdg("XDG_CONFIG_HOME", home / ".config") / "containai"
-    state = xdg("XDG_STATE_HOME", home / ".local" / "state") / "containai"
+    config = os.path.join(xdg("XDG_CONFIG_HOME", os.path.join(home, ".config")), "containai")
+    state = os.path.join(xdg("XDG_STATE_HOME", os.path.join(home, ".local", "state")), "containai")
     return Paths(home=home, config_dir=config, state_dir=state)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from containai.adapters import spawn
@@ -20,6 +19,7 @@ from containai.domain.errors import EngineUnreachable, Failed, NotFound
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
     from containai.services.ports import Completed
 
@@ -49,6 +49,8 @@ _NOT_FOUND_MARKERS = (
 
 
 def docker_config_dir(env: Mapping[str, str]) -> Path:
+    from pathlib import Path
+
     if env.get("DOCKER_CONFIG"):
         return Path(env["DOCKER_CONFIG"])
     return Path(env.get("HOME") or Path.home()) / ".docker"

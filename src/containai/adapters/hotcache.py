@@ -24,7 +24,7 @@ def _entry(paths: Paths, workspace: str) -> str | None:
     escaped = workspace.replace("%", "%25").replace("/", "%2F")
     if len(escaped.encode()) > _MAX_NAME:
         return None  # too long to name exactly: no cache, the full path is taken
-    return os.path.join(paths.state_dir, "workspaces", escaped)
+    return os.path.join(paths.state_text, "workspaces", escaped)
 
 
 def read(paths: Paths, workspace: str, engine_key: str) -> str | None:
@@ -73,7 +73,7 @@ def engine_key(paths: Paths, env: Mapping[str, str], flag: str | None) -> str:
         env.get("CONTAINAI_CONTEXT", ""),
         env.get("DOCKER_HOST", ""),
         env.get("DOCKER_CONTEXT", ""),
-        _mtime(os.fspath(paths.config_file)),
+        _mtime(paths.config_file_text),
         _mtime(os.path.join(docker_config, "contexts", "meta")),
         _mtime(os.path.join(docker_config, "config.json")),
     )
@@ -81,7 +81,7 @@ def engine_key(paths: Paths, env: Mapping[str, str], flag: str | None) -> str:
 
 
 def _selection_entry(paths: Paths) -> str:
-    return os.path.join(paths.state_dir, "selection")
+    return os.path.join(paths.state_text, "selection")
 
 
 def read_selection(paths: Paths, key: str) -> tuple[str | None, str] | None:
@@ -108,5 +108,5 @@ def write_selection(paths: Paths, key: str, context: str | None, source: str) ->
 
     line = "" if context is None else "=" + context
     with contextlib.suppress(OSError):  # a cache: failing to write it only costs speed
-        os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
+        os.makedirs(paths.state_text, mode=0o700, exist_ok=True)
         atomic_write(Path(_selection_entry(paths)), f"{key}\n{source}\n{line}\n", mode=0o600)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from containai.cli.output import Output
@@ -16,6 +15,7 @@ from containai.paths import Paths, resolve_paths
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping
+    from pathlib import Path
 
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
@@ -41,12 +41,20 @@ class App:
         self.args = args
         self.write_caches = write_caches
         self.env: Mapping[str, str] = os.environ if env is None else env
-        self.cwd = cwd or Path.cwd()
+        self._cwd = cwd
         verbose = bool(getattr(args, "verbose", False)) or self.env.get(
             "CONTAINAI_VERBOSE", ""
         ) not in ("", "0")
         self.out = Output(quiet=bool(getattr(args, "quiet", False)), verbose=verbose)
         self.paths: Paths = resolve_paths(self.env)
+
+    @property
+    def cwd(self) -> Path:
+        if self._cwd is None:
+            from pathlib import Path
+
+            self._cwd = Path.cwd()
+        return self._cwd
 
     def arg(self, name: str, default: Any = None) -> Any:
         return getattr(self.args, name, default)

@@ -16,19 +16,32 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
-from containai.services.ports import RunEngine
+
+if TYPE_CHECKING:
+    from containai.services.ports import Completed
 
 SSH_ALIAS_PREFIX: Final = "cai-"  # SPEC section 10: `Host cai-<name>`
 
 _STATUS_NAMES: Final = {"exited": "stopped"}
 
 
-class ListEngine(RunEngine, Protocol):
-    """What ``list`` needs from the engine (``DockerEngine`` satisfies it)."""
+class ListEngine(Protocol):
+    """What ``list`` needs from the engine: ``docker ARGS`` (``DockerEngine`` satisfies it;
+    the same method as ``ports.RunEngine``, declared here so ``cai list`` does not build
+    every Protocol of ``ports``)."""
+
+    def run(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+        text: bool = True,
+    ) -> Completed: ...
 
 
 # ---------------------------------------------------------------- pure parsing
