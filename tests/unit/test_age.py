@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from containai.domain import age
 from containai.domain.age import format_duration, parse_age, parse_engine_time
 from containai.domain.errors import UsageError
 
@@ -224,3 +226,108 @@ def test_parse_engine_time_property(
         parsed = parse_engine_time(text)
         assert parsed == expected, text
         assert parsed is not None and parsed.tzinfo == UTC
+
+
+# ---- the regex-free reading of Docker's common timestamp shapes -------------------
+def _fast_reader_agrees(text: str) -> re.Match[str] | None:
+    """What the fast reader accepts, the pattern reads the same way; the pattern's match."""
+    fields = age._engine_time_fields(text)
+    match = re.fullmatch(age._ENGINE_TIME_RE, text)
+    if fields is not None:
+        assert match is not None
+        assert fields == (
+            match.group("date"),
+            match.group("time"),
+            match.group("frac") or "",
+            match.group("rfc") or match.group("go") or "+0000",
+        )
+    return match
+
+
+_PIECES = st.sampled_from(
+    [
+        "2026",
+        "-",
+        "11",
+        "27",
+        "T",
+        "t",
+        " ",
+        "08",
+        ":",
+        "34",
+        "31",
+        ".",
+        "123456789",
+        "1",
+        "1234567890",
+        "Z",
+        "z",
+        "+0000",
+        "-0130",
+        "+01:00",
+        "UTC",
+        "CET",
+        "+00",
+        "x",
+        "²",
+        "0",
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES, max_size=14))
+def test_the_fast_reader_agrees_with_the_pattern(pieces: list[str]) -> None:
+    _fast_reader_agrees("".join(pieces))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-27T08:34:31.123456789Z",
+        "2026-11-27T08:34:31Z",
+        "2026-11-27 08:34:31 +0000 UTC",
+        "2026-11-27 08:34:31 -0130",
+    ],
+)
+def test_docker_s_usual_shapes_take_the_fast_reader(text: str) -> None:
+    assert age._engine_time_fields(text) is not None
+
+
+_DIGITISH = st.text(alphabet="0123456789²x", min_size=1, max_size=5)
+_SHAPED = st.builds(
+    lambda y, mo, d, sep, h, mi, s, frac, tail: f"{y}-{mo}-{d}{sep}{h}:{mi}:{s}{frac}{tail}",
+    _DIGITISH,
+    _DIGITISH,
+    _DIGITISH,
+    st.sampled_from(["T", "t", " ", "_"]),
+    _DIGITISH,
+    _DIGITISH,
+    _DIGITISH,
+    st.sampled_from(["", ".", ".1", ".123456789", ".1234567890", ".x"]),
+    st.sampled_from(
+        [
+            "Z",
+            "z",
+            "",
+            " +0000",
+            " +0000 UTC",
+            " -0130 CET",
+            " +00",
+            " +0000 ",
+            " +0000 U!C",
+            "+01:00",
+            " +12345",
+            "Zx",
+        ]
+    ),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_SHAPED)
+def test_the_fast_reader_agrees_with_the_pattern_on_near_misses(text: str) -> None:
+    match = _fast_reader_agrees(text)
+    if match is not None and age._engine_time_fields(text) is None:
+        assert match.group("rfc") is not None  # declined: only the rarer shapes

@@ -133,6 +133,7 @@ _FAST_TOKENS = st.sampled_from(
         "doctor",
         "status",
         "gc",
+        "stop",
         "--json",
         "--js",
         "-q",
@@ -146,12 +147,26 @@ _FAST_TOKENS = st.sampled_from(
         "--",
         "x",
         "--all",
+        "--age",
+        "--age=7d",
+        "0s",
+        "-1d",
+        "--dry-run",
+        "--force",
+        "--images",
+        "--container",
+        "--container=n",
+        "-w",
+        "-wX",
+        "--workspace=/p",
+        "/p",
+        "--age=",
     ]
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_FAST_TOKENS, max_size=6))
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_FAST_TOKENS, max_size=7))
 def test_the_flag_only_fast_path_parses_exactly_as_argparse(argv: list[str]) -> None:
     """Whatever the fast path accepts, argparse parses to the same values; what it
     declines (None) goes to argparse, which owns every message."""
@@ -171,6 +186,10 @@ def test_the_flag_only_fast_path_parses_exactly_as_argparse(argv: list[str]) -> 
         ["list", "--context=c", "--json"],
         ["version", "--json"],
         ["doctor"],
+        ["gc", "--force", "--age", "0s"],
+        ["gc", "--age=7d", "--dry-run", "--json", "--images"],
+        ["status", "-w", "/p", "--json"],
+        ["status", "--container=n"],
     ],
 )
 def test_flag_only_command_lines_skip_argparse(argv: list[str]) -> None:
@@ -180,7 +199,19 @@ def test_flag_only_command_lines_skip_argparse(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["list", "--js"], ["list", "-h"], ["list", "x"], ["status", "--json"], [], ["-q"]]
+    "argv",
+    [
+        ["list", "--js"],
+        ["list", "-h"],
+        ["list", "x"],
+        ["stop", "--all"],
+        ["gc", "--age"],
+        ["gc", "--age", "-1d"],
+        ["gc", "--age="],
+        ["status", "-wX"],
+        [],
+        ["-q"],
+    ],
 )
 def test_other_command_lines_go_to_argparse(argv: list[str]) -> None:
     assert cli_main.fast_parse(argv) is None

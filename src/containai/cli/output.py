@@ -7,15 +7,13 @@ when stderr is a TTY. Warnings are ``cai: warning: ...``.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
 
-from containai.lazy import lazy_module
+from containai import jsonfast
 
+TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
-    import json
     from collections.abc import Mapping
-else:
-    json = lazy_module("json")
+    from typing import Any, TextIO
 
 
 class Output:
@@ -39,7 +37,7 @@ class Output:
     def json(self, payload: Mapping[str, Any]) -> None:
         """The product as JSON; every document carries ``"schema": 1`` first."""
         doc = {"schema": 1, **{k: v for k, v in payload.items() if k != "schema"}}
-        self.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        self.stdout.write(jsonfast.dumps(doc) + "\n")  # = json.dumps(indent=2, default=str)
 
     def warn(self, message: str) -> None:
         if not self.quiet:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Final
 
 from containai.domain.errors import UsageError
+
+TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
+if TYPE_CHECKING:
+    from typing import Final
 
 UNIT_SECONDS: Final = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 AGE_MAX: Final = timedelta(days=999_999_999)  # datetime.timedelta.max, whole days
@@ -21,12 +23,13 @@ _NUMBER_DIGITS_MAX: Final = 15
 _DURATION_UNITS: Final = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 _DURATION_UNITS_SHOWN: Final = 3
 
-_ENGINE_TIME_RE: Final = re.compile(
+_ENGINE_TIME_RE: Final = (
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt ]"
     r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.(?P<frac>[0-9]{1,9}))?"
     r"(?:(?P<zulu>[Zz])|(?P<rfc>[+-][0-9]{2}:[0-9]{2})|"
     r" (?P<go>[+-][0-9]{4})(?: [A-Za-z0-9+-]+)?)"
 )
+_ZONE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-")
 
 
 def parse_age(text: str) -> timedelta:
@@ -34,6 +37,8 @@ def parse_age(text: str) -> timedelta:
 
     Whole numbers only; ``0s`` is allowed (every stopped container qualifies).
     """
+    import re
+
     from containai.domain.validation import show
 
     stripped = text.strip()
@@ -78,18 +83,67 @@ def parse_engine_time(text: str) -> datetime | None:
     text and anything unparsable give ``None``: unknown, never "ancient".
     Fractions beyond microseconds are truncated.
     """
-    match = _ENGINE_TIME_RE.fullmatch(text.strip())
-    if match is None:
+    stripped = text.strip()
+    fields = _engine_time_fields(stripped)
+    if fields is None:
+        import re  # the rarer shapes (+hh:mm offsets); `cai list` never gets here
+
+        match = re.fullmatch(_ENGINE_TIME_RE, stripped)
+        if match is None:
+            return None
+        fields = (
+            match.group("date"),
+            match.group("time"),
+            match.group("frac") or "",
+            match.group("rfc") or match.group("go") or "+0000",
+        )
+    return _moment(*fields)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _engine_time_fields(text: str) -> tuple[str, str, str, str] | None:
+    """(date, time, fraction, offset) of the two shapes Docker writes most, read without
+    a regex (``re`` costs ``cai list`` ~6 ms): ``2026-11-27T08:34:31.123456789Z`` and
+    ``2026-11-27 08:34:31 +0000 UTC``. ``None`` for anything else (the regex decides)."""
+    date, sep, time, rest = text[:10], text[10:11], text[11:19], text[19:]
+    if not (
+        len(text) >= 20
+        and sep in ("T", "t", " ")
+        and date[4] == date[7] == "-"
+        and _digits(date[:4] + date[5:7] + date[8:])
+        and time[2] == time[5] == ":"
+        and _digits(time[:2] + time[3:5] + time[6:])
+    ):
         return None
-    offset = match.group("rfc") or match.group("go") or "+0000"
+    frac = ""
+    if rest.startswith("."):
+        end = 1
+        while end < len(rest) and "0" <= rest[end] <= "9":
+            end += 1
+        frac, rest = rest[1:end], rest[end:]
+        if not 1 <= len(frac) <= 9:
+            return None
+    if rest in ("Z", "z"):
+        return date, time, frac, "+0000"
+    if len(rest) >= 6 and rest[0] == " " and rest[1] in ("+", "-") and _digits(rest[2:6]):
+        zone = rest[6:]
+        if zone == "" or (zone[:1] == " " and len(zone) > 1 and set(zone[1:]) <= _ZONE_CHARS):
+            return date, time, frac, rest[1:6]
+    return None
+
+
+def _moment(date: str, time: str, frac: str, offset: str) -> datetime | None:
     sign = -1 if offset[0] == "-" else 1
     digits = offset[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:])
     if hours > 23 or minutes > 59:
         return None
-    micro = (match.group("frac") or "").ljust(6, "0")[:6]
+    micro = frac.ljust(6, "0")[:6]
     try:
-        local = datetime.fromisoformat(f"{match.group('date')}T{match.group('time')}")
+        local = datetime.fromisoformat(f"{date}T{time}")
         zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
         moment = local.replace(microsecond=int(micro), tzinfo=zone).astimezone(UTC)
     except (ValueError, OverflowError):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Final
+
 
 MANAGED: Final = "containai.managed"
 WORKSPACE: Final = "containai.workspace"

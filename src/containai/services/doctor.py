@@ -31,7 +31,8 @@ from containai.domain import labels as L
 from containai.domain.errors import CaiError, EngineUnreachable
 from containai.domain.isolation import LADDER, tier
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
-from containai.services.inventory import ListEngine, PsRow, managed_rows
+from containai.services.inventory import PsRow, managed_rows
+from containai.services.ports import RunEngine
 
 OK: Final = "OK"
 WARN: Final = "WARN"
@@ -126,7 +127,7 @@ class DoctorReport:
 # --------------------------------------------------------------------------- #
 
 
-class DoctorEngine(ListEngine, Protocol):
+class DoctorEngine(RunEngine, Protocol):
     """What doctor asks an engine (``DockerEngine`` satisfies it)."""
 
     @property

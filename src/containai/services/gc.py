@@ -9,12 +9,12 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
    first (the container runs: spared) or comes after (it creates a new one); a
    lock that stays busy spares its containers;
-2. meanwhile inspects them all afresh with ONE ``docker inspect`` *by id* (the
-   exact container that was listed, not a new one under the same name) and decides
-   again with
+2. then, under those locks, inspects them all afresh with ONE ``docker inspect``
+   *by id* (the exact container that was listed, not a new one under the same name)
+   and decides again with
    :func:`containai.domain.gc_policy.decide`: one started, restarted or stopped
    again since the listing is spared;
-3. once every lock is held, removes the rest with ONE ``docker rm``, never with
+3. removes the rest with ONE ``docker rm``, never with
    ``--force``: the engine itself refuses a container started after the inspect
    (spared too), and one removed or recreated meanwhile is gone (removal by id);
 4. removes each removed container's SSH entry, pinned key and control socket,
@@ -353,20 +353,11 @@ class GarbageCollector:
     def _lock_and_inspect(
         self, held: contextlib.ExitStack, chunk: Sequence[Candidate]
     ) -> tuple[set[str], dict[str, dict[str, Any]]]:
-        """The workspace locks of ``chunk`` and a fresh inspect of it, side by side.
-
-        The inspect need not wait for the locks: whatever a ``cai`` command holding a
-        lock does meanwhile is caught at ``docker rm``, which runs only once every lock
-        is held: a container it started is refused by the engine (no ``--force``), one
-        it removed or recreated is gone (removal is by id)."""
-        if self.locks is None or len(chunk) < 2:
-            return self._lock(held, chunk), self._inspect(chunk)
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(self._inspect, chunk)
-            busy = self._lock(held, chunk)
-            return busy, future.result()
+        """The workspace locks of ``chunk``, then a fresh inspect of it under them: a
+        ``cai`` command that held a lock has finished, and one that comes later waits
+        for the removal. A lock that stays busy spares its containers."""
+        busy = self._lock(held, chunk)
+        return busy, self._inspect([c for c in chunk if c.workspace not in busy])
 
     def _lock(self, held: contextlib.ExitStack, chunk: Sequence[Candidate]) -> set[str]:
         """Take every workspace lock of ``chunk`` (sorted: no lock-order cycles)."""
