@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +85,7 @@ class FakeEngine:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     before_rm: Any = None  # hook: runs between the re-check and `docker rm`
     after_inspects: dict[int, Any] = field(default_factory=dict)  # nth inspect -> hook
+    after_state_checks: dict[int, Any] = field(default_factory=dict)  # nth `ps -q` by state
     image_errors: dict[str, Exception] = field(default_factory=dict)
     rm_errors: dict[str, str] = field(default_factory=dict)  # id -> stderr line, kept
 
@@ -92,12 +93,20 @@ class FakeEngine:
         self.boxes[box.id] = box
         return box
 
-    def container_ids(self, labels: Mapping[str, str | None]) -> list[str]:
-        self.calls.append(("ps", "-q", *(f"{k}={v}" for k, v in labels.items())))
+    def container_ids(
+        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
+    ) -> list[str]:
+        self.calls.append(
+            ("ps", "-q", *(f"{k}={v}" for k, v in labels.items()), *(f"status={s}" for s in states))
+        )
+        n = sum(1 for c in self.calls if c[:2] == ("ps", "-q") and states)
+        if states and n in self.after_state_checks:
+            self.after_state_checks[n](self)
         return [
             b.id
             for b in self.boxes.values()
             if all(b.labels.get(k) == v or (v is None and k in b.labels) for k, v in labels.items())
+            and (not states or b.state in states)
         ]
 
     def inspect_containers(self, names: Iterable[str]) -> list[dict[str, Any]]:
@@ -349,9 +358,11 @@ def test_apply_removes_exactly_the_eligible_in_one_recheck_and_one_rm(world: Wor
     assert result.failed == []
     assert set(world.engine.boxes) == {"id-kept", "id-young", "id-busy", "id-foreign", "id-dead"}
     apply_calls = world.engine.calls[calls_before:]
-    assert [c[0] for c in apply_calls] == ["inspect", "rm"]
-    assert sorted(apply_calls[0][1:]) == sorted(f"id-{n}" for n in ELIGIBLE)  # by id
-    assert sorted(apply_calls[1][1:]) == sorted(f"id-{n}" for n in ELIGIBLE)
+    # the re-check: never-started ones by one `docker ps` on that state, the rest by id
+    assert [c[0] for c in apply_calls] == ["ps", "inspect", "rm"]
+    assert apply_calls[0][-1] == "status=created"
+    assert sorted(apply_calls[1][1:]) == ["id-old-a", "id-old-b"]
+    assert sorted(apply_calls[2][1:]) == sorted(f"id-{n}" for n in ELIGIBLE)
     assert render_text(result) == [
         "removed never (created 45d ago, never started, workspace /src/never)",
         "removed old-a (exited 40d ago, workspace /src/old-a)",
@@ -486,7 +497,7 @@ def test_nothing_to_do_asks_the_engine_only_to_list(world: World) -> None:
     plan = world.gc.plan(timedelta(days=365), "365d")
     result = world.gc.apply(plan)
     assert result.removed == [] and result.failed == []
-    assert [c[0] for c in world.engine.calls] == ["ps", "inspect"]
+    assert [c[0] for c in world.engine.calls] == ["ps", "ps", "inspect"]
     assert render_text(result) == []
 
 
@@ -500,11 +511,13 @@ def test_never_a_volume(world: World) -> None:
 def test_collect_lists_once_inspects_once_removes_once(world: World) -> None:
     result = world.gc.collect(THIRTY_DAYS, "30d")
     verbs = [c[0] for c in world.engine.calls]
-    assert verbs == ["ps", "inspect", "rm"]
+    assert verbs == ["ps", "ps", "inspect", "rm"]
     assert world.engine.calls[0][-1] == LIST_FORMAT
-    # only containers that may be old enough are inspected: not running, dead or kept ones
-    assert sorted(world.engine.calls[1][1:]) == sorted(
-        f"id-{n}" for n in ["never", "old-a", "old-b", "young"]
+    # only containers that may be old enough are looked at again (not running, dead or
+    # kept ones); the never-started one through `docker ps`, the stopped ones by inspect
+    assert world.engine.calls[1][-1] == "status=created"
+    assert sorted(world.engine.calls[2][1:]) == sorted(
+        f"id-{n}" for n in ["old-a", "old-b", "young"]
     )
     assert [c.name for c in result.removed] == ELIGIBLE
     old_a = next(c for c in result.removed if c.name == "old-a")
@@ -609,7 +622,7 @@ def test_without_images_flag_no_image_is_touched(world: World) -> None:
     result = world.gc.apply(world.gc.plan(THIRTY_DAYS, "30d"))
     assert result.images == []
     assert not any(c[0] == "image" for c in world.engine.calls)
-    assert [c[0] for c in world.engine.calls] == ["ps", "inspect", "inspect", "rm"]
+    assert [c[0] for c in world.engine.calls] == ["ps", "ps", "inspect", "ps", "inspect", "rm"]
     assert world.engine.calls[0][-1] == LIST_FORMAT
 
 
@@ -651,3 +664,35 @@ def test_ssh_cleanup_keeps_files_written_after_it_listed_the_containers(world: W
 def test_ssh_cleanup_counts_unmanaged_containers_as_existing(world: World) -> None:
     world.ssh.names |= {"foreign"}
     assert "foreign" not in ssh_cleanup(world.engine, world.ssh, dry_run=True)
+
+
+def test_never_started_containers_need_no_inspect(world: World) -> None:
+    world.engine.boxes = {}
+    for name in ("n1", "n2"):
+        world.engine.add(box(name, state="created", stopped_days=None, created_days=45))
+    result = world.gc.collect(THIRTY_DAYS, "30d")
+    assert [c[0] for c in world.engine.calls] == ["ps", "ps", "rm"]
+    assert [(c.name, c.age_seconds) for c in result.removed] == [
+        ("n1", 45 * 86400),
+        ("n2", 45 * 86400),
+    ]
+
+
+def test_a_never_started_container_run_since_the_listing_is_decided_afresh(
+    world: World,
+) -> None:
+    """Listed as never started, then started and stopped a minute ago: the state check
+    no longer lists it, so it is inspected and is too young to go."""
+    world.engine.boxes = {}
+    world.engine.add(box("n1", state="created", stopped_days=None, created_days=45))
+
+    def ran(engine: FakeEngine) -> None:
+        engine.boxes["id-n1"].state = "exited"
+        engine.boxes["id-n1"].finished = NOW - timedelta(minutes=1)
+
+    world.engine.after_state_checks[1] = ran
+    result = world.gc.collect(THIRTY_DAYS, "30d")
+    assert [c[0] for c in world.engine.calls] == ["ps", "ps", "inspect"]
+    assert result.removed == []
+    assert [s.name for s in result.spared] == ["n1"]
+    assert result.spared[0].reason.startswith("too young")

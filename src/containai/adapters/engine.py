@@ -278,10 +278,15 @@ class DockerEngine:
             args += ["--filter", f"label={key}" if value is None else f"label={key}={value}"]
         return self._json_lines(self.run(*args).stdout)
 
-    def container_ids(self, labels: Mapping[str, str | None]) -> list[str]:
+    def container_ids(
+        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
+    ) -> list[str]:
+        """Full ids of the containers with ``labels`` (and, if given, in one of ``states``)."""
         args = ["ps", "--all", "--quiet", "--no-trunc"]
         for key, value in labels.items():
             args += ["--filter", f"label={key}" if value is None else f"label={key}={value}"]
+        for state in states:
+            args += ["--filter", f"status={state}"]
         return [line for line in self.run(*args).stdout.split() if line]
 
     def create_container(self, args: Sequence[str]) -> str:

@@ -694,12 +694,12 @@ class SshFiles:
         _check_name(name)
         removed: list[Path] = []
         socket_path = self.control_path(name)
-        had_socket = os.path.lexists(socket_path)
-        self.exit_master(name)
         if os.path.lexists(socket_path):
-            _unlink(socket_path)
-        if had_socket and not os.path.lexists(socket_path):
-            removed.append(socket_path)
+            self.exit_master(name)
+            if os.path.lexists(socket_path):
+                _unlink(socket_path)
+            if not os.path.lexists(socket_path):
+                removed.append(socket_path)
         entry = self.entry_path(name)
         if _unlink(entry):
             removed.append(entry)

@@ -9,11 +9,12 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
    first (the container runs: spared) or comes after (it creates a new one); a
    lock that stays busy spares its containers;
-2. then, under those locks, inspects them all afresh with ONE ``docker inspect``
-   *by id* (the exact container that was listed, not a new one under the same name)
-   and decides again with
-   :func:`containai.domain.gc_policy.decide`: one started, restarted or stopped
-   again since the listing is spared;
+2. then, under those locks, looks at them all afresh and decides again with
+   :func:`containai.domain.gc_policy.decide`: the ones listed as never started with
+   ONE ``docker ps`` filtered on ``status=created`` (still listed: still never
+   started, aged by their ``Created``), the others with ONE ``docker inspect`` *by
+   id* (the exact container that was listed, not a new one under the same name); one
+   started, restarted or stopped again since the listing is spared;
 3. removes the rest with ONE ``docker rm``, never with
    ``--force``: the engine itself refuses a container started after the inspect
    (spared too), and one removed or recreated meanwhile is gone (removal by id);
@@ -22,8 +23,9 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
 the listing and one inspect; ``apply`` then re-checks as above. ``collect``
-(``--force``) does not inspect twice: its only inspect is the one of step 2.
-So ``cai gc --force`` is ``docker ps`` + ``docker inspect`` + ``docker rm``.
+(``--force``) does not look twice: its only re-check is the one of step 2. So
+``cai gc --force`` is ``docker ps``, then ``docker ps`` of the never-started ones
+and/or ``docker inspect`` of the stopped ones, then ``docker rm``.
 
 Volumes are never touched. ``--images`` then removes the ``containai:*`` /
 ``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
@@ -44,7 +46,7 @@ from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError, Failed
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
-from containai.services.inventory import managed_rows
+from containai.services.inventory import PsRow, managed_rows
 from containai.services.ports import RunEngine
 
 BATCH: Final = 200
@@ -62,7 +64,9 @@ GONE: Final = "no longer exists (removed meanwhile)"
 class GcEngine(RunEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
 
-    def container_ids(self, labels: Mapping[str, str | None]) -> list[str]: ...
+    def container_ids(
+        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
+    ) -> list[str]: ...
 
     def inspect_containers(self, names: Iterable[str]) -> list[dict[str, Any]]: ...
 
@@ -239,6 +243,7 @@ class GarbageCollector:
         self.locks = locks
         self.clock = clock
         self.batch = max(1, batch)
+        self._listed: dict[str, PsRow] = {}  # id -> its row in the last survey
 
     # ---------------------------------------------------------------- listing
     def _survey(self) -> tuple[list[Candidate], list[Spared]]:
@@ -246,7 +251,10 @@ class GarbageCollector:
         the ones that are spared whatever their age (running, kept ...)."""
         maybe: list[Candidate] = []
         spared: list[Spared] = []
+        self._listed = {}
         for row in managed_rows(self.engine):
+            if row.id:
+                self._listed[row.id] = row
             view = GcView(row.name, row.state, row.labels, None, None)
             if view.state in PRUNABLE_STATES and not L.is_kept(row.labels):
                 maybe.append(
@@ -265,27 +273,46 @@ class GarbageCollector:
         maybe.sort(key=lambda c: c.name)
         return maybe, spared
 
-    def _inspect(self, cands: Sequence[Candidate]) -> dict[str, dict[str, Any]]:
-        """ONE ``docker inspect`` of ``cands`` by id -> {id: document}; missing ones left out."""
+    def _inspect(self, cands: Sequence[Candidate]) -> dict[str, GcView]:
+        """What each of ``cands`` is now, by id; containers that are gone are left out.
+
+        A container listed as never started (``created``) is still that if the engine
+        still lists it so: ``docker ps`` filtered on that state gives them all in one
+        call, and their age is the listing's ``Created`` (whole seconds, SPEC section 12).
+        The others (``exited``, or no longer ``created``) need ``.State.FinishedAt``:
+        ONE ``docker inspect`` of them by id."""
         if not cands:
             return {}
-        infos = self.engine.inspect_containers([c.id for c in cands])
-        return {str(info.get("Id")): info for info in infos}
+        views: dict[str, GcView] = {}
+        rest = [c for c in cands if c.id not in self._listed or c.state != "created"]
+        never_started = [c for c in cands if c.id in self._listed and c.state == "created"]
+        if never_started:
+            still = set(self.engine.container_ids({L.MANAGED: L.TRUE}, states=("created",)))
+            for cand in never_started:
+                row = self._listed[cand.id]
+                if cand.id in still:
+                    created = parse_engine_time(row.created)
+                    views[cand.id] = GcView(row.name, "created", row.labels, created, None)
+                else:
+                    rest.append(cand)
+        if rest:
+            for info in self.engine.inspect_containers([c.id for c in rest]):
+                views[str(info.get("Id"))] = view_of(info)
+        return views
 
     def _decide(
         self,
         cands: Sequence[Candidate],
-        fresh: Mapping[str, Mapping[str, Any]],
+        fresh: Mapping[str, GcView],
         min_age: timedelta,
     ) -> Iterator[tuple[Candidate, Candidate | None, str]]:
         """For each listed candidate: (listed, decided candidate or None, reason)."""
         now = self.clock()
         for cand in cands:
-            info = fresh.get(cand.id)
-            if info is None:
+            view = fresh.get(cand.id)
+            if view is None:
                 yield cand, None, GONE
                 continue
-            view = view_of(info)
             decision = decide(view, now, min_age)
             if not decision.eligible:
                 yield cand, None, decision.reason
@@ -352,7 +379,7 @@ class GarbageCollector:
 
     def _lock_and_inspect(
         self, held: contextlib.ExitStack, chunk: Sequence[Candidate]
-    ) -> tuple[set[str], dict[str, dict[str, Any]]]:
+    ) -> tuple[set[str], dict[str, GcView]]:
         """The workspace locks of ``chunk``, then a fresh inspect of it under them: a
         ``cai`` command that held a lock has finished, and one that comes later waits
         for the removal. A lock that stays busy spares its containers."""
@@ -375,7 +402,7 @@ class GarbageCollector:
         self,
         chunk: Sequence[Candidate],
         busy: Collection[str],
-        fresh: Mapping[str, Mapping[str, Any]],
+        fresh: Mapping[str, GcView],
         plan: GcPlan,
         result: GcResult,
     ) -> list[Candidate]:
