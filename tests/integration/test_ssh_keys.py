@@ -270,3 +270,16 @@ def test_remove_stops_a_live_master(
     assert files.master_alive(NAME) is False
     assert not os.path.lexists(socket_path)
     assert files.entries() == []
+
+
+def test_ready_through_the_no_delay_helper_when_the_port_is_known(
+    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+) -> None:
+    """With the port, the first login goes through the TCP_NODELAY helper once sshd's
+    banner is seen, and leaves the same warm master behind."""
+    files = setup_container(tmp_path / "home", sshd, made)
+    sshd.start(files.host_key_path(NAME), files.public_key())
+    files.wait_ready(NAME, timeout=20, port=sshd.port)
+    assert files.master_alive(NAME) is True
+    proc = run_ssh(files.ssh_argv(NAME, "echo through-the-master", tty=False))
+    assert proc.returncode == 0 and proc.stdout.strip() == "through-the-master"

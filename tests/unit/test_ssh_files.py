@@ -612,3 +612,56 @@ def test_include_line_uses_tilde_only_for_the_accounts_home(tmp_path: Path) -> N
     assert real.include_line() == INCLUDE_LINE
     sandboxed = SshFiles(resolve_paths({"HOME": str(tmp_path)}))
     assert sandboxed.include_line() == f"Include {tmp_path}/.ssh/containai.d/*.conf"
+
+
+def _server(reply: bytes | None) -> tuple[int, object]:
+    """A local TCP server that answers each connection with ``reply`` (None: closes)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                if reply is not None:
+                    conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], srv
+
+
+def test_the_banner_probe_tells_sshd_from_a_proxy_with_nothing_behind() -> None:
+    from containai.adapters.ssh import _has_banner
+
+    port, srv = _server(b"SSH-2.0-OpenSSH_9.2\r\n")
+    try:
+        assert _has_banner(port, 1.0) is True
+    finally:
+        srv.close()  # type: ignore[attr-defined]
+    port, srv = _server(None)  # docker-proxy while the container boots: accept, close
+    try:
+        assert _has_banner(port, 1.0) is False
+    finally:
+        srv.close()  # type: ignore[attr-defined]
+    assert _has_banner(port, 0.2) is False  # nothing listens any more
+
+
+def test_waiting_for_the_banner_ends_at_the_deadline() -> None:
+    import time
+
+    from containai.adapters.ssh import _await_banner
+
+    port, srv = _server(None)
+    try:
+        start = time.monotonic()
+        assert _await_banner(port, start + 0.3) is False
+        assert 0.25 <= time.monotonic() - start < 2
+    finally:
+        srv.close()  # type: ignore[attr-defined]

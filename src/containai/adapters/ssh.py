@@ -77,6 +77,7 @@ _CONFIG_ERRORS: Final = (
 )
 
 _READY_POLL_SECONDS: Final = 0.05
+_BANNER_POLL_SECONDS: Final = 0.01
 _KEX_ALGORITHMS: Final = "curve25519-sha256,curve25519-sha256@libssh.org"  # OpenSSH >= 7.4
 
 
@@ -156,6 +157,53 @@ def _mkdirs(path: Path) -> None:
                 raise
             continue
         os.chmod(directory, 0o700)
+
+
+# Connects like ssh would, turns Nagle off (OpenSSH does that only for interactive
+# sessions, so a login's handshake waits on delayed ACKs: ~30 ms measured) and hands
+# the socket to ssh (ProxyUseFdpass). No '%' (ssh expands those) and no quote.
+_NODELAY_PROXY_CODE = (
+    "import _socket as S,sys;"
+    "c=S.socket(S.AF_INET,S.SOCK_STREAM);"
+    "c.connect((sys.argv[1],int(sys.argv[2])));"
+    "c.setsockopt(S.IPPROTO_TCP,S.TCP_NODELAY,1);"
+    "S.socket(fileno=1).sendmsg([bytes(1)],"
+    "[(S.SOL_SOCKET,S.SCM_RIGHTS,c.fileno().to_bytes(4,sys.byteorder))])"
+)
+
+
+def _nodelay_proxy() -> list[str]:
+    """ssh options for cai's own first login (the one that starts the control master):
+    the connection comes from a ~10 ms Python helper with TCP_NODELAY set. The entry
+    files stay plain OpenSSH, for every other client."""
+    import shlex
+    import sys
+
+    command = f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(_NODELAY_PROXY_CODE)} %h %p"
+    return ["-o", "ProxyUseFdpass=yes", "-o", f"ProxyCommand={command}"]
+
+
+def _has_banner(port: int, timeout: float) -> bool:
+    """Whether sshd greets on 127.0.0.1:``port`` (``SSH-``). Docker's proxy accepts
+    and then closes the connection while nothing listens inside: no banner."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _await_banner(port: int, deadline: float) -> bool:
+    """Poll for sshd's banner every ``_BANNER_POLL_SECONDS``; ``False`` at ``deadline``."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if _has_banner(port, min(1.0, left)):
+            return True
+        time.sleep(min(_BANNER_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def _unlink(path: Path) -> bool:
@@ -623,8 +671,12 @@ class SshFiles:
         if os.path.lexists(path) and not self.master_alive(name):
             _unlink(path)
 
-    def wait_ready(self, name: str, *, timeout: float = 30.0) -> None:
+    def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
         """Retry ``ssh ... true`` until it succeeds (which also starts the control master).
+
+        With ``port`` (the container's on 127.0.0.1), each attempt first waits, polling
+        in-process every 10 ms, for sshd's banner on it: a container that is still
+        booting costs no ssh process and no 50 ms back-off.
 
         Raises ``Failed`` at once on a host key mismatch or a broken entry file,
         else after ``timeout`` seconds with ssh's last error line.
@@ -637,15 +689,19 @@ class SshFiles:
             tty=False,
             extra=["-o", "BatchMode=yes", "-o", "ConnectTimeout=2"],
         )
+        fast_argv = [argv[0], *_nodelay_proxy(), *argv[1:]]
         deadline = time.monotonic() + timeout
         last = "no attempt made"
         while True:
+            # Through the no-delay helper only when sshd was just seen to answer: ssh
+            # drops a ControlPersist proxy's stderr, and its own errors say more.
+            greeted = port is not None and _await_banner(port, deadline)
             remaining = deadline - time.monotonic()
             # stderr to a file, not a pipe: the backgrounded master must not hold it open
             with tempfile.TemporaryFile() as errfile:
                 try:
                     done = subprocess.run(
-                        argv,
+                        fast_argv if greeted else argv,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
                         stderr=errfile,

@@ -534,7 +534,7 @@ class Lifecycle:
             if req.container is None or target.workspace == req.workspace.path:
                 self.config.set_workspace_state(workspace.path, state)
             try:
-                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout)
+                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout, port=port)
             except Failed as exc:
                 if "host key" in str(exc).lower() or "identification" in str(exc).lower():
                     raise
