@@ -35,7 +35,6 @@ class _Context:
     parse_float = float
     parse_int = int
     parse_constant = staticmethod(_CONSTANTS.__getitem__)
-    memo: dict[Any, Any] = {}  # noqa: RUF012 - read by the C scanner of older Pythons
 
 
 _quote: Callable[[str], str] | None = None if _c is None else _c.encode_basestring_ascii
