@@ -64,22 +64,8 @@ def test_journey(sandbox: Sandbox) -> None:
     bindings = host["PortBindings"]["2222/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
     mounts = {m["Destination"]: m for m in info["Mounts"]}
-    assert set(mounts) == {
-        "/mnt/agent-data",
-        str(ws),
-        "/etc/containai/host-ca.crt",
-        "/run/containai/host-ssh",
-    }
+    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt"}
     assert mounts["/etc/containai/host-ca.crt"]["RW"] is False
-    # the container's own SSH keys, read-only, from its directory on the host
-    keys = mounts["/run/containai/host-ssh"]
-    assert keys["RW"] is False
-    assert keys["Source"].endswith(f"/.config/containai/keys/mounts/{name}")
-    assert sorted(os.listdir(keys["Source"])) == [
-        "authorized_keys",
-        "ssh_host_ed25519_key",
-        "ssh_host_ed25519_key.pub",
-    ]
     assert mounts["/mnt/agent-data"]["Type"] == "volume"
     assert mounts["/mnt/agent-data"]["Name"] == volume
     assert mounts[str(ws)]["Type"] == "bind" and mounts[str(ws)]["RW"] is True
@@ -261,24 +247,3 @@ def test_missing_container_stop_is_exit_4(sandbox: Sandbox) -> None:
     ws = sandbox.workspace("never", "main")
     res = sandbox.cai("stop", cwd=ws)
     assert res.returncode == 4 and "never-main" in res.stderr
-
-
-def test_a_container_whose_key_directory_was_deleted_still_starts(sandbox: Sandbox) -> None:
-    """The keys come in through a read-only mount of the container's key directory;
-    the entrypoint installs them on each start. With that directory gone, the
-    container still starts (the mount comes back empty) and keeps its installed keys:
-    the pinned host key still matches."""
-    import shutil
-
-    ws = sandbox.workspace("keysgone", "main")
-    name = up(sandbox, ws)
-    keys = sandbox.home / ".config" / "containai" / "keys" / "mounts" / name
-    assert (keys / "ssh_host_ed25519_key").is_file()
-    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
-    shutil.rmtree(keys)
-    res = sandbox.cai("run", "--detached", cwd=ws)
-    assert res.returncode == 0, res.stderr
-    res = sandbox.cai("exec", "--", "cat", "/etc/containai/ssh/ssh_host_ed25519_key.pub", cwd=ws)
-    assert res.returncode == 0, res.stderr
-    pinned = (sandbox.home / ".config" / "containai" / "keys" / "hosts" / f"{name}.pub").read_text()
-    assert res.stdout.split()[:2] == pinned.split()[:2]

@@ -665,25 +665,3 @@ def test_waiting_for_the_banner_ends_at_the_deadline() -> None:
         assert 0.25 <= time.monotonic() - start < 2
     finally:
         srv.close()  # type: ignore[attr-defined]
-
-
-def test_the_key_mount_holds_links_to_the_pair_and_the_user_key(files: SshFiles) -> None:
-    files.ensure_host_key("app")
-    mount = files.prepare_key_mount("app")
-    assert mount == files.key_mount_dir("app")
-    assert mode(mount) == 0o700
-    assert sorted(os.listdir(mount)) == [
-        "authorized_keys",
-        "ssh_host_ed25519_key",
-        "ssh_host_ed25519_key.pub",
-    ]
-    private = files.host_key_path("app")
-    assert os.path.samefile(mount / "ssh_host_ed25519_key", private)  # not a second copy
-    assert (mount / "authorized_keys").read_text().strip() == files.public_key()
-    again = files.prepare_key_mount("app")  # replaced whole, no leftovers
-    assert sorted(os.listdir(again)) == sorted(os.listdir(mount))
-    assert [p.name for p in mount.parent.iterdir()] == ["app"]
-    assert "app" in files.entries()
-    removed = files.remove("app")
-    assert mount in removed and not mount.exists()
-    assert "app" not in files.entries()

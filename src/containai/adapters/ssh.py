@@ -375,34 +375,6 @@ class SshFiles:
     def host_key_path(self, name: str) -> Path:
         return self.paths.host_keys_dir / _check_name(name)
 
-    def key_mount_dir(self, name: str) -> Path:
-        return self.paths.keys_dir / "mounts" / _check_name(name)
-
-    def prepare_key_mount(self, name: str) -> Path:
-        """The directory a container mounts read-only for its sshd: its host key pair
-        (hard links: the secret is not copied) and ``authorized_keys``. 0700, replaced
-        as a whole (a new directory renamed over the old)."""
-        private = self.host_key_path(name)
-        public = private.with_name(private.name + ".pub")
-        target = self.key_mount_dir(name)
-        _mkdirs(target.parent)
-        staging = target.parent / f".{target.name}.{os.getpid()}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        os.mkdir(staging, 0o700)
-        for source, dest, mode in (
-            (private, "ssh_host_ed25519_key", 0o600),
-            (public, "ssh_host_ed25519_key.pub", 0o644),
-        ):
-            try:
-                os.link(source, staging / dest)
-            except OSError:  # no hard links here: a private copy
-                atomic_write(staging / dest, source.read_bytes(), mode=mode)
-        atomic_write(staging / "authorized_keys", (self.public_key() + "\n").encode(), mode=0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(staging, target)
-        return target
-
     def ensure_host_key(self, name: str) -> tuple[bytes, str]:
         """The container's own host key: (private key bytes, public key line). Idempotent."""
         private = self.host_key_path(name)
@@ -795,15 +767,10 @@ class SshFiles:
         for key in (private, private.with_name(private.name + ".pub")):
             if _unlink(key):
                 removed.append(key)
-        mount = self.key_mount_dir(name)
-        if os.path.isdir(mount):
-            shutil.rmtree(mount, ignore_errors=True)
-            removed.append(mount)
         return removed
 
     def entries(self) -> list[str]:
-        """Names that have an entry file, a pinned host key, a host key pair or a key
-        mount directory."""
+        """Names that have an entry file, a pinned host key or a host key pair."""
         names: set[str] = set(self.pinned_names())
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for file in os.listdir(self.paths.ssh_include_dir):
@@ -821,10 +788,6 @@ class SshFiles:
                     name = file[: -len(".pub")]  # a public half whose private key is gone
                 if _NAME_RE.fullmatch(name):
                     names.add(name)
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            for entry in os.listdir(self.paths.keys_dir / "mounts"):
-                if _NAME_RE.fullmatch(entry):
-                    names.add(entry)
         return sorted(names)
 
     def stale(self, existing: Collection[str]) -> list[str]:

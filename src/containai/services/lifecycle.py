@@ -31,7 +31,6 @@ from containai.services.workspace import Workspace
 CONTAINER_SSH_PORT = 2222
 DATA_MOUNT = "/mnt/agent-data"
 KEY_DIR = "/etc/containai/ssh"
-KEY_MOUNT = "/run/containai/host-ssh"  # read-only; the entrypoint installs from it
 HOST_CA = "/etc/containai/host-ca.crt"
 GIB = 1024**3
 
@@ -311,7 +310,7 @@ class Lifecycle:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-create") as pool:
             keys = pool.submit(self._volume_and_key, volume, name)
             image = self.images.ensure(req.template)
-            private, public, key_mount = keys.result()
+            private, public = keys.result()
         uid, gid = self.host.uid_gid()
         memory, cpus = self._limits(req)
         with self.locks.ports():
@@ -336,7 +335,6 @@ class Lifecycle:
                 "--mount",
                 mount_arg("bind", req.workspace.path, req.workspace.path),
                 *self._ca_mount(),
-                *([] if key_mount is None else ["--volume", f"{key_mount}:{KEY_MOUNT}:ro"]),
                 "--workdir",
                 req.workspace.path,
                 "--publish",
@@ -380,27 +378,19 @@ class Lifecycle:
                     "the next free name) or choose one with --container NAME"
                 ) from None
         self.ssh.pin_host_key(name, public)
-        if key_mount is None:
-            self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
+        self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port
 
-    def _volume_and_key(self, volume: str, name: str) -> tuple[bytes, str, Path | None]:
+    def _volume_and_key(self, volume: str, name: str) -> tuple[bytes, str]:
         """Make sure the data volume exists (labelled when cai creates it); return the
-        container's host key pair (generated once) and the directory that hands it to
-        the container read-only (``None``: its path cannot be written in ``--volume``
-        syntax, so the keys are copied in with ``docker cp`` instead, one round trip
-        more). ``--volume``, not ``--mount``: a source deleted later is recreated empty
-        and the container still starts, with the keys its entrypoint installed before."""
+        container's host key pair (generated once)."""
         if self.engine.inspect_volume(volume) is None:
             try:
                 self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
             except Failed:
                 if self.engine.inspect_volume(volume) is None:
                     raise
-        private, public = self.ssh.ensure_host_key(name)
-        mount = self.ssh.prepare_key_mount(name)
-        usable = not any(c in str(mount) for c in ":,\n") and mount.is_absolute()
-        return private, public, mount if usable else None
+        return self.ssh.ensure_host_key(name)
 
     def _ca_mount(self) -> list[str]:
         """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""

@@ -24,7 +24,6 @@ die() {
 readonly DATA=/mnt/agent-data
 readonly DATA_HOME=$DATA/home
 readonly SSH_DIR=/etc/containai/ssh
-readonly KEYS_IN=/run/containai/host-ssh
 readonly DROPINS=/etc/containai/sshd_config.d
 readonly HOME_LINKS=/etc/containai/home-links
 
@@ -290,16 +289,10 @@ fi
 
 # ----------------------------------------------------------------- sshd ----
 
-# cai hands the keys in read-only at KEYS_IN (or, where it cannot mount them, copies
-# them into SSH_DIR before the first start). Installed on every start; when the host
-# side is gone (an empty directory), the keys installed before stay in use.
-if [[ -f $KEYS_IN/ssh_host_ed25519_key && -f $KEYS_IN/ssh_host_ed25519_key.pub && -f $KEYS_IN/authorized_keys ]]; then
-	cp -f "$KEYS_IN/ssh_host_ed25519_key" "$KEYS_IN/ssh_host_ed25519_key.pub" "$KEYS_IN/authorized_keys" "$SSH_DIR/"
-fi
 [[ -f $SSH_DIR/ssh_host_ed25519_key ]] ||
-	die "missing $SSH_DIR/ssh_host_ed25519_key (cai hands it in before the first start)"
+	die "missing $SSH_DIR/ssh_host_ed25519_key (cai copies it in before the first start)"
 [[ -f $SSH_DIR/authorized_keys ]] ||
-	die "missing $SSH_DIR/authorized_keys (cai hands it in before the first start)"
+	die "missing $SSH_DIR/authorized_keys (cai copies it in before the first start)"
 chown root:root "$SSH_DIR" "$SSH_DIR/ssh_host_ed25519_key" "$SSH_DIR/authorized_keys"
 chmod 0755 "$SSH_DIR"
 chmod 0600 "$SSH_DIR/ssh_host_ed25519_key"
