@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, docker
 
 
 @pytest.mark.usefixtures("engine")
@@ -61,3 +61,22 @@ def test_malformed_config_is_one_line_and_untouched(
     assert res.stderr.startswith("cai: error: ") and res.stderr.count("\n") == 1
     assert str(cfg) in res.stderr and "Traceback" not in res.stderr
     assert cfg.read_bytes() == content
+
+
+def test_a_runtime_the_engine_lacks_fails_before_anything_is_created(sandbox: Sandbox) -> None:
+    """An explicit runtime is checked against the engine (in parallel with the image
+    check) before the volume, the host key or the container exist."""
+    runtimes = docker("info", "--format", "{{json .Runtimes}}").stdout
+    if "sysbox-runc" in runtimes:  # pragma: no cover - not on this machine
+        pytest.skip("this engine has sysbox-runc")
+    ws = sandbox.workspace("noruntime", "main")
+    res = sandbox.cai("run", "--detached", "--runtime", "sysbox-runc", cwd=ws)
+    assert res.returncode == 1
+    assert "runtime 'sysbox-runc' is not available on this engine" in res.stderr
+    assert res.stderr.count("\n") == 1
+    label = f"label=containai.workspace={ws}"
+    assert docker("ps", "-aq", "--filter", label).stdout.strip() == ""
+    volume = sandbox.env["CONTAINAI_DATA_VOLUME"]
+    assert docker("volume", "ls", "-q", "--filter", f"name=^{volume}$").stdout.strip() == ""
+    hosts = sandbox.home / ".config" / "containai" / "keys" / "hosts"
+    assert not hosts.exists() or list(hosts.iterdir()) == []

@@ -49,3 +49,30 @@ def test_no_descriptor_leaks() -> None:
     with pytest.raises(FileNotFoundError):
         spawn.capture(["cai-no-such-program-x"], ENV, 5)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_program_is_found_on_the_given_path(tmp_path: object) -> None:
+    from pathlib import Path
+
+    bindir = Path(str(tmp_path)) / "bin"
+    bindir.mkdir()
+    tool = bindir / "cai-spawn-probe"
+    tool.write_text("#!/bin/sh\necho found\n")
+    tool.chmod(0o755)
+    done = spawn.capture(["cai-spawn-probe"], {**ENV, "PATH": f"{bindir}:/usr/bin:/bin"}, 5)
+    assert done.stdout == "found\n"
+    with pytest.raises(FileNotFoundError):
+        spawn.capture(["cai-spawn-probe"], {**ENV, "PATH": "/usr/bin:/bin"}, 5)
+
+
+def test_sigpipe_is_default_in_the_child() -> None:
+    done = spawn.capture(["sh", "-c", "grep SigIgn /proc/self/status"], ENV, 5)
+    ignored = int(done.stdout.split()[1], 16)
+    assert not ignored & (1 << (13 - 1))  # SIGPIPE not ignored, as with subprocess
+
+
+def test_a_child_that_closes_its_output_but_lingers_is_killed_at_the_timeout() -> None:
+    start = time.monotonic()
+    with pytest.raises(spawn.Timeout):
+        spawn.capture(["sh", "-c", "exec >&- 2>&-; sleep 30"], ENV, 0.5)
+    assert time.monotonic() - start < 5

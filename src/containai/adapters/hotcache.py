@@ -70,7 +70,9 @@ def engine_key(paths: Paths, env: Mapping[str, str], flag: str | None) -> str:
     store (a context created or removed changes it) and of Docker's ``config.json`` (its
     current context). A different key sends the command down the full path (which
     selects afresh)."""
-    docker_config = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME", ""), ".docker")
+    # As the docker CLI (and adapters/engine.docker_config_dir) finds its config.
+    home = env.get("HOME") or os.path.expanduser("~")
+    docker_config = env.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
     parts = (
         flag or "",
         env.get("CONTAINAI_CONTEXT", ""),

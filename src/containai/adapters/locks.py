@@ -4,7 +4,7 @@ One advisory lock per file, held by an open file description: the kernel release
 when the holder exits, however it exits (SIGKILL included), so a crashed ``cai`` never
 leaves a lock behind. A lock that stays busy past its timeout raises ``TimeoutError``.
 
-Why not the ``filelock`` package: since 3.x its import pulls in asyncio and logging
+Why not the ``filelock`` package: its import (4.x) pulls in asyncio and logging
 (~35 ms here, on every command that locks, i.e. every create, restart, stop and gc);
 what cai needs of it is these thirty lines of ``fcntl``. See docs/decisions.md.
 """

@@ -308,7 +308,8 @@ class SshFiles:
         from containai.adapters.locks import FileLock
 
         _mkdirs(self.paths.locks_dir)
-        with FileLock(self.paths.locks_dir / f"{what}.lock", mode=0o600):
+        # No time limit (a key generation or a file rewrite is short): as before.
+        with FileLock(self.paths.locks_dir / f"{what}.lock", timeout=float("inf"), mode=0o600):
             yield
 
     def _generate_key(self, private: Path, comment: str) -> None:

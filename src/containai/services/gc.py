@@ -273,12 +273,13 @@ class GarbageCollector:
         maybe.sort(key=lambda c: c.name)
         return maybe, spared
 
-    def _inspect(self, cands: Sequence[Candidate]) -> dict[str, GcView]:
+    def _inspect(self, cands: Sequence[Candidate], *, recheck: bool = True) -> dict[str, GcView]:
         """What each of ``cands`` is now, by id; containers that are gone are left out.
 
         A container listed as never started (``created``) is still that if the engine
         still lists it so: ``docker ps`` filtered on that state gives them all in one
-        call, and their age is the listing's ``Created`` (whole seconds, SPEC section 12).
+        call, and their age is the listing's ``Created`` (whole seconds, SPEC section 12);
+        without ``recheck`` (a plan, right after the listing) the listing is the answer.
         The others (``exited``, or no longer ``created``) need ``.State.FinishedAt``:
         ONE ``docker inspect`` of them by id."""
         if not cands:
@@ -287,7 +288,12 @@ class GarbageCollector:
         rest = [c for c in cands if c.id not in self._listed or c.state != "created"]
         never_started = [c for c in cands if c.id in self._listed and c.state == "created"]
         if never_started:
-            still = set(self.engine.container_ids({L.MANAGED: L.TRUE}, states=("created",)))
+            # Right after the listing (a plan), the listing itself is the answer.
+            still = (
+                set(self.engine.container_ids({L.MANAGED: L.TRUE}, states=("created",)))
+                if recheck
+                else {c.id for c in never_started}
+            )
             for cand in never_started:
                 row = self._listed[cand.id]
                 if cand.id in still:
@@ -337,7 +343,9 @@ class GarbageCollector:
         """What gc would remove now (``docker ps`` + one ``docker inspect``). Changes nothing."""
         maybe, spared = self._survey()
         candidates: list[Candidate] = []
-        for listed, fresh, reason in self._decide(maybe, self._inspect(maybe), min_age):
+        for listed, fresh, reason in self._decide(
+            maybe, self._inspect(maybe, recheck=False), min_age
+        ):
             if fresh is None:
                 if reason != GONE:
                     spared.append(Spared(listed.name, reason))

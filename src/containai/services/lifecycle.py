@@ -302,15 +302,28 @@ class Lifecycle:
 
     def _create(
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
-    ) -> int:
+    ) -> tuple[int, str]:
+        """Create the container (not started); return its SSH port and its runtime
+        (``auto`` resolved to the strongest the engine has)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        # The data volume and the host key are made while the image is checked (each a
-        # round trip or a program run of their own).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-create") as pool:
-            keys = pool.submit(self._volume_and_key, volume, name)
+        # The engine's runtimes, the data volume and the image are asked for at once
+        # (a round trip each); nothing is created before the runtime is known to exist.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
+            runtimes = pool.submit(self.engine.runtimes)
+            existing_volume = pool.submit(self.engine.inspect_volume, volume)
             image = self.images.ensure(req.template)
-            private, public = keys.result()
+            runtime, warning = choose_runtime(runtime, runtimes.result())
+            volume_missing = existing_volume.result() is None
+        if warning:
+            self.warn(warning)
+        if volume_missing:
+            try:
+                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
+            except Failed:
+                if self.engine.inspect_volume(volume) is None:
+                    raise
+        private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.uid_gid()
         memory, cpus = self._limits(req)
         with self.locks.ports():
@@ -362,16 +375,13 @@ class Lifecycle:
             try:
                 self.engine.create_container(args)
             except Failed as exc:
-                low = str(exc).lower()
-                if "unknown runtime specified" in low or "invalid runtime name" in low:
-                    choose_runtime(runtime, self.engine.runtimes())  # raises, naming the fix
                 if "already in use" not in str(exc):
                     raise
                 # Someone created that name meanwhile: reuse it only if it is this
                 # workspace's own managed container, never another's or an unmanaged one.
                 labels = self._labels_of(name)
                 if L.is_managed(labels) and labels.get(L.WORKSPACE) == req.workspace.path:
-                    return int(labels.get(L.SSH_PORT, port))
+                    return int(labels.get(L.SSH_PORT, port)), labels.get(L.RUNTIME, runtime)
                 raise Refused(
                     f"container name '{name}' was taken meanwhile by another workspace or a "
                     "container cai does not manage; run the command again (cai then picks "
@@ -379,18 +389,7 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
-        return port
-
-    def _volume_and_key(self, volume: str, name: str) -> tuple[bytes, str]:
-        """Make sure the data volume exists (labelled when cai creates it); return the
-        container's host key pair (generated once)."""
-        if self.engine.inspect_volume(volume) is None:
-            try:
-                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
-            except Failed:
-                if self.engine.inspect_volume(volume) is None:
-                    raise
-        return self.ssh.ensure_host_key(name)
+        return port, runtime
 
     def _ca_mount(self) -> list[str]:
         """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
@@ -469,7 +468,7 @@ class Lifecycle:
             runtime = self._runtime(req.runtime, target)
             created = False
             if not target.exists:
-                port = self._create(req, target.name, volume, preferred_port, runtime)
+                port, runtime = self._create(req, target.name, volume, preferred_port, runtime)
                 action = "create" if action == "attach" else action
                 created = True
             else:
@@ -498,7 +497,7 @@ class Lifecycle:
                     # Its port was taken meanwhile: recreate on a new port (volume kept).
                     self.ssh.exit_master(target.name)
                     self.engine.remove(target.name, force=True)
-                    port = self._create(req, target.name, volume, None, runtime)
+                    port, runtime = self._create(req, target.name, volume, None, runtime)
                     created = True
                     action = "recreate" if action != "create" else action
                 if action == "attach":
@@ -508,7 +507,7 @@ class Lifecycle:
                     break
                 except _PortTaken:
                     self.engine.remove(target.name, force=True)
-                    port = self._create(req, target.name, volume, None, runtime)
+                    port, runtime = self._create(req, target.name, volume, None, runtime)
                     created = True
             uid, _gid = self.host.uid_gid()
             user = agent_user(uid)
@@ -559,17 +558,11 @@ class Lifecycle:
             self.ssh.pin_host_key(name, public)
 
     def _runtime(self, requested: str, target: Target) -> str:
-        """The runtime to create with. An explicit one is not checked against ``docker
-        info`` here (a round trip): ``docker create`` refuses an unknown one, and
-        ``_create`` then reports it as ``choose_runtime`` would."""
+        """An existing container's runtime; for a new one, what was asked (``auto`` or a
+        name), which ``_create`` resolves and checks against the engine."""
         if target.exists:
             return target.labels.get(L.RUNTIME, "runc")
-        if requested != "auto":
-            return requested
-        runtime, warning = choose_runtime(requested, self.engine.runtimes())
-        if warning:
-            self.warn(warning)
-        return runtime
+        return requested
 
     def _warn_template_drift(self, target: Target) -> None:
         template = target.labels.get(L.TEMPLATE)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import platform
-from typing import TYPE_CHECKING
 
 from containai import __version__
 from containai.cli.output import Output
 
+TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     import argparse
 

@@ -121,6 +121,7 @@ unlock "$user"
 owned=()
 link_dirs=() # a link in link_dirs[i] to link_targets[i] (same name); one ln per directory
 link_targets=()
+link_srcs=() # the links themselves: an entry below one of them is on the volume already
 
 # mkdir -p whose new directories go to the agent.
 mkdir_owned() {
@@ -201,6 +202,15 @@ link_state() {
 	owned+=("$src")
 }
 
+# Whether home-links entry $1 lies below one linked before (then it is skipped).
+below_a_link() {
+	local linked
+	for linked in "${link_srcs[@]}"; do
+		if [[ $home/${1%/} == "$linked"/* ]]; then return 0; fi
+	done
+	return 1
+}
+
 link_workspace
 if [[ -d $DATA ]]; then
 	[[ -d $DATA_HOME ]] || mkdir -p "$DATA_HOME"
@@ -214,11 +224,17 @@ if [[ -d $DATA ]]; then
 		while IFS= read -r entry || [[ -n $entry ]]; do
 			entry=${entry%%#*}
 			entry=${entry//[[:space:]]/}
+			while [[ $entry == *//* ]]; do entry=${entry//\/\//\/}; done
 			[[ -n $entry ]] || continue
 			if [[ $entry == /* || $entry == *..* ]]; then
 				log "warning: skipping home-links entry '$entry'"
 				continue
 			fi
+			if below_a_link "$entry"; then
+				log "warning: skipping home-links entry '$entry' (inside an entry linked above)"
+				continue
+			fi
+			link_srcs+=("$home/${entry%/}")
 			link_state "$entry"
 		done <"$HOME_LINKS"
 		make_links
@@ -301,4 +317,10 @@ mkdir -p /run/sshd
 chmod 0755 /run/sshd
 
 log "starting sshd on port 2222"
+# sshd alone gets the TCP_NODELAY shim (tcp-nodelay.c); the sessions it starts get
+# the environment it builds for them, without LD_PRELOAD.
+nodelay=/usr/local/lib/containai/libtcp-nodelay.so
+if [[ -f $nodelay ]]; then
+	LD_PRELOAD=$nodelay${LD_PRELOAD:+:$LD_PRELOAD} exec /usr/sbin/sshd -D -e -f /etc/containai/sshd_config
+fi
 exec /usr/sbin/sshd -D -e -f /etc/containai/sshd_config

@@ -1,12 +1,11 @@
 /*
- * containai TCP_NODELAY shim (preloaded through /etc/ld.so.preload).
+ * containai TCP_NODELAY shim (preloaded into sshd by the entrypoint, LD_PRELOAD).
  *
  * OpenSSH's sshd turns Nagle's algorithm off only once a session is set up, so
  * every login's key exchange and authentication stall on delayed ACKs (two
- * ~40 ms waits on loopback, measured). Setting TCP_NODELAY on each accepted
- * socket removes them; servers in the container (dev servers, sshd) see the
- * same bytes, sooner. Errors of the extra setsockopt (a Unix socket) are
- * ignored and errno is left as accept(2) set it.
+ * ~40 ms waits on loopback, measured). Setting TCP_NODELAY on each socket
+ * sshd accepts removes them. Errors of the extra setsockopt (a Unix socket)
+ * are ignored and errno is left as accept(2) set it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
