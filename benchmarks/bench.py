@@ -310,6 +310,31 @@ class Bench:
 
     def gc(self) -> None:
         count = 100 if self.n > 5 else 30
+        # `cai gc --force --age 0s` takes every stopped managed container of the engine:
+        # measured only when all of those are the benchmark's own (workspaces under its
+        # temporary directory).
+        rows = run(
+            [
+                "docker",
+                "ps",
+                "--all",
+                "--filter",
+                "label=containai.managed=true",
+                "--format",
+                '{{.Names}}\t{{.State}}\t{{.Label "containai.workspace"}}',
+            ],
+            self.env,
+        ).stdout.splitlines()
+        others = [
+            name
+            for name, state, workspace in (row.split("\t", 2) for row in rows)
+            if state in ("exited", "created") and not workspace.startswith(f"{self.tmp}/")
+        ]
+        if others:
+            raise RuntimeError(
+                "not measured: `cai gc --force --age 0s` would also remove these stopped "
+                f"containers that are not the benchmark's: {', '.join(sorted(others))}"
+            )
 
         def make(prefix: str) -> list[str]:
             names = [f"{prefix}-{i}" for i in range(count)]
