@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def sha256_hex(text: str | bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()`` (``str`` as UTF-8) from the C module alone:
+    ``hashlib`` loads OpenSSL (~3 ms) for what names a lock, a context or a socket."""
+    try:
+        sha256 = importlib.import_module("_sha256").sha256
+    except ImportError:  # pragma: no cover - CPython always has it
+        from hashlib import sha256
+    digest: str = sha256(text if isinstance(text, bytes) else text.encode()).hexdigest()
+    return digest
+
+
 class _LazyModule:
     __slots__ = ("_name",)
 

@@ -1,6 +1,6 @@
 """Regression guard for the hot path (issue 7.3, DESIGN decision 2), not a timed test:
 `cai exec` on a running container with a live control master must not import rich,
-tomlkit, filelock, dataclasses, subprocess or the engine adapter (it asks the engine
+tomlkit, the lock adapter, dataclasses, subprocess or the engine adapter (it asks the engine
 nothing), and must end as the `ssh` process itself (exec, not a child)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("engine")
 FORBIDDEN = (
     "rich",
     "tomlkit",
-    "filelock",
+    "containai.adapters.locks",
     "dataclasses",
     "subprocess",
     "containai.adapters.engine",
@@ -86,7 +86,7 @@ LIST_FORBIDDEN = (
     "tomllib",
     "tomlkit",
     "rich",
-    "filelock",
+    "containai.adapters.locks",
     "dataclasses",
     "threading",
     "containai.adapters.config",

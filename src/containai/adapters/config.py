@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from containai.adapters.files import atomic_write
 from containai.domain.errors import ConfigError
-from containai.lazy import lazy_module
+from containai.lazy import lazy_module, sha256_hex
 from containai.paths import Paths
 
 if TYPE_CHECKING:
@@ -91,9 +91,7 @@ class ConfigFiles:
         from containai.adapters.locks import FileLock
 
         self.paths.locks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        import hashlib
-
-        lock_name = "config-" + hashlib.sha256(str(path).encode()).hexdigest()[:16] + ".lock"
+        lock_name = "config-" + sha256_hex(str(path))[:16] + ".lock"
         if path == self.global_path:
             lock_name = "config.lock"
         with FileLock(str(self.paths.locks_dir / lock_name), timeout=30):

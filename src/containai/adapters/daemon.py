@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from containai.adapters.engine import context_meta
 from containai.adapters.files import atomic_write
 from containai.domain.errors import Failed
 
@@ -111,13 +112,6 @@ def _pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def context_meta(docker_config: Path, name: str) -> Path:
-    import hashlib
-
-    digest = hashlib.sha256(name.encode()).hexdigest()
-    return docker_config / "contexts" / "meta" / digest / "meta.json"
 
 
 # --------------------------------------------------------------------------- #

@@ -13,6 +13,8 @@ import os
 from containai import jsonfast
 from containai.adapters import spawn
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
+from containai.lazy import sha256_hex
+from containai.paths import docker_config_text
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -51,9 +53,13 @@ _NOT_FOUND_MARKERS = (
 def docker_config_dir(env: Mapping[str, str]) -> Path:
     from pathlib import Path
 
-    if env.get("DOCKER_CONFIG"):
-        return Path(env["DOCKER_CONFIG"])
-    return Path(env.get("HOME") or Path.home()) / ".docker"
+    return Path(docker_config_text(env))
+
+
+def context_meta(docker_config: Path, name: str) -> Path:
+    """Where the docker CLI keeps context ``name``'s endpoint (its store is keyed by the
+    name's SHA-256)."""
+    return docker_config / "contexts" / "meta" / sha256_hex(name) / "meta.json"
 
 
 def current_docker_context(env: Mapping[str, str]) -> str | None:
@@ -74,17 +80,7 @@ def context_exists(name: str, env: Mapping[str, str]) -> bool:
     """Whether a Docker context exists, read from the CLI's context store (no fork)."""
     if name == "default":
         return True
-    meta = docker_config_dir(env) / "contexts" / "meta"
-    if not meta.is_dir():
-        return False
-    import importlib
-
-    try:  # the C module: hashlib would load OpenSSL on every command (~3 ms)
-        sha256 = importlib.import_module("_sha256").sha256
-    except ImportError:  # pragma: no cover - CPython always has it
-        from hashlib import sha256
-    digest: str = sha256(name.encode()).hexdigest()
-    return (meta / digest / "meta.json").is_file()
+    return context_meta(docker_config_dir(env), name).is_file()
 
 
 class DockerEngine:

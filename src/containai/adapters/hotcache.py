@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from containai.paths import Paths
+from containai.paths import Paths, docker_config_text
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -70,9 +70,7 @@ def engine_key(paths: Paths, env: Mapping[str, str], flag: str | None) -> str:
     store (a context created or removed changes it) and of Docker's ``config.json`` (its
     current context). A different key sends the command down the full path (which
     selects afresh)."""
-    # As the docker CLI (and adapters/engine.docker_config_dir) finds its config.
-    home = env.get("HOME") or os.path.expanduser("~")
-    docker_config = env.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
+    docker_config = docker_config_text(env)
     parts = (
         flag or "",
         env.get("CONTAINAI_CONTEXT", ""),

@@ -16,6 +16,8 @@ import os
 import time
 from types import TracebackType
 
+from containai.lazy import sha256_hex
+
 _POLL_FIRST = 0.005  # seconds; doubles up to _POLL_MAX while the lock is busy
 _POLL_MAX = 0.1
 
@@ -80,17 +82,6 @@ class FileLock:
         self.release()
 
 
-def _sha256_hex(text: str) -> str:
-    import importlib
-
-    try:  # the C module: hashlib would load OpenSSL (~3 ms) for one digest
-        sha256 = importlib.import_module("_sha256").sha256
-    except ImportError:  # pragma: no cover - CPython always has it
-        from hashlib import sha256
-    digest: str = sha256(text.encode()).hexdigest()
-    return digest
-
-
 class FileLocks:
     """The named locks cai takes, all in one directory (created 0700 on first use)."""
 
@@ -103,7 +94,7 @@ class FileLocks:
         return FileLock(os.path.join(self.dir, name), timeout=self.timeout)
 
     def workspace(self, workspace: str) -> FileLock:
-        return self._lock("ws-" + _sha256_hex(workspace)[:20] + ".lock")
+        return self._lock("ws-" + sha256_hex(workspace)[:20] + ".lock")
 
     def ports(self) -> FileLock:
         return self._lock("ports.lock")

@@ -30,18 +30,16 @@ from typing import TYPE_CHECKING, Final
 
 from containai.adapters.files import atomic_write
 from containai.domain.errors import Failed
-from containai.lazy import lazy_module
+from containai.lazy import lazy_module, sha256_hex
 from containai.paths import Paths
 
 if TYPE_CHECKING:
     import base64
-    import hashlib
     import shutil
     import subprocess
     import tempfile
 else:
     base64 = lazy_module("base64")
-    hashlib = lazy_module("hashlib")
     shutil = lazy_module("shutil")
     subprocess = lazy_module("subprocess")
     tempfile = lazy_module("tempfile")
@@ -275,7 +273,7 @@ class SshFiles:
         path = self.paths.ssh_sockets_dir / name
         if len(os.fsencode(path)) <= CONTROL_PATH_MAX:
             return path
-        digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+        digest = sha256_hex(os.fsencode(path))[:16]
         return Path(f"/tmp/cai-{os.getuid()}") / digest
 
     def ssh_argv(

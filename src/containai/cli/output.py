@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import sys
 
-from containai import jsonfast
-
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -37,6 +35,8 @@ class Output:
     def json(self, payload: Mapping[str, Any]) -> None:
         """The product as JSON; every document carries ``"schema": 1`` first."""
         doc = {"schema": 1, **{k: v for k, v in payload.items() if k != "schema"}}
+        from containai import jsonfast
+
         self.stdout.write(jsonfast.dumps(doc) + "\n")  # = json.dumps(indent=2, default=str)
 
     def warn(self, message: str) -> None:
