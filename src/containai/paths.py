@@ -82,6 +82,11 @@ class Paths(Record):
         return self.config_dir / "templates"
 
     @property
+    def ca_dir(self) -> Path:
+        """The certificates of the CA bundle, as cai hands them to builds and containers."""
+        return self.state_dir / "ca"
+
+    @property
     def locks_dir(self) -> Path:
         return self.state_dir / "locks"
 

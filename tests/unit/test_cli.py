@@ -83,6 +83,7 @@ def test_spec_commands_are_all_registered() -> None:
         "ssh",
         "image",
         "template",
+        "trust",
         "setup",
         "version",
     }

@@ -105,8 +105,11 @@ def test_precedence_env_over_state_over_repo_over_global(
         assert code == 0, err
         return {r["key"]: (r["value"], r["source"]) for r in json.loads(out)["settings"]}
 
-    assert effective()["data_volume"] == ("from-repo", "repo")
+    # data_volume from a repository applies only once its settings are trusted (SPEC 14)
+    assert effective()["data_volume"] == ("from-global", "global")
     assert effective()["template"] == ("repotpl", "repo")
+    assert cai(capsys, "trust")[0] == 0
+    assert effective()["data_volume"] == ("from-repo", "repo")
     cai(capsys, "config", "set", "data_volume", "from-state")
     assert effective()["data_volume"] == ("from-state", "workspace")
     monkeypatch.setenv("CONTAINAI_DATA_VOLUME", "from-env")

@@ -26,18 +26,29 @@ else:
 
 
 REPO_CONFIG = Path(".containai") / "config.toml"
+TRUST_TABLE = "trusted"  # global config: [trusted] "<settings file>" = "<sha256>"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse ``path``; ``{}`` when missing; ``ConfigError`` naming the file and line."""
+    return parse_toml(path, read_bytes(path))
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; ``None`` when missing; ``ConfigError`` naming it otherwise."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return {}
+        return path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except IsADirectoryError:
         raise ConfigError(f"config file {path} is a directory; move it away") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def parse_toml(path: Path, data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {}
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -53,6 +64,7 @@ class ConfigFiles:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
         self._global: dict[str, Any] | None = None
+        self._repo_digests: dict[str, str | None] = {}
 
     @property
     def global_path(self) -> Path:
@@ -67,7 +79,49 @@ class ConfigFiles:
         return self._global
 
     def read_repo(self, workspace: str) -> dict[str, Any]:
-        return read_toml(self.repo_path(workspace))
+        """The repository's settings; the digest of these very bytes is kept for
+        ``repo_digest`` (the file is writable from inside the container: what is trusted
+        must be what was parsed)."""
+        path = self.repo_path(workspace)
+        data = read_bytes(path)
+        self._repo_digests[workspace] = None if data is None else sha256_hex(data)
+        return parse_toml(path, data)
+
+    def repo_digest(self, workspace: str) -> str | None:
+        """SHA-256 of the repository's settings file as last read (read now if it was not);
+        ``None`` when absent."""
+        if workspace not in self._repo_digests:
+            self.read_repo(workspace)
+        return self._repo_digests[workspace]
+
+    def trusted_digests(self) -> dict[str, str]:
+        """``[trusted]`` of the global config: settings file path -> SHA-256 (``cai trust``)."""
+        table = self.read_global().get(TRUST_TABLE)
+        if not isinstance(table, Mapping):
+            return {}
+        return {str(k): str(v) for k, v in table.items() if isinstance(v, str)}
+
+    def set_trust(self, file: str, digest: str | None) -> bool:
+        """Record (or, for ``None``, remove) the trusted digest of ``file``."""
+        import tomlkit
+
+        def change(doc: Any) -> bool:
+            if TRUST_TABLE not in doc:
+                if digest is None:
+                    return False
+                doc[TRUST_TABLE] = tomlkit.table()
+            table = doc[TRUST_TABLE]
+            if digest is None:
+                if file not in table:
+                    return False
+                del table[file]
+                return True
+            if table.get(file) == digest:
+                return False
+            table[file] = digest
+            return True
+
+        return self.update(self.global_path, change)
 
     def workspace_state(self, workspace: str) -> dict[str, Any]:
         table = self.read_global().get("workspace")

@@ -34,6 +34,14 @@ def names() -> list[str]:
 
 
 def load(name: str) -> Agent:
+    """The manifest of agent ``name``: a name among this package's files, never a path."""
+    from containai.domain.validation import AGENT_NAME_RE
+
+    if AGENT_NAME_RE.fullmatch(name) is None:
+        raise NotFound(
+            f"unknown agent {name!r}: an agent is a manifest name, never a path; use one of "
+            f"{', '.join(names())} or `cai shell`"
+        )
     try:
         data = tomllib.loads(resources.files(__package__).joinpath(f"{name}.toml").read_text())
     except (FileNotFoundError, OSError):

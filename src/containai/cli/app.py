@@ -48,6 +48,7 @@ class App:
         ) not in ("", "0")
         self.out = Output(quiet=bool(getattr(args, "quiet", False)), verbose=verbose)
         self.paths: Paths = resolve_paths(self.env)
+        self._warned: set[str] = set()
 
     @property
     def cwd(self) -> Path:
@@ -78,9 +79,17 @@ class App:
         )
 
     def settings(self, workspace: str | None, cli: Mapping[str, Any] | None = None) -> Settings:
+        """The effective settings; each ignored one (a repository's untrusted or forbidden
+        key, an unknown key) is warned about once per command."""
         from containai.services.workspace import Settings
 
-        return Settings(self.config, self.env, workspace, cli)
+        view = Settings(self.config, self.env, workspace, cli)
+        for item in view.ignored:
+            message = item.message()
+            if message not in self._warned:
+                self._warned.add(message)
+                self.out.warn(message)
+        return view
 
     @once
     def selection(self) -> Selection:
@@ -143,6 +152,7 @@ class App:
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
+            ca_dir=self.paths.ca_dir,
         )
 
     def lifecycle(self, settings: Settings) -> Lifecycle:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "template": ("image", "list image templates"),
     "setup": ("setup", "prepare the isolated engine (gVisor) and its Docker context"),
     "version": ("version", "print cai's version"),
+    "trust": ("trust", "accept this repository's own settings (.containai/config.toml)"),
 }
 
 # Commands parsed without argparse (its import and one subparser cost ~5 ms) when their

@@ -43,6 +43,11 @@ class Output:
         if not self.quiet:
             self.stderr.write(f"cai: warning: {message}\n")
 
+    def changed(self, message: str) -> None:
+        """One line per object a command changed (SPEC section 2); ``-q`` silences it."""
+        if not self.quiet:
+            self.stderr.write(f"{message}\n")
+
     def info(self, message: str) -> None:
         """Verbose explanation of a step (``--verbose`` / ``CONTAINAI_VERBOSE=1``)."""
         if self.verbose:

@@ -347,6 +347,21 @@ def build_parser(only: str | None = None) -> CaiArgumentParser:
         p = add("version", "Print cai's version.")
         p.add_argument("--json", action="store_true", help="print JSON")
 
+    def _trust() -> None:
+        p = add(
+            "trust",
+            "Accept this repository's own settings file (.containai/config.toml): its "
+            "exact content (SHA-256) is recorded in the global config, and any change "
+            "un-trusts it. Keys that could weaken the sandbox apply only while trusted; "
+            "some (image.ca_bundle, ssh.forward_agent, network.policy, ...) never come "
+            "from a repository.",
+        )
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--show", action="store_true", help="show the file, its hash and status")
+        g.add_argument("--revoke", action="store_true", help="forget the trust of this file")
+        p.add_argument("-w", "--workspace", metavar="PATH", help="workspace (default: here)")
+        p.add_argument("--json", action="store_true", help="with --show: print JSON")
+
     for name, define in (
         ("run", _run),
         ("shell", _shell),
@@ -364,6 +379,7 @@ def build_parser(only: str | None = None) -> CaiArgumentParser:
         ("template", _template),
         ("setup", _setup),
         ("version", _version),
+        ("trust", _trust),
     ):
         if only is None or only == name:
             define()

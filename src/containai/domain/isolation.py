@@ -9,9 +9,31 @@ from containai.domain.errors import Failed
 LADDER = ("sysbox-runc", "runsc", "runc")
 
 
-def choose_runtime(requested: str, available: Collection[str]) -> tuple[str, str | None]:
+def rank(runtime: str) -> int:
+    """Position on the ladder (0 = strongest); unknown runtimes rank below runc."""
+    return LADDER.index(runtime) if runtime in LADDER else len(LADDER)
+
+
+def is_weakened(runtime: str, available: Collection[str]) -> bool:
+    """Whether ``runtime`` is below the strongest one the engine has."""
+    best = tier(available)
+    return best != "none" and rank(runtime) > rank(best)
+
+
+def choose_runtime(
+    requested: str, available: Collection[str], *, may_lower: bool = True, source: str = ""
+) -> tuple[str, str | None]:
     """``(runtime, warning)``: ``auto`` takes the strongest the engine has; an explicit
-    runtime must be there (``Failed`` naming it and the fix)."""
+    runtime must be there (``Failed`` naming it and the fix). Unless ``may_lower`` (the
+    command line or the user's own config asked), a runtime below the engine's best is
+    not taken: the best is, with a warning naming ``source`` (SPEC section 14)."""
+    if requested != "auto" and not may_lower and is_weakened(requested, available):
+        best, _ = choose_runtime("auto", available)
+        return best, (
+            f"runtime '{requested}' from {source or 'the repository settings'} is weaker than "
+            f"this engine's best ('{best}') and was not applied: only the command line "
+            "(--runtime) or the global config may lower isolation"
+        )
     if requested == "auto":
         for runtime in LADDER:
             if runtime in available:

@@ -17,6 +17,8 @@ TEMPLATE_HASH: Final = "ai.containai.template-hash"
 RUNTIME: Final = "containai.runtime"
 KEEP: Final = "containai.keep"
 SCHEMA: Final = "containai.schema"
+WEAKENED: Final = "containai.weakened"
+"""``true`` when the runtime was chosen below the engine's best at creation (SPEC 14)."""
 
 ALL: Final = (
     MANAGED,
@@ -52,6 +54,7 @@ def build_labels(
     template_hash: str,
     runtime: str,
     keep: bool,
+    weakened: bool = False,
 ) -> dict[str, str]:
     """All labels for a new container; ``containai.keep`` only when ``keep`` is true."""
     labels = {
@@ -66,7 +69,13 @@ def build_labels(
     }
     if keep:
         labels[KEEP] = TRUE
+    if weakened:
+        labels[WEAKENED] = TRUE
     return labels
+
+
+def is_weakened(labels: Mapping[str, str] | None) -> bool:
+    return labels is not None and labels.get(WEAKENED) == TRUE
 
 
 def is_managed(labels: Mapping[str, str] | None) -> bool:
@@ -91,8 +100,11 @@ def workspace_of(labels: Mapping[str, str] | None) -> str | None:
     return labels.get(WORKSPACE)
 
 
-def isolation_label(runtime: str) -> str:
-    """How ``status``/``list``/``doctor`` describe a runtime: ``runsc (gVisor)`` etc."""
+def isolation_label(runtime: str, weakened: bool = False) -> str:
+    """How ``status``/``list``/``doctor`` describe a runtime: ``runsc (gVisor)`` etc.;
+    ``..., weakened`` when it is below what the engine offered (SPEC section 14)."""
+    if weakened:
+        return isolation_label(runtime) + ", weakened"
     if runtime in _ISOLATION:
         return _ISOLATION[runtime]
     if not runtime:

@@ -66,6 +66,16 @@ def _check_with(fn: Callable[[str], object]) -> Callable[[Any], None]:
     return check
 
 
+def _check_each(fn: Callable[[str], object]) -> Callable[[Any], None]:
+    single = _check_with(fn)
+
+    def check(value: Any) -> None:
+        for item in value:
+            single(item)
+
+    return check
+
+
 def _lazy_validation(name: str) -> Callable[[str], object]:
     def call(value: str) -> object:
         from containai.domain import validation
@@ -92,8 +102,20 @@ KEYS: dict[str, Key] = {
             "data volume for agent state",
             _check_with(_lazy_validation("validate_volume_name")),
         ),
-        Key("agent.default", str, "claude", "agent started by `cai run` with no AGENT"),
-        Key("agents", list, ["claude"], "agents installed in the default template"),
+        Key(
+            "agent.default",
+            str,
+            "claude",
+            "agent started by `cai run` with no AGENT",
+            _check_with(_lazy_validation("validate_agent_name")),
+        ),
+        Key(
+            "agents",
+            list,
+            ["claude"],
+            "agents installed in the default template",
+            _check_each(_lazy_validation("validate_agent_name")),
+        ),
         Key("engine.context", str, None, "Docker context to use"),
         Key("image.base", str, "debian:bookworm-slim", "base image of the templates"),
         Key(
@@ -120,6 +142,12 @@ KEYS: dict[str, Key] = {
         Key("ssh.port_range_end", int, 2499, "last host port for SSH", _check_port),
         Key("ssh.forward_agent", bool, False, "forward the SSH agent into containers"),
         Key(
+            "git.config_writable",
+            bool,
+            False,
+            "let agents write the repository's git config (global config only)",
+        ),
+        Key(
             "gc.age",
             str,
             "30d",
@@ -145,6 +173,9 @@ KEYS: dict[str, Key] = {
 
 # Keys that are per workspace by nature: `config set` without a scope writes workspace state.
 WORKSPACE_KEYS = frozenset({"data_volume"})
+# Top-level tables of the global config that are not settings: workspace state and
+# the trusted repository settings files (`cai trust`).
+NOT_SETTINGS = frozenset({"workspace", "trusted"})
 # Workspace state fields that are not settings.
 STATE_FIELDS = frozenset({"container_name", "created_at"})
 
@@ -206,11 +237,12 @@ def check_file_value(name: str, value: Any, source: str) -> Any:
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"ssh": {"port_range_start": 1}}`` -> ``{"ssh.port_range_start": 1}``.
 
-    The ``workspace`` table (state) is not a setting and is skipped at the top level.
+    The ``workspace`` (state) and ``trusted`` tables are not settings and are skipped at
+    the top level.
     """
     out: dict[str, Any] = {}
     for k, v in doc.items():
-        if not prefix and k == "workspace":
+        if not prefix and k in NOT_SETTINGS:
             continue
         full = f"{prefix}{k}"
         if isinstance(v, Mapping) and full not in KEYS:

@@ -18,6 +18,7 @@ CONTAINER_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 VOLUME_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
 TEMPLATE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+AGENT_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 TEMPLATE_NAME_MAX: Final = 128
 RUNTIMES: Final = ("auto", "sysbox-runc", "runsc", "runc")
@@ -53,6 +54,16 @@ _BYTE_UNITS: Final = ("B", "KB", "MB", "GB", "TB")
 def show(value: object) -> str:
     """Quote a user-supplied value for a one-line message (control characters escaped)."""
     return repr(value) if isinstance(value, str) else repr(str(value))
+
+
+def validate_agent_name(name: str) -> str:
+    """An agent is a manifest name (or ``shell``), never a path (SPEC sections 8, 14)."""
+    if AGENT_NAME_RE.fullmatch(name) is None:
+        raise UsageError(
+            f"invalid agent name {show(name)}: an agent is a manifest name of lowercase "
+            "letters, digits, '-' and '_' (see `cai run --help`), never a path"
+        )
+    return name
 
 
 def validate_container_name(name: str) -> str:

@@ -11,6 +11,7 @@ build context as ``ca.crt`` (a CA certificate is public, not a secret).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -84,6 +85,7 @@ class Images(ImageProvider):
         bootstrap: Bootstrap | None = None,
         bootstrap_possible: Callable[[], bool] | None = None,
         lock: Callable[[str], AbstractContextManager[object]] | None = None,
+        ca_dir: Path | None = None,
     ) -> None:
         self.engine = engine
         self.user_templates = user_templates
@@ -96,6 +98,8 @@ class Images(ImageProvider):
         self._bootstrap = bootstrap
         self._bootstrap_possible = bootstrap_possible
         self._lock = lock or (lambda _name: nullcontext())
+        self.ca_dir = ca_dir
+        self._ca: tuple[Path | None] | None = None
 
     # -------------------------------------------------------------- templates
     def templates(self) -> list[Template]:
@@ -126,15 +130,41 @@ class Images(ImageProvider):
         )
 
     def ca_bundle_path(self) -> Path | None:
+        """The CA bundle as builds and containers get it: only the certificates of the
+        configured (or system) bundle, written to a file of cai's own (SPEC section 14:
+        whatever path a setting names, nothing but certificates leaves the host file)."""
+        if self._ca is None:
+            self._ca = (self._clean_ca(),)
+        return self._ca[0]
+
+    def _clean_ca(self) -> Path | None:
+        from containai.domain.certs import certificates
+
         if self.ca_bundle:
-            path = Path(self.ca_bundle).expanduser()
-            if not path.is_file():
+            source = Path(self.ca_bundle).expanduser()
+            if not source.is_file():
                 raise NotFound(
-                    f"CA bundle {path} (config image.ca_bundle) does not exist; fix it with "
-                    "`cai config set image.ca_bundle PATH` or unset it"
+                    f"CA bundle {source} (config image.ca_bundle) does not exist or is not a "
+                    "file; fix it with `cai config set image.ca_bundle PATH` or unset it"
                 )
-            return path
-        return SYSTEM_CA if SYSTEM_CA.is_file() else None
+        elif SYSTEM_CA.is_file():
+            source = SYSTEM_CA
+        else:
+            return None
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise Failed(f"cannot read CA bundle {source}: {exc.strerror}") from None
+        clean = certificates(data, str(source))
+        ca_dir = self.ca_dir or Path(tempfile.gettempdir()) / "containai-ca"
+        dest = ca_dir / f"ca-{hashlib.sha256(clean).hexdigest()[:20]}.crt"
+        if not dest.is_file() or dest.read_bytes() != clean:
+            ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(clean)
+            tmp.chmod(0o644)
+            os.replace(tmp, dest)
+        return dest
 
     def current_hash(self, template: str) -> str:
         t = self.template(template)

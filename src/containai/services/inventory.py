@@ -73,6 +73,7 @@ _LIST_LABELS: Final = (
     L.DATA_VOLUME,
     L.RUNTIME,
     L.KEEP,
+    L.WEAKENED,
 )
 LIST_FORMAT: Final = (
     "{"
@@ -96,6 +97,7 @@ class Listed(Record):
         "runtime",
         "ssh_port",
         "state",
+        "weakened",
         "workspace",
     )
 
@@ -111,6 +113,7 @@ class Listed(Record):
         created: datetime | None,
         age_seconds: int | None,
         keep: bool,
+        weakened: bool = False,
     ) -> None:
         self._set(
             name=name,
@@ -123,6 +126,7 @@ class Listed(Record):
             created=created,
             age_seconds=age_seconds,
             keep=keep,
+            weakened=weakened,
         )
 
     name: str
@@ -135,6 +139,7 @@ class Listed(Record):
     created: datetime | None
     age_seconds: int | None
     keep: bool
+    weakened: bool
 
     @property
     def status(self) -> str:
@@ -146,7 +151,7 @@ class Listed(Record):
 
     @property
     def isolation(self) -> str:
-        return L.isolation_label(self.runtime or "")
+        return L.isolation_label(self.runtime or "", self.weakened)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -224,6 +229,7 @@ def listed(row: PsRow, now: datetime) -> Listed:
         created=created,
         age_seconds=seconds_since(created, now),
         keep=L.is_kept(row.labels),
+        weakened=L.is_weakened(row.labels),
     )
 
 

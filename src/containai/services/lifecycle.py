@@ -22,7 +22,7 @@ from typing import Any
 from containai.domain import labels as L
 from containai.domain import naming
 from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, Refused, UsageError
-from containai.domain.isolation import choose_runtime
+from containai.domain.isolation import choose_runtime, is_weakened
 from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
 from containai.domain.validation import parse_cpus, parse_memory
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
@@ -65,14 +65,26 @@ class RunRequest:
     container: str | None = None  # --container
     data_volume: str = "containai-data"  # effective volume (settings)
     data_volume_explicit: bool = False  # came from --data-volume
+    # Named by the user (command line, or workspace state that cai recorded from it), or
+    # the volume the container already had: not held to check_volume_owner.
+    data_volume_vetted: bool = False
     template: str = "default"
     runtime: str = "auto"
+    # Whether `runtime` may be below the engine's best: only when it came from the
+    # command line or the user's own config, never from a repository (SPEC section 14).
+    runtime_may_lower: bool = True
+    runtime_source: str = ""
     fresh: bool = False
     reset: bool = False
     keep: bool = False
     force: bool = False
     memory: str | None = None
     cpus: str | None = None
+    # A repository's memory/cpus are held to the user's own limit (None: the default).
+    memory_from_repo: bool = False
+    cpus_from_repo: bool = False
+    memory_user: str | None = None
+    cpus_user: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     port_range: tuple[int, int] = (2300, 2499)
     forward_agent: bool = False
@@ -294,10 +306,31 @@ class Lifecycle:
         )
 
     def _limits(self, req: RunRequest) -> tuple[int, float]:
-        memory = (
-            parse_memory(req.memory) if req.memory else max(2 * GIB, self.host.memory_bytes() // 2)
+        """Memory and CPUs; a repository's values never exceed the user's own (SPEC 14)."""
+        mem_user = (
+            parse_memory(req.memory_user)
+            if req.memory_user
+            else max(2 * GIB, self.host.memory_bytes() // 2)
         )
-        cpus = parse_cpus(req.cpus) if req.cpus else float(max(1, self.host.cpu_count() // 2))
+        cpus_user = (
+            parse_cpus(req.cpus_user)
+            if req.cpus_user
+            else float(max(1, self.host.cpu_count() // 2))
+        )
+        memory = parse_memory(req.memory) if req.memory else mem_user
+        cpus = parse_cpus(req.cpus) if req.cpus else cpus_user
+        if req.memory_from_repo and memory > mem_user:
+            self.warn(
+                f"container.memory {req.memory} from the repository settings is above your "
+                f"limit; using {mem_user} bytes (raise it with `cai config set container.memory`)"
+            )
+            memory = mem_user
+        if req.cpus_from_repo and cpus > cpus_user:
+            self.warn(
+                f"container.cpus {req.cpus} from the repository settings is above your limit; "
+                f"using {cpus_user:g} (raise it with `cai config set container.cpus`)"
+            )
+            cpus = cpus_user
         return memory, cpus
 
     def _create(
@@ -313,10 +346,16 @@ class Lifecycle:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.inspect_volume, volume)
             image = self.images.ensure(req.template)
-            runtime, warning = choose_runtime(runtime, runtimes.result())
-            volume_missing = existing_volume.result() is None
+            available = runtimes.result()
+            runtime, warning = choose_runtime(
+                runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
+            )
+            volume_info = existing_volume.result()
+            volume_missing = volume_info is None
         if warning:
             self.warn(warning)
+        if volume_info is not None and not (req.data_volume_explicit or req.data_volume_vetted):
+            check_volume_owner(volume, volume_info, req.workspace.path)
         if volume_missing:
             try:
                 self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
@@ -337,6 +376,7 @@ class Lifecycle:
                 template_hash=image.template_hash,
                 runtime=runtime,
                 keep=req.keep,
+                weakened=is_weakened(runtime, available),
             ).items():
                 args += ["--label", f"{k}={v}"]
             args += [
@@ -420,6 +460,7 @@ class Lifecycle:
     # --------------------------------------------------------- ensure_running
     def ensure_running(self, req: RunRequest, confirm: Confirm) -> Ready:
         """Converge the workspace's container to running and reachable over SSH."""
+        self.images.ca_bundle_path()  # a bad CA bundle is refused before anything is made
         self.ssh.ensure_user_key()
         lock_workspace = req.workspace.path
         if req.container is not None:
@@ -458,6 +499,8 @@ class Lifecycle:
                     )
                 else:
                     volume = current_volume
+                if volume == current_volume:
+                    req.data_volume_vetted = True
                 if req.fresh or req.reset:
                     self.ssh.exit_master(target.name)
                     self.engine.remove(target.name, force=True)
@@ -595,7 +638,12 @@ class Lifecycle:
         target = self.find(req.workspace, req.container)
         plan: dict[str, Any] = {"container": target.name, "ssh_alias": f"cai-{target.name}"}
         if not target.exists:
-            runtime, _warning = choose_runtime(req.runtime, self.engine.runtimes())
+            runtime, _warning = choose_runtime(
+                req.runtime,
+                self.engine.runtimes(),
+                may_lower=req.runtime_may_lower,
+                source=req.runtime_source,
+            )
             plan.update(
                 action="create", runtime=runtime, data_volume=None if req.reset else req.data_volume
             )
@@ -676,6 +724,25 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+def check_volume_owner(volume: str, info: Mapping[str, Any], workspace: str) -> None:
+    """A data volume that did not come from ``--data-volume`` must be one cai created
+    (label ``containai.managed``) and not another workspace's (SPEC section 14), so a
+    setting cannot mount any volume on the engine into this container."""
+    labels = info.get("Labels") or {}
+    if not L.is_managed(labels):
+        raise Refused(
+            f"data volume '{volume}' was not created by cai (no label {L.MANAGED}=true), so "
+            "cai will not mount it from a setting; to use it anyway, name it on the command "
+            f"line: `cai run --data-volume {volume}`"
+        )
+    owner = labels.get(L.WORKSPACE)
+    if owner and owner != workspace:
+        raise Refused(
+            f"data volume '{volume}' belongs to workspace {owner}, not {workspace}; to share "
+            f"it anyway, name it on the command line: `cai run --data-volume {volume}`"
+        )
 
 
 def confirm_unavailable(name: str, found: Sessions) -> bool:

@@ -215,7 +215,7 @@ def container_status(
         status=display_status(status),
         image=str(config.get("Image") or info.get("Image") or ""),
         runtime=runtime,
-        isolation=L.isolation_label(runtime or ""),
+        isolation=L.isolation_label(runtime or "", L.is_weakened(labels)),
         ssh_port=port_of(labels.get(L.SSH_PORT)),
         data_volume=labels.get(L.DATA_VOLUME) or None,
         workspace=labels.get(L.WORKSPACE) or None,

@@ -74,7 +74,12 @@ ENV_KEYS = {"CONTAINAI_DATA_VOLUME": "data_volume", "CONTAINAI_CONTEXT": "engine
 
 
 class Settings:
-    """The effective value of every key for one workspace, with where it came from."""
+    """The effective value of every key for one workspace, with where it came from.
+
+    The repository's own settings file goes through ``domain.trust.repo_policy``: what it
+    may not set (untrusted, never from a repository, unknown) is left out of the layers
+    and listed in ``ignored`` for the caller to warn about.
+    """
 
     def __init__(
         self,
@@ -83,10 +88,12 @@ class Settings:
         workspace: str | None,
         cli: Mapping[str, Any] | None = None,
     ) -> None:
-        from containai.domain import settings
+        from containai.domain import settings, trust
 
         self.config = config
         self.workspace = workspace
+        self.ignored: list[trust.Ignored] = []
+        self.repo_trusted: bool | None = None  # None: no repository settings file
         env_values = {k: env[e] for e, k in ENV_KEYS.items() if env.get(e)}
         self._layers: list[tuple[str, Mapping[str, Any]]] = [
             ("cli", {k: v for k, v in (cli or {}).items() if v is not None}),
@@ -96,9 +103,25 @@ class Settings:
             state = config.workspace_state(workspace)
             self._layers.append(("workspace", self._checked(state, "workspace state")))
             repo = settings.flatten(config.read_repo(workspace))
-            self._layers.append(("repo", self._checked(repo, str(config.repo_path(workspace)))))
+            source = str(config.repo_path(workspace))
+            if repo:
+                digest = config.repo_digest(workspace)
+                self.repo_trusted = (
+                    digest is not None and config.trusted_digests().get(source) == digest
+                )
+                repo, ignored = trust.repo_policy(
+                    repo, trusted=self.repo_trusted, source=source, known=settings.KEYS
+                )
+                self.ignored += ignored
+            self._layers.append(("repo", self._checked(repo, source)))
         glob = settings.flatten(config.read_global())
-        self._layers.append(("global", self._checked(glob, str(config.global_path))))
+        source = str(config.global_path)
+        self.ignored += [
+            trust.Ignored(k, source, trust.UNKNOWN_REASON, v)
+            for k, v in glob.items()
+            if k not in settings.KEYS
+        ]
+        self._layers.append(("global", self._checked(glob, source)))
 
     def _checked(self, values: Mapping[str, Any], source: str) -> dict[str, Any]:
         from containai.domain import settings
@@ -112,6 +135,14 @@ class Settings:
                 where = f'{self.config.global_path} [workspace."{self.workspace}"]'
             out[k] = settings.check_file_value(k, v, where)
         return out
+
+    def user(self, key: str) -> Any:
+        """The value of ``key`` from the user's own layers only (never the repository's):
+        the limit a repository's value is held to."""
+        from containai.domain import settings
+
+        layers = [(s, v) for s, v in self._layers if s != "repo"]
+        return settings.resolve(key, layers).value
 
     def get(self, key: str) -> settings.Resolved:
         from containai.domain import settings

@@ -22,6 +22,11 @@ def render(value: Any) -> str:
     return str(value)
 
 
+def _origin(source: str, app: App) -> str:
+    """``global`` or ``repo`` for the file an ignored setting came from."""
+    return "global" if source == str(app.config.global_path) else "repo"
+
+
 def run(args: argparse.Namespace) -> int:
     app = App(args)
     action = args.action
@@ -42,21 +47,34 @@ def run(args: argparse.Namespace) -> int:
         if action == "get":
             app.out.line(render(view.value(args.key)))
             return 0
-        rows = view.all()
+        rows = [(r.key, r.value, r.source) for r in view.all()]
         if args.json:
             app.out.json(
                 {
                     "workspace": workspace,
-                    "settings": [
-                        {"key": r.key, "value": r.value, "source": r.source} for r in rows
+                    "repo_trusted": view.repo_trusted,
+                    "settings": [{"key": k, "value": v, "source": src} for k, v, src in rows],
+                    "ignored": [
+                        {
+                            "key": i.key,
+                            "value": i.value,
+                            "source": _origin(i.source, app),
+                            "reason": i.reason,
+                        }
+                        for i in view.ignored
                     ],
                 }
             )
             return 0
-        width = max(len(r.key) for r in rows)
-        vwidth = max(len(render(r.value)) for r in rows)
-        for r in rows:
-            app.out.line(f"{r.key:<{width}}  {render(r.value):<{vwidth}}  {r.source}")
+        # What a file set but cai did not apply (SPEC section 14): shown, marked ignored.
+        rows += [
+            (i.key, i.value, f"{_origin(i.source, app)} (ignored: {i.reason})")
+            for i in view.ignored
+        ]
+        width = max(len(row[0]) for row in rows)
+        vwidth = max(len(render(row[1])) for row in rows)
+        for k, v, src in rows:
+            app.out.line(f"{k:<{width}}  {render(v):<{vwidth}}  {src}")
         return 0
 
     to_workspace = args.workspace is not None or (not args.global_ and args.key in S.WORKSPACE_KEYS)

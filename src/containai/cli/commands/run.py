@@ -129,24 +129,44 @@ def build_request(
             "container.cpus": args.cpus,
         },
     )
+    runtime = settings.get("runtime")
+    memory = settings.get("container.memory")
+    cpus = settings.get("container.cpus")
+    volume = settings.get("data_volume")
     req = RunRequest(
         workspace=workspace,
         container=args.container,
         data_volume=str(settings.value("data_volume")),
         data_volume_explicit=args.data_volume is not None,
+        data_volume_vetted=volume.source in ("cli", "workspace"),
         template=str(settings.value("template")),
-        runtime=str(settings.value("runtime")),
+        runtime=str(runtime.value),
+        runtime_may_lower=runtime.source != "repo",
+        runtime_source=_source_name(app, workspace, runtime.source),
         fresh=args.fresh,
         reset=args.reset,
         keep=args.keep,
         force=args.force,
-        memory=settings.value("container.memory"),
-        cpus=settings.value("container.cpus"),
+        memory=memory.value,
+        cpus=cpus.value,
+        memory_from_repo=memory.source == "repo",
+        cpus_from_repo=cpus.source == "repo",
+        memory_user=settings.user("container.memory"),
+        cpus_user=settings.user("container.cpus"),
         env=env,
         port_range=settings.port_range(),
         forward_agent=bool(settings.value("ssh.forward_agent")),
     )
     return req, settings
+
+
+def _source_name(app: App, workspace: Workspace, source: str) -> str:
+    """Where a setting came from, for messages: the file for ``repo``/``global``."""
+    if source == "repo":
+        return str(app.config.repo_path(workspace.path))
+    if source == "global":
+        return str(app.config.global_path)
+    return source
 
 
 def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:

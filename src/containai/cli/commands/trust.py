@@ -1,0 +1,47 @@
+"""``cai trust [--show | --revoke]``: accept this repository's own settings (SPEC 14)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from containai.cli.app import App
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    from containai.services import trust
+
+    app = App(args)
+    workspace = app.workspace().path
+    if args.revoke:
+        file = trust.revoke(app.config, workspace)
+        if file is None:
+            app.out.warn(f"nothing to revoke: no trust recorded for workspace {workspace}")
+        else:
+            app.out.changed(f"revoked trust of {file}")
+        return 0
+    if args.show:
+        current = trust.state(app.config, workspace)
+        view = app.settings(workspace)
+        if args.json:
+            app.out.json(
+                {
+                    "file": current.file,
+                    "sha256": current.digest,
+                    "trusted": current.trusted,
+                    "status": current.status,
+                    "ignored": [{"key": i.key, "reason": i.reason} for i in view.ignored],
+                }
+            )
+            return 0
+        app.out.line(f"file: {current.file}")
+        app.out.line(f"sha256: {current.digest}")
+        app.out.line(f"status: {current.status}")
+        for item in view.ignored:
+            app.out.line(f"ignored: {item.key} ({item.reason})")
+        return 0
+    done = trust.trust(app.config, workspace)
+    app.out.changed(f"trusted {done.file} (sha256 {done.digest[:12]})")
+    return 0
