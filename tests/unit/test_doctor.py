@@ -275,6 +275,8 @@ def test_isolation_tiers(runtimes: tuple[str, ...], configured: str, status: str
         assert check.fix is not None and "cai setup" in check.fix
     if "sysbox-runc" in runtimes:
         assert check.detail.startswith("sysbox-runc (Sysbox)")
+    # SPEC 14: a runtime below the engine's best is shown as weakened
+    assert ("weakened" in check.detail) == (configured == "runc" and "runsc" in runtimes)
 
 
 # ---------------------------------------------------------------------- base image

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 
 from containai.domain import labels as L
 from containai.domain.errors import CaiError, EngineUnreachable
-from containai.domain.isolation import LADDER, tier
+from containai.domain.isolation import LADDER, is_weakened, tier
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
 from containai.services.inventory import PsRow, managed_rows
 from containai.services.ports import RunEngine
@@ -374,6 +374,13 @@ def decide_isolation(
                 FAIL,
                 f"runtime '{runtime}' (config runtime) is not on this engine{suffix}",
                 "run `sudo cai setup` for gVisor, or `cai config set runtime auto`",
+            )
+        if is_weakened(runtime, names):
+            return Check(
+                "isolation",
+                WARN,
+                f"{runtime} (config runtime), weakened: the engine offers {tier(names)}{suffix}",
+                "`cai config set runtime auto` for the strongest runtime",
             )
         return Check("isolation", OK if runtime in LADDER[:2] else WARN, f"{runtime}{suffix}")
     strongest = tier(names)
