@@ -166,8 +166,32 @@ def sweep(root: Path, extra_volumes: list[str] | None = None) -> None:
             names.append(name)
             if vol.startswith(TEST_VOLUME_PREFIX):
                 volumes.add(vol)
+    gateways = docker(
+        "ps",
+        "-a",
+        "--filter",
+        "label=containai.gateway-of",
+        "--format",
+        '{{.Names}}\t{{.Label "containai.gateway-workspace"}}',
+    )
+    for line in gateways.stdout.splitlines():
+        name, _, ws = line.partition("\t")
+        if ws.startswith(str(root)):
+            names.append(name)
     if names:
         docker("rm", "-f", *names)
+    nets = docker(
+        "network",
+        "ls",
+        "--filter",
+        "label=containai.network-of",
+        "--format",
+        '{{.Name}}\t{{.Label "containai.workspace"}}',
+    )
+    for line in nets.stdout.splitlines():
+        name, _, ws = line.partition("\t")
+        if ws.startswith(str(root)):
+            docker("network", "rm", name)
     vols = docker(
         "volume",
         "ls",

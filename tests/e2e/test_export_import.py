@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from containai.domain.host_safety import agent_ids
 from tests.conftest import Sandbox, docker, new_volume_name
 
 pytestmark = pytest.mark.engine
@@ -68,6 +69,19 @@ def run_in_volume(volume: str, script: str, *, readonly: bool = False) -> str:
 
 def listing(volume: str) -> str:
     return run_in_volume(volume, LISTING, readonly=True)
+
+
+def with_agents_root(text: str, cwd: Path) -> str:
+    """``listing`` text with the volume root owned by cai (root), as an import leaves it
+    (issue 13: the root is cai's, whatever the archive's root entry says)."""
+    uid, gid = 0, 0
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        fields = line.split(" ")
+        if fields[0] == "d" and fields[5:7] == [".", "->"]:  # d MODE U:G MTIME SIZE . ->
+            fields[2] = f"{uid}:{gid}"
+            lines[i] = " ".join(fields)
+    return "".join(lines)
 
 
 def volume_exists(name: str) -> bool:
@@ -179,7 +193,7 @@ def test_round_trip_into_a_new_volume(
     assert (res.stdout, res.stderr) == ("", "")
     expected = listing(populated)
     assert "stale" not in listing(target)
-    assert listing(target) == expected
+    assert listing(target) == with_agents_root(expected, sandbox.root)
     # spot checks of what the listing compares
     assert "l 777 0:0 1612325106 " in expected  # symlink mtime kept
     assert "f 751 0:0 1577934245 " in expected and "d 700 0:0 1557126489 " in expected
@@ -195,7 +209,7 @@ def test_import_creates_a_missing_volume(
     assert not volume_exists(target)
     res = sandbox.cai("import", "--from", str(archive), "--data-volume", target)  # no TTY, new
     assert res.returncode == 0, res.stderr
-    assert listing(target) == listing(populated)
+    assert listing(target) == with_agents_root(listing(populated), sandbox.root)
 
 
 @pytest.mark.parametrize("running", [False, True])
@@ -416,7 +430,10 @@ def test_host_import(
     assert res.returncode == 0, res.stderr
     out = run_in_volume(volume, HOST_LISTING, readonly=True)
     tree, gitconfig = out.split("---\n")
-    me = f"{os.getuid()}:{os.getgid()}"
+    # owned by the agent that reads it: the caller, or when cai runs as root (the
+    # workspace is root's here) the unprivileged uid (SPEC section 14)
+    uid, gid = agent_ids((os.getuid(), os.getgid()), (os.stat(ws).st_uid, os.stat(ws).st_gid))
+    me = f"{uid}:{gid}"
     assert f"f 600 {me} ./home/.claude.json" in tree
     assert f"d 700 {me} ./home/.claude\n" in tree
     assert f"f 600 {me} ./home/.claude/settings.json" in tree

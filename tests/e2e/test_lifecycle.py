@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from containai.domain.host_safety import agent_ids
 from tests.conftest import Sandbox, docker
 
 pytestmark = pytest.mark.usefixtures("engine")
@@ -61,10 +62,18 @@ def test_journey(sandbox: Sandbox) -> None:
     assert host["Init"] is True
     assert host["Runtime"] == labels["containai.runtime"]
     assert host["Memory"] >= 2 * 1024**3 and host["NanoCpus"] >= 1_000_000_000
-    bindings = host["PortBindings"]["2222/tcp"]
+    # SSH is published on loopback by the workspace's egress gateway (SPEC section 15):
+    # the container itself sits on an internal network and publishes nothing
+    assert not host.get("PortBindings")
+    assert labels["containai.network-policy"] == "allowlist"
+    gateway = json.loads(docker("container", "inspect", f"{name}-gateway").stdout)[0]
+    bindings = gateway["HostConfig"]["PortBindings"]["2222/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
     mounts = {m["Destination"]: m for m in info["Mounts"]}
-    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt"}
+    # the only other mounts: the read-only git guard (SPEC section 14)
+    guard = {str(ws / ".git" / "hooks"), str(ws / ".git" / "config")}
+    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt"} | guard
+    assert all(mounts[path]["RW"] is False for path in guard)
     assert mounts["/etc/containai/host-ca.crt"]["RW"] is False
     assert mounts["/mnt/agent-data"]["Type"] == "volume"
     assert mounts["/mnt/agent-data"]["Name"] == volume
@@ -85,7 +94,10 @@ def test_journey(sandbox: Sandbox) -> None:
     assert (res.stdout, res.stderr) == ("out\n", "err\n")
     assert sandbox.cai("exec", "--", "touch", "owned", cwd=ws).returncode == 0
     st = (ws / "owned").stat()
-    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    # the caller's ids; when cai runs as root, never root (SPEC sections 5 and 14)
+    owner = os.stat(ws)
+    want = agent_ids((os.getuid(), os.getgid()), (owner.st_uid, owner.st_gid))
+    assert (st.st_uid, st.st_gid) == want and st.st_uid != 0
     res = sandbox.cai("exec", "--", "readlink", "-f", "workspace", cwd=ws)
     assert (
         sandbox.cai("exec", "--", "sh", "-c", "readlink -f ~/workspace", cwd=ws).stdout == f"{ws}\n"
@@ -98,7 +110,7 @@ def test_journey(sandbox: Sandbox) -> None:
             "--",
             "sh",
             "-c",
-            "echo kept > /mnt/agent-data/marker && echo c > /var/tmp/cfile",
+            "echo kept > ~/.claude/marker && echo c > /var/tmp/cfile",
             cwd=ws,
         ).returncode
         == 0
@@ -124,7 +136,10 @@ def test_journey(sandbox: Sandbox) -> None:
     assert fresh["Id"] != container_id
     assert fresh["Config"]["Labels"]["containai.data-volume"] == volume
     assert fresh["Config"]["Labels"]["containai.ssh-port"] == str(port)
-    assert sandbox.cai("exec", "--", "cat", "/mnt/agent-data/marker", cwd=ws).stdout == "kept\n"
+    assert (
+        sandbox.cai("exec", "--", "cat", "/mnt/agent-data/home/.claude/marker", cwd=ws).stdout
+        == "kept\n"
+    )
     assert sandbox.cai("exec", "--", "test", "-e", "/var/tmp/cfile", cwd=ws).returncode == 1
 
     # --reset: a new empty volume, old one kept, workspace state follows
@@ -143,7 +158,12 @@ def test_journey(sandbox: Sandbox) -> None:
         check=False,
     )
     assert got.stdout == f"{new_volume}\n", got.stderr
-    assert sandbox.cai("exec", "--", "test", "-e", "/mnt/agent-data/marker", cwd=ws).returncode == 1
+    assert (
+        sandbox.cai(
+            "exec", "--", "test", "-e", "/mnt/agent-data/home/.claude/marker", cwd=ws
+        ).returncode
+        == 1
+    )
 
     # stop --remove: container and SSH entry gone, volumes kept
     entry = sandbox.home / ".ssh" / "containai.d" / f"{name}.conf"
@@ -200,8 +220,8 @@ def test_ssh_alias_pinned_key_and_tamper(sandbox: Sandbox) -> None:
 def test_two_workspaces_get_distinct_ports_on_loopback(sandbox: Sandbox) -> None:
     a = up(sandbox, sandbox.workspace("alpha", "main"))
     b = up(sandbox, sandbox.workspace("beta", "main"))
-    pa = docker("port", a, "2222/tcp").stdout.split()
-    pb = docker("port", b, "2222/tcp").stdout.split()
+    pa = docker("port", f"{a}-gateway", "2222/tcp").stdout.split()
+    pb = docker("port", f"{b}-gateway", "2222/tcp").stdout.split()
     assert pa and pb and pa != pb
     assert all(p.startswith("127.0.0.1:") for p in pa + pb)
 

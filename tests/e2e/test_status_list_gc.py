@@ -35,6 +35,7 @@ IMAGE = "containai-base:bookworm"
 SCOPE_LABEL = "containai.test-scope"
 STATUS_FIELDS = {
     "schema",
+    "network",
     "container",
     "status",
     "image",
@@ -316,6 +317,7 @@ def test_status_of_a_stopped_container_shows_required_fields_only(scene: Scene) 
         "  Isolation: runc (no extra isolation)",
         f"  SSH: ssh cai-{name}",
         f"  Volume: {scene.volume}",
+        "  Network: open (made before egress policies: `cai --fresh` moves it behind the gateway)",
     ]
     doc = scene.box.cai("status", "--container", name, "--json").json
     assert doc["uptime_seconds"] is None

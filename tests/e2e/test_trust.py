@@ -66,7 +66,9 @@ def test_hostile_repository_cannot_weaken_the_container(
     # no host file reached the container
     ca = next(m for m in info["Mounts"] if m["Destination"] == "/etc/containai/host-ca.crt")
     assert ca["Source"] != str(secret)
-    inside = sandbox.cai("exec", "--", "grep", "-rl", "not-a-cert", "/etc/containai", cwd=ws)
+    inside = sandbox.cai(
+        "exec", "--root", "--", "grep", "-rl", "not-a-cert", "/etc/containai", cwd=ws
+    )
     assert inside.returncode == 1, inside.stdout
     # no agent forwarding on either side
     entry = (sandbox.home / ".ssh" / "containai.d" / "hostile-main.conf").read_text().lower()

@@ -197,3 +197,40 @@ def test_accepted_archives_have_only_safe_members(raw: list[tuple[str, str, str]
         assert member.kind != "hardlink"
         if member.kind == "symlink":
             assert not member.linkname.startswith("/")
+
+
+# Issue 13 items 6 and 8: names a file system cannot hold are refused before the copy;
+# the space an archive takes once expanded is checked against the engine's free space.
+def test_names_longer_than_a_file_system_holds_are_refused() -> None:
+    from containai.domain.archive_rules import NAME_BYTES_MAX, PATH_BYTES_MAX
+
+    with pytest.raises(Failed, match="nothing was changed") as err:
+        check_members([Member("./", "dir"), Member("a" * 10_000, "file")], source="x.tgz")
+    assert len(str(err.value)) < 400 and "\n" not in str(err.value)
+    assert "longer than" in str(err.value)
+    with pytest.raises(Failed, match="name component longer"):
+        check_members([Member("d/" + "b" * (NAME_BYTES_MAX + 1), "file")])
+    deep = "/".join(["c" * 200] * (PATH_BYTES_MAX // 201 + 1))
+    with pytest.raises(Failed, match="path longer"):
+        check_members([Member(deep, "file")])
+    check_members([Member("d/" + "b" * NAME_BYTES_MAX, "file")])
+
+
+def test_expanded_size_and_the_space_check() -> None:
+    from containai.domain.archive_rules import expanded_bytes, space_problem
+
+    members = [Member("./", "dir"), Member("a", "file", size=1), Member("b", "file", size=8193)]
+    assert expanded_bytes(members) == 4096 + 4096 + 3 * 4096
+    gib = 1024**3
+    assert space_problem(gib, 10 * gib, 20 * gib) is None
+    problem = space_problem(2 * gib, 2 * gib, 20 * gib)
+    assert problem is not None and "2.0GB" in problem and "must stay free" in problem
+
+
+def test_staging_names() -> None:
+    from containai.domain.archive_rules import is_staging
+
+    assert is_staging("./.containai-import-abc/x")
+    assert is_staging(".containai-import-abc.done")
+    assert not is_staging("./home/.containai-import-abc")
+    assert not is_staging("./")

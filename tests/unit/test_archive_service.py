@@ -18,6 +18,7 @@ from containai.services.archive import (
     FALLBACK_IMAGE,
     HELPER_LABEL,
     SWAP_SCRIPT,
+    SWEEP_SCRIPT,
     VolumeArchives,
     VolumeTarget,
     archive_path,
@@ -40,6 +41,9 @@ class FakeEngine:
         self.start_code = 0
         self.start_error: BaseException | None = None
         self.states: dict[str, str] = {}
+        self.ps_lines: list[str] = []  # `docker ps` of the helpers
+        self.created: list[list[str]] = []
+        self.df = "overlay 262144000 1000 262144000 1% /mnt/agent-data\n"  # 250 GiB free
 
     def inspect_container(self, name: str) -> dict[str, Any] | None:
         if name not in self.containers:
@@ -68,6 +72,7 @@ class FakeEngine:
     def create_container(self, args: Sequence[str]) -> str:
         name = args[args.index("--name") + 1]
         self.containers[name] = list(args)
+        self.created.append(list(args))
         self.calls.append(("create", name))
         return "id-" + name
 
@@ -78,7 +83,19 @@ class FakeEngine:
 
     def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         self.calls.append(("run", *args))
+        if args[0] == "ps":
+            return subprocess.CompletedProcess(list(args), 0, "\n".join(self.ps_lines), "")
+        if args[0] == "rm":
+            for name in args[1:]:
+                self.containers.pop(name, None)
+            self.ps_lines = [
+                line for line in self.ps_lines if not any(f'"{n}"' in line for n in args[1:])
+            ]
+            return subprocess.CompletedProcess(list(args), 0, "\n".join(args[1:]), "")
         name = args[-1]
+        if SWEEP_SCRIPT in self.containers.get(name, []):
+            del self.containers[name]
+            return subprocess.CompletedProcess(list(args), 0, self.df, "")
         if self.start_error is not None:
             self.states[name] = "running"  # interrupted while the helper runs
             raise self.start_error
@@ -270,6 +287,7 @@ def test_swap_script_arguments_and_marker_logic() -> None:
         ".containai-import-t0k",
         ".containai-import-t0k.done",
         ".containai-old-t0k",
+        "",
     ]
     assert args[args.index("--entrypoint") + 1] == "/bin/sh"
     assert args[args.index("--user") + 1] == "0:0"
@@ -333,3 +351,105 @@ def test_archive_path(tmp_path: Path) -> None:
         archive_path("missing/x.tgz", tmp_path, "v", NOW)
     with pytest.raises(NotFound, match="does not exist"):
         archive_path("missing/", tmp_path, "v", NOW)
+
+
+# ------------------------------------------------ issue 13: leftovers, space, owner
+def _helper_row(name: str, owner: str, volume: str, staging: str = "", age_h: float = 0) -> str:
+    import json
+
+    created = datetime(2025, 1, 1, 12, tzinfo=UTC).timestamp() - age_h * 3600
+    when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+    return json.dumps(
+        {
+            "id": "id-" + name,
+            "name": name,
+            "state": "created",
+            "created": when,
+            "mounts": volume,
+            "containai.helper.owner": owner,
+            "containai.helper.volume": volume,
+            "containai.helper.staging": staging,
+        }
+    )
+
+
+def leftover_service(engine: FakeEngine, streams: FakeStreams | None = None) -> VolumeArchives:
+    return VolumeArchives(
+        engine,  # type: ignore[arg-type]
+        streams or FakeStreams(),
+        token=lambda: "t0k",
+        owner="me",
+        owner_alive=lambda owner: {"dead": False, "live": True}.get(owner),
+        clock=lambda: datetime(2025, 1, 1, 12, tzinfo=UTC),
+    )
+
+
+def test_an_import_removes_dead_helpers_and_their_staging_but_not_live_ones() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    engine.ps_lines = [
+        _helper_row("containai-helper-dead", "dead", "v", ".containai-import-dead"),
+        _helper_row("containai-helper-live", "live", "v", ".containai-import-live"),
+        _helper_row("containai-helper-far", "other-host", "v", ".containai-import-far", 1),
+        _helper_row("containai-helper-old", "", "v", "", 2),  # an older cai's, 2 h old
+    ]
+    leftover_service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [], owner=(1000, 1001))
+    removed = [c for c in engine.calls if c[:2] == ("run", "rm")]
+    assert removed == [("run", "rm", "containai-helper-dead", "containai-helper-old")]
+    sweep = next(args for args in engine_created(engine) if SWEEP_SCRIPT in args)
+    keep = sweep[sweep.index(SWEEP_SCRIPT) + 2 :]
+    assert keep == [".containai-import-far", ".containai-import-live"]
+    swap = next(args for args in engine_created(engine) if SWAP_SCRIPT in args)
+    assert swap[-1] == "1000:1001"  # the volume root is cai's, whatever the archive says
+    assert "containai.helper.owner=me" in swap
+    assert "containai.helper.staging=.containai-import-t0k" in swap
+
+
+def engine_created(engine: FakeEngine) -> list[list[str]]:
+    return [list(a) for a in engine.created]
+
+
+def test_an_archive_too_big_for_the_engine_disk_is_refused_before_the_copy() -> None:
+    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams()
+    engine.df = "overlay 10485760 9437184 1048576 90% /mnt/agent-data\n"  # 1 GiB free of 10
+    bomb = [Member("./", "dir"), Member("zeros", "file", size=2 * 1024**3)]
+    with pytest.raises(Failed) as err:
+        leftover_service(engine, streams).restore(VolumeTarget("v"), Path("bomb.tgz"), bomb)
+    text = str(err.value)
+    assert "refusing to import bomb.tgz into volume 'v'" in text and "nothing was changed" in text
+    assert "2.0GB" in text and "\n" not in text
+    assert streams.calls == []  # nothing copied
+    assert not any(SWAP_SCRIPT in args for args in engine_created(engine))
+
+
+def test_a_failed_copy_says_the_volume_is_unchanged() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    streams = FakeStreams(fail=Failed("docker cp failed: file name too long"))
+    with pytest.raises(Failed, match="file name too long; volume 'v' was left as it was"):
+        leftover_service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [])
+
+
+def test_gc_lists_and_removes_dead_helpers_and_export_temp_files() -> None:
+    engine = FakeEngine([IMG], volumes=["v"])
+    engine.ps_lines = [
+        _helper_row("containai-helper-dead", "dead", "v", ".containai-import-dead"),
+        _helper_row("containai-helper-live", "live", "v", ".containai-import-live"),
+    ]
+
+    class Temps(FakeStreams):
+        def stale_exports(self) -> list[Path]:
+            return [Path("/x/.e.tgz.abcd1234.tmp")]
+
+        def remove_files(self, paths: Sequence[Path]) -> list[Path]:
+            self.calls.append(("remove_files", list(paths)))
+            return list(paths)
+
+    archives = leftover_service(engine, Temps())
+    found = archives.leftovers()
+    assert [(f.kind, f.name) for f in found] == [
+        ("helper", "containai-helper-dead"),
+        ("file", "/x/.e.tgz.abcd1234.tmp"),
+    ]
+    assert "its cai process is gone" in found[0].reason
+    assert archives.remove_leftovers(found) == [found[1], found[0]]
+    sweep = next(args for args in engine_created(engine) if SWEEP_SCRIPT in args)
+    assert sweep[sweep.index(SWEEP_SCRIPT) + 2 :] == [".containai-import-live"]

@@ -13,6 +13,7 @@ import stat
 import sys
 import tarfile
 import textwrap
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -375,14 +376,14 @@ def test_read_members_lists_kinds(fake: Fake) -> None:
     )
     assert fake.archive.read_members(archive) == [
         Member(".", "dir"),
-        Member("a", "file"),
+        Member("a", "file", size=1),  # sizes: the import's space check adds them up
         Member("l", "symlink", "a"),
         Member("h", "hardlink", "a"),
         Member("p", "fifo"),
     ]
     plain = fake.dir / "a.tar"
     plain.write_bytes(tar_bytes([("a", "file", b"1", 0o600)]))
-    assert fake.archive.read_members(plain) == [Member("a", "file")]
+    assert fake.archive.read_members(plain) == [Member("a", "file", size=1)]
 
 
 def test_read_members_errors(fake: Fake) -> None:
@@ -470,3 +471,84 @@ def test_gzip_level_is_fast_and_valid() -> None:
 
     assert 1 <= archive.GZIP_LEVEL <= 6
     assert zlib.decompress(zlib.compress(b"x", archive.GZIP_LEVEL)) == b"x"
+
+
+# ------------------------------------------------ issue 13: leftovers of killed runs
+def test_repack_leaves_an_import_staging_directory_out() -> None:
+    src = tar_bytes(
+        [
+            ("agent-data/", "dir", b"", 0o755),
+            ("agent-data/.containai-import-abc/", "dir", b"", 0o755),
+            ("agent-data/.containai-import-abc/big", "file", b"x" * 5000, 0o600),
+            ("agent-data/.containai-import-abc.done", "file", b"", 0o600),
+            ("agent-data/home/", "dir", b"", 0o755),
+            ("agent-data/home/.containai-import-kept", "file", b"y", 0o600),
+        ]
+    )
+    out = io.BytesIO()
+    count, _ = repack(io.BytesIO(src), out, fetch=fetch_from({}))  # type: ignore[arg-type]
+    assert list(read_tgz(out.getvalue())) == [".", "./home", "./home/.containai-import-kept"]
+    assert count == 3
+
+
+HOLD_FLOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_stale_export_temp_files_are_found_and_live_ones_are_not(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from containai.adapters.files import stale_temps
+
+    old = time.time() - 3600
+    dead = tmp_path / ".containai-export-v-1.tgz.abcd1234.tmp"
+    live = tmp_path / ".containai-export-v-2.tgz.efgh5678.tmp"
+    foreign = tmp_path / ".notes.txt.ijkl9012.tmp"
+    young = tmp_path / ".containai-export-v-3.tgz.mnop3456.tmp"
+    for path in (dead, live, young):
+        path.write_bytes(b"\x1f\x8b" + b"\0" * 100)
+    foreign.write_bytes(b"my notes")
+    for path in (dead, live, foreign):
+        os.utime(path, (old, old))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FLOCK, str(live)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert stale_temps(tmp_path, magic=b"\x1f\x8b") == [dead]
+        assert stale_temps(tmp_path, target="other.tgz", magic=b"\x1f\x8b") == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert stale_temps(tmp_path, magic=b"\x1f\x8b") == [dead, live]
+
+
+def test_an_export_sweeps_the_temp_files_of_killed_exports_and_gc_finds_them(
+    fake: Fake,
+) -> None:
+    journal = fake.dir / "journal"
+    archive = DockerArchive(fake.archive.engine, journal=journal)
+    out_dir = fake.dir / "out"
+    old = time.time() - 3600
+    # a killed export: its temp file and its journal record (a pid that is gone)
+    stale = out_dir / ".containai-export-v-1.tgz.abcd1234.tmp"
+    stale.write_bytes(b"\x1f\x8b\x08")
+    os.utime(stale, (old, old))
+    journal.mkdir()
+    (journal / "1-dead").write_text(f"{out_dir / 'containai-export-v-1.tgz'}\nvm/999999999/1\n")
+    assert archive.stale_exports() == [stale]
+    assert archive.remove_files([stale]) == [stale]
+    assert not stale.exists() and not (journal / "1-dead").exists()
+
+    # the next export to that directory removes a killed one's temp file by itself
+    stale.write_bytes(b"\x1f\x8b\x08")
+    os.utime(stale, (old, old))
+    archive.export_volume("c1", "/mnt/agent-data", out_dir / "v.tgz")
+    assert not stale.exists() and (out_dir / "v.tgz").is_file()
+    assert list(journal.iterdir()) == []  # a finished export leaves no record

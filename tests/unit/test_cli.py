@@ -84,6 +84,7 @@ def test_spec_commands_are_all_registered() -> None:
         "image",
         "template",
         "trust",
+        "network",
         "setup",
         "version",
     }

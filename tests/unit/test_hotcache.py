@@ -82,3 +82,32 @@ def test_workspace_entry_is_keyed_too(paths: Paths, home: Path) -> None:
     assert hotcache.read(paths, "/src/a", key) == "a-main"
     assert hotcache.read(paths, "/src/a", key + "x") is None
     assert hotcache.read(paths, "/src/b", key) is None
+
+
+# Issue 13 item 1: a damaged cache is ignored (no UnicodeDecodeError) and rewritten.
+GARBAGE = [bytes(range(256)) * 3, b"\xff\xfe\x00name\nkey\n", b"name\x00\nkey\n", b""]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_a_damaged_workspace_cache_is_ignored_and_rewritten(
+    paths: Paths, home: Path, garbage: bytes
+) -> None:
+    key = hotcache.engine_key(paths, _env(home), None)
+    hotcache.write(paths, "/src/app", "app-main", key)
+    entry = next((home / ".local" / "state" / "containai" / "workspaces").iterdir())
+    entry.write_bytes(garbage)
+    assert hotcache.read(paths, "/src/app", key) is None
+    hotcache.write(paths, "/src/app", "app-main", key)
+    assert hotcache.read(paths, "/src/app", key) == "app-main"
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_a_damaged_selection_cache_is_ignored_and_rewritten(
+    paths: Paths, home: Path, garbage: bytes
+) -> None:
+    key = hotcache.engine_key(paths, _env(home), None)
+    hotcache.write_selection(paths, key, "default", "docker")
+    (home / ".local" / "state" / "containai" / "selection").write_bytes(garbage)
+    assert hotcache.read_selection(paths, key) is None
+    hotcache.write_selection(paths, key, "default", "docker")
+    assert hotcache.read_selection(paths, key) == ("default", "docker")

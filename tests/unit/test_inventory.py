@@ -40,6 +40,7 @@ GIB = 1024**3
 MIB = 1024**2
 
 STATUS_FIELDS = {
+    "network",
     "container",
     "status",
     "image",
@@ -208,6 +209,8 @@ def test_status_text_layout_is_the_spec_block() -> None:
         uptime_seconds=3 * 86400 + 4 * 3600 + 12 * 60 + 7,
         sessions=Sessions(2, 3),
         resources=Resources(round(1.2 * GIB), 4 * GIB, 5.2),
+        network_policy="allowlist",
+        denials=4,
     )
     assert "\n".join(render_text(report)) == (
         "Container: myapp-main\n"
@@ -217,6 +220,7 @@ def test_status_text_layout_is_the_spec_block() -> None:
         "  Isolation: runsc (gVisor)\n"
         "  SSH: ssh cai-myapp-main\n"
         "  Volume: containai-data\n"
+        "  Network: allowlist, 4 denied (`cai network log`)\n"
         "\n"
         "  Sessions (best-effort):\n"
         "    SSH connections: 2\n"
@@ -247,6 +251,7 @@ def test_status_of_a_stopped_container_probes_nothing_and_omits_best_effort_line
         "  Isolation: runsc (gVisor)",
         "  SSH: ssh cai-myapp-main",
         "  Volume: containai-data",
+        "  Network: open (made before egress policies: `cai --fresh` moves it behind the gateway)",
     ]
 
 

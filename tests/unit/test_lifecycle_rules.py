@@ -214,3 +214,31 @@ def test_key_tar_modes() -> None:
         members = {m.name: m for m in tar.getmembers()}
     assert members["etc/containai/ssh/ssh_host_ed25519_key"].mode == 0o600
     assert members["etc/containai/ssh/authorized_keys"].mode == 0o644
+
+
+# Issue 13 item 3: a start the runtime gives up on (too little memory) is one line that
+# says so (exit 1), not an engine that "did not answer".
+RUNSC_OOM = (
+    "Error response from daemon: failed to create shim task: OCI runtime create failed: "
+    "/var/lib/docker/runtimes/runsc did not terminate successfully: exit status 137: unknown\n"
+    "Error: failed to start containers: app-main\n"
+)
+
+
+def test_a_start_killed_for_memory_names_the_cause() -> None:
+    from containai.adapters.engine import DockerEngine
+
+    translated = DockerEngine("default")._translate(["start", "app-main"], RUNSC_OOM)
+    assert isinstance(translated, Failed) and "exit status 137" in str(translated)
+
+    class Starting(FakeEngine):
+        def start(self, name: str) -> None:
+            raise translated
+
+    life = lifecycle({})
+    life.engine = Starting({})
+    with pytest.raises(Failed) as err:
+        life._start("app-main")
+    text = str(err.value)
+    assert "container 'app-main' did not start" in text and "memory limit is too small" in text
+    assert "--memory" in text and "\n" not in text and err.value.exit_code == 1

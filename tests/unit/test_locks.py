@@ -103,3 +103,24 @@ def test_named_locks_live_in_a_private_directory(tmp_path: Path) -> None:
     assert any(n.startswith("ws-") for n in names)
     assert locks.workspace("/src/a").path == locks.workspace("/src/a").path
     assert locks.workspace("/src/a").path != locks.workspace("/src/b").path
+
+
+# Issue 13 item 2: an unusable lock path is one line naming it and the fix.
+def test_an_empty_directory_in_place_of_a_lock_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "ports.lock").mkdir()
+    with FileLocks(tmp_path).ports():
+        assert (tmp_path / "ports.lock").is_file()
+
+
+def test_a_lock_path_that_cannot_be_used_is_one_line_naming_it(tmp_path: Path) -> None:
+    from containai.domain.errors import Failed
+
+    (tmp_path / "ports.lock" / "x").mkdir(parents=True)
+    with pytest.raises(Failed) as err:
+        FileLocks(tmp_path).ports().acquire()
+    text = str(err.value)
+    assert "\n" not in text and str(tmp_path / "ports.lock") in text and "rm -r" in text
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Failed) as err:
+        FileLocks(tmp_path / "file").ports()
+    assert str(tmp_path / "file") in str(err.value) and "\n" not in str(err.value)

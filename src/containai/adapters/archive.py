@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
+from containai.adapters import procs
 from containai.adapters.engine import DockerEngine
-from containai.adapters.files import atomic_write_stream
-from containai.domain.archive_rules import Member, MemberKind
+from containai.adapters.files import atomic_write_stream, stale_temps
+from containai.domain.archive_rules import Member, MemberKind, is_staging
 from containai.domain.errors import CaiError, Failed, NotFound
 
 CHUNK = 1 << 20  # 1 MiB reads and writes
+GZIP_MAGIC = b"\x1f\x8b"
 GZIP_LEVEL = 2  # measured: level 2 is as fast as 1 and ~3% smaller; 6 is 3x slower
 PIPE_SIZE = 1 << 20  # Linux F_SETPIPE_SZ for the engine's stream, when allowed
 PROGRESS_EVERY = 0.25  # seconds between progress callbacks
@@ -301,7 +303,12 @@ def member_of(info: tarfile.TarInfo) -> Member:
         kind = "fifo"
     else:
         kind = "other"
-    return Member(info.name, kind, info.linkname if kind in ("symlink", "hardlink") else "")
+    return Member(
+        info.name,
+        kind,
+        info.linkname if kind in ("symlink", "hardlink") else "",
+        info.size if kind == "file" else 0,
+    )
 
 
 @contextlib.contextmanager
@@ -386,9 +393,68 @@ class _SizedReader(io.RawIOBase):
 class DockerArchive:
     """Tar streams through ``docker cp``, against one engine."""
 
-    def __init__(self, engine: DockerEngine, *, gzip_level: int = GZIP_LEVEL) -> None:
+    def __init__(
+        self, engine: DockerEngine, *, gzip_level: int = GZIP_LEVEL, journal: Path | None = None
+    ) -> None:
+        """``journal``: a directory where each export in progress records its output path
+        (and its process), so ``cai gc`` finds the temp file of one that was killed."""
         self.engine = engine
         self.gzip_level = gzip_level
+        self.journal = journal
+
+    # ------------------------------------------------------ export leftovers
+    def _record(self, output: Path) -> Path | None:
+        if self.journal is None:
+            return None
+        record = self.journal / f"{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            self.journal.mkdir(mode=0o700, parents=True, exist_ok=True)
+            record.write_text(f"{output}\n{procs.owner_token()}\n")
+        except OSError:
+            return None  # a help for gc only: the export goes on
+        return record
+
+    def _records(self) -> list[tuple[Path, Path]]:
+        """(record, output path) of each export whose process is gone."""
+        if self.journal is None:
+            return []
+        found: list[tuple[Path, Path]] = []
+        try:
+            records = sorted(self.journal.iterdir())
+        except OSError:
+            return []
+        for record in records:
+            try:
+                output, _, owner = record.read_text().partition("\n")
+            except (OSError, ValueError):
+                found.append((record, Path()))
+                continue
+            if procs.owner_alive(owner.strip()) is not True:
+                found.append((record, Path(output)))
+        return found
+
+    def stale_exports(self) -> list[Path]:
+        """Temp files of exports that were killed (``cai gc`` lists and removes them)."""
+        found: set[Path] = set()
+        for _record, output in self._records():
+            if output.name:
+                found.update(stale_temps(output.parent, target=output.name, magic=GZIP_MAGIC))
+        return sorted(found)
+
+    def remove_files(self, paths: Sequence[Path]) -> list[Path]:
+        """Remove the stale temp files ``paths`` (and the records of dead exports)."""
+        removed = []
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        for record, output in self._records():
+            if not output.name or not stale_temps(
+                output.parent, target=output.name, magic=GZIP_MAGIC
+            ):
+                with contextlib.suppress(OSError):
+                    record.unlink()
+        return removed
 
     # ---------------------------------------------------------------- export
     def export_volume(
@@ -400,7 +466,17 @@ class DockerArchive:
         def write(handle: BinaryIO) -> None:
             result.append(self._export_to(container, source, handle, progress))
 
-        atomic_write_stream(output, write, mode=0o600, sync_dir=True)
+        # The temp files of exports killed before into this directory go first.
+        for stale in stale_temps(output.parent, magic=GZIP_MAGIC):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        record = self._record(output)
+        try:
+            atomic_write_stream(output, write, mode=0o600, sync_dir=True, lock=True)
+        finally:
+            if record is not None:
+                with contextlib.suppress(OSError):
+                    record.unlink()
         return result[0]
 
     def _export_to(
@@ -591,7 +667,8 @@ def repack(src: Any, out: Stream, *, fetch: Fetch) -> tuple[int, int]:
     Names are made relative to the stream's root directory (``./`` and ``./x``);
     modes, owners, mtimes, symlinks and PAX headers are kept. Hard links are
     written after everything else as regular files, with the content ``fetch``
-    gives for their target name (the stream cannot be read back). Returns
+    gives for their target name (the stream cannot be read back). An import's
+    staging directory (``cai import`` in progress or killed) is left out. Returns
     (members written, hard links converted).
     """
     count = 0
@@ -607,6 +684,8 @@ def repack(src: Any, out: Stream, *, fetch: Fetch) -> tuple[int, int]:
             if root is None:
                 root = info.name.rstrip("/") if info.isdir() else "."
             info.name = _relative(info.name, root)
+            if is_staging(info.name):
+                continue
             _drop_pax(info, "path", "linkpath")  # re-derived from name/linkname when needed
             if info.islnk():
                 info.linkname = _relative(info.linkname, root)

@@ -12,14 +12,14 @@ import os
 
 from containai import jsonfast
 from containai.adapters import spawn
-from containai.domain.errors import EngineUnreachable, Failed, NotFound
+from containai.domain.errors import EngineUnreachable, Failed, NotFound, summarize
 from containai.lazy import sha256_hex
 from containai.paths import docker_config_text
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
     from typing import IO, Any
 
@@ -48,6 +48,16 @@ _NOT_FOUND_MARKERS = (
     "could not find the file",
     "image not known",
 )
+
+
+def _cause(text: str) -> str:
+    """The line of a docker CLI message that says why: the daemon's own answer rather
+    than the CLI's closing summary (``Error: failed to start containers: NAME``)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("Error response from daemon:"):
+            return line
+    return lines[-1] if lines else text
 
 
 def docker_config_dir(env: Mapping[str, str]) -> Path:
@@ -116,7 +126,7 @@ class DockerEngine:
     def _translate(self, args: Sequence[str], stderr: str) -> Exception:
         text = stderr.strip()
         low = text.lower()
-        first = text.splitlines()[-1] if text else f"docker {args[0]} failed"
+        first = summarize(_cause(text)) if text else f"docker {args[0]} failed"
         import re
 
         if any(m in low for m in _UNREACHABLE_MARKERS) or re.search(
@@ -290,7 +300,16 @@ class DockerEngine:
         return str(self.run("create", *args).stdout.strip())
 
     def start(self, name: str) -> None:
-        self.run("start", name)
+        try:
+            self.run("start", name)
+        except EngineUnreachable as exc:
+            if "did not answer" not in str(exc):
+                raise
+            self.ping()  # the engine answers (else that is the error): the start hung
+            raise Failed(
+                f"container '{name}' did not start within {self.timeout:.0f} s though the "
+                f"engine answers; see `docker logs {name}` and the engine's log"
+            ) from None
 
     def stop(self, name: str, *, timeout: int = 10) -> None:
         self.run("stop", "--time", str(timeout), name, timeout=timeout + 60)
@@ -313,6 +332,20 @@ class DockerEngine:
         if user is not None:
             args += ["--user", user]
         return self.run(*args, name, *command, input=input, timeout=timeout, check=check)
+
+    def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]:
+        """The output lines of ``command`` in container ``name`` as they come (``tail -F``);
+        the process ends when the caller stops iterating."""
+        import subprocess
+
+        proc = self.popen("exec", name, *command, stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                yield raw.decode("utf-8", "replace").rstrip("\n")
+        finally:
+            proc.kill()
+            proc.wait()
 
     def copy_to(self, name: str, tar_bytes: bytes, dest: str) -> None:
         """Extract a tar stream into ``dest`` of a (possibly stopped) container."""
@@ -347,6 +380,56 @@ class DockerEngine:
             raise self._translate(["volume", "inspect"], proc.stderr)
         data: dict[str, Any] = jsonfast.loads(proc.stdout)
         return data
+
+    # ---------------------------------------------------------------- networks
+    def inspect_network(self, name: str) -> dict[str, Any] | None:
+        proc = self.run("network", "inspect", "--format", "{{json .}}", name, check=False)
+        if proc.returncode != 0:
+            text = proc.stderr.lower()
+            if "no such network" in text or "not found" in text:
+                return None
+            raise self._translate(["network", "inspect"], proc.stderr)
+        data: dict[str, Any] = jsonfast.loads(proc.stdout)
+        return data
+
+    def create_network(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        *,
+        internal: bool = False,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
+        args = ["network", "create", "--driver", "bridge"]
+        if internal:
+            args.append("--internal")
+        for key, value in labels.items():
+            args += ["--label", f"{key}={value}"]
+        for key, value in (options or {}).items():
+            args += ["--opt", f"{key}={value}"]
+        self.run(*args, name)
+
+    def remove_network(self, name: str) -> bool:
+        """Remove network ``name``; ``False`` when it did not exist."""
+        proc = self.run("network", "rm", name, check=False)
+        if proc.returncode == 0:
+            return True
+        text = proc.stderr.lower()
+        if "no such network" in text or "not found" in text:
+            return False
+        raise self._translate(["network", "rm"], proc.stderr)
+
+    def connect_network(self, network: str, container: str, aliases: Sequence[str] = ()) -> None:
+        args = ["network", "connect"]
+        for alias in aliases:
+            args += ["--alias", alias]
+        self.run(*args, network, container)
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[str]:
+        args = ["network", "ls", "--format", "{{.Name}}"]
+        for key, value in labels.items():
+            args += ["--filter", f"label={key}={value}"]
+        return [line for line in self.run(*args).stdout.split() if line]
 
     def create_volume(self, name: str, labels: Mapping[str, str] | None = None) -> None:
         args = ["volume", "create"]

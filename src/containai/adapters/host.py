@@ -1,14 +1,35 @@
-"""Facts about the host machine: free ports, memory, CPUs, the caller's uid/gid."""
+"""Facts about the host machine: free ports, memory, CPUs, the caller's uid/gid, the
+agent's uid/gid; and the one change cai makes to a workspace's permissions (``grant``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
+import struct
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+# POSIX ACL xattr (linux/posix_acl_xattr.h): version, then (tag, perm, id) entries.
+_ACL_VERSION = 2
+_ACL_USER_OBJ, _ACL_GROUP_OBJ, _ACL_OTHER = 0x01, 0x04, 0x20
+_ACL_UNDEFINED_ID = 0xFFFFFFFF
+
+
+def _default_acl(other: int) -> bytes:
+    """A default ACL of owner rwx, owning group rwx, other ``other``: files created
+    later in the directory (by the host's git, say) stay writable by its group."""
+    entries = ((_ACL_USER_OBJ, 7), (_ACL_GROUP_OBJ, 7), (_ACL_OTHER, other & 7))
+    return struct.pack("<I", _ACL_VERSION) + b"".join(
+        struct.pack("<HHI", tag, perm, _ACL_UNDEFINED_ID) for tag, perm in entries
+    )
 
 
 class Host:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+
     def port_is_free(self, port: int) -> bool:
         """Whether 127.0.0.1:``port`` can be bound (SO_REUSEADDR: TIME_WAIT is not "taken")."""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -33,6 +54,73 @@ class Host:
 
     def uid_gid(self) -> tuple[int, int]:
         return os.getuid(), os.getgid()
+
+    def agent_ids(self, workspace: str) -> tuple[int, int]:
+        """The agent's uid/gid for ``workspace`` (never 0; ``host_safety.agent_ids``)."""
+        from containai.domain.host_safety import agent_ids
+
+        try:
+            st = os.stat(workspace)
+            owner: tuple[int, int] | None = (st.st_uid, st.st_gid)
+        except OSError:
+            owner = None
+        sudo = (_number(self.env.get("SUDO_UID")), _number(self.env.get("SUDO_GID")))
+        return agent_ids(self.uid_gid(), owner, sudo)
+
+    def grant(self, paths: Sequence[str], uid: int, gid: int) -> int:
+        """Let agent ``uid:gid`` write the trees ``paths`` that it does not own: when cai
+        runs as root on a root-owned workspace. Returns the number of entries changed.
+
+        gVisor checks permissions on the owner, group and mode it reads from the host
+        and ignores POSIX ACLs, so the grant is by group, which both runtimes honour:
+        each directory and file not owned by ``uid`` gets group ``gid`` and group
+        rw (x where the owner has x), directories also setgid (new entries keep the
+        group) and a default ACL that keeps files created later group-writable (runc
+        and the host's own tools honour it). Owners and other bits are left alone, so
+        the host's git still sees its own repository (``safe.directory``)."""
+        if os.geteuid() != 0:
+            return 0
+        changed = 0
+        for top in paths:
+            try:
+                if os.lstat(top).st_uid == uid:
+                    continue
+            except OSError:
+                continue
+            for root, _dirs, files in os.walk(top):  # symlinks are not followed
+                for name in (".", *files):
+                    changed += _grant_one(os.path.join(root, name), uid, gid)
+        return changed
+
+
+def _number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _grant_one(path: str, uid: int, gid: int) -> int:
+    try:
+        st = os.lstat(path)
+        if st.st_uid == uid or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            return 0
+        changed = 0
+        if st.st_gid != gid:
+            os.lchown(path, -1, gid)
+            st = os.lstat(path)  # a group change clears setuid/setgid bits
+            changed = 1
+        mode = stat.S_IMODE(st.st_mode)
+        want = mode | 0o060 | (0o010 if mode & 0o100 else 0)
+        if stat.S_ISDIR(st.st_mode):
+            want |= 0o2070
+        if want != mode:
+            os.chmod(path, want)
+            changed = 1
+        if stat.S_ISDIR(st.st_mode) and changed:
+            # No ACLs on this file system: only files created later differ.
+            with contextlib.suppress(OSError):
+                os.setxattr(path, "system.posix_acl_default", _default_acl(mode))
+        return changed
+    except OSError:
+        return 0
 
 
 def npm_registry(env: Mapping[str, str]) -> str | None:

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 _MAX_NAME = 250  # file-name limit, with room for the temp suffix
 
 
+def _plain(text: str) -> bool:
+    """Printable text without NUL: what cai writes (anything else is a damaged cache)."""
+    return text.isprintable()
+
+
 def _entry(paths: Paths, workspace: str) -> str | None:
     escaped = workspace.replace("%", "%25").replace("/", "%2F")
     if len(escaped.encode()) > _MAX_NAME:
@@ -38,9 +43,9 @@ def read(paths: Paths, workspace: str, engine_key: str) -> str | None:
     try:
         with open(entry, encoding="utf-8") as fh:
             name, _, key = fh.read().rstrip("\n").partition("\n")
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or not UTF-8 text: ignored (and rewritten)
         return None
-    return name if name and key == engine_key else None
+    return name if name and key == engine_key and _plain(name) else None
 
 
 def write(paths: Paths, workspace: str, name: str, engine_key: str) -> None:
@@ -93,9 +98,9 @@ def read_selection(paths: Paths, key: str) -> tuple[str | None, str] | None:
     try:
         with open(_selection_entry(paths), encoding="utf-8") as fh:
             lines = fh.read().split("\n")
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or not UTF-8 text: ignored (and rewritten)
         return None
-    if len(lines) < 3 or lines[0] != key or not lines[1]:
+    if len(lines) < 3 or lines[0] != key or not lines[1] or not _plain(lines[1] + lines[2]):
         return None
     context = lines[2][1:] if lines[2].startswith("=") else None
     return context, lines[1]

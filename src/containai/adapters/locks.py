@@ -16,10 +16,20 @@ import os
 import time
 from types import TracebackType
 
+from containai.domain.errors import Failed
 from containai.lazy import sha256_hex
 
 _POLL_FIRST = 0.005  # seconds; doubles up to _POLL_MAX while the lock is busy
 _POLL_MAX = 0.1
+
+
+def unusable(path: str, exc: OSError, what: str | None = None, *, kind: str = "file") -> Failed:
+    """One line about a lock path cai cannot use, and what to do about it."""
+    reason = what or (exc.strerror or str(exc)).lower()
+    return Failed(
+        f"cannot use {path} (cai's lock {kind}): {reason}; remove it (`rm -r '{path}'`, "
+        "cai makes it again) or fix its permissions, then run the command again"
+    )
 
 
 class FileLock:
@@ -40,7 +50,7 @@ class FileLock:
         if self._fd is not None:
             self._depth += 1
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, self.mode)
+        fd = self._open()
         deadline = time.monotonic() + self.timeout
         pause = _POLL_FIRST
         try:
@@ -59,6 +69,23 @@ class FileLock:
             raise
         self._fd = fd
         self._depth = 1
+
+    def _open(self) -> int:
+        """The lock file's descriptor; an unusable path is a one-line ``Failed`` naming it.
+
+        An empty directory where the file belongs is removed (nothing is lost) and the
+        file made; anything else is the user's to look at."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+        try:
+            return os.open(self.path, flags, self.mode)
+        except IsADirectoryError:
+            try:
+                os.rmdir(self.path)
+                return os.open(self.path, flags, self.mode)
+            except OSError as exc:
+                raise unusable(self.path, exc, "a directory, not a file") from None
+        except OSError as exc:
+            raise unusable(self.path, exc) from None
 
     def release(self) -> None:
         if self._fd is None:
@@ -90,7 +117,10 @@ class FileLocks:
         self.timeout = timeout
 
     def _lock(self, name: str) -> FileLock:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        try:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise unusable(self.dir, exc, kind="directory") from None
         return FileLock(os.path.join(self.dir, name), timeout=self.timeout)
 
     def workspace(self, workspace: str) -> FileLock:

@@ -21,6 +21,7 @@ class Agent:
     install: str
     default_args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    api_hosts: tuple[str, ...] = ()
     set_env: Mapping[str, str] = field(default_factory=dict)
     imports: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
 
@@ -56,6 +57,7 @@ def load(name: str) -> Agent:
         install=data.get("install", ""),
         default_args=tuple(data.get("default_args", ())),
         env=tuple(data.get("env", ())),
+        api_hosts=tuple(data.get("api_hosts", ())),
         set_env=dict(data.get("set_env", {})),
         imports=tuple(data.get("import", ())),
     )
@@ -64,6 +66,14 @@ def load(name: str) -> Agent:
 def npm_packages(agent_names: Sequence[str]) -> list[str]:
     """npm packages that install ``agent_names`` (unknown names: exit 4 naming them)."""
     return [load(name).npm_package for name in agent_names if load(name).npm_package]
+
+
+def api_hosts(agent_names: Sequence[str]) -> list[str]:
+    """The hosts the agents ``agent_names`` talk to (egress preset ``agents``)."""
+    out: list[str] = []
+    for name in agent_names:
+        out += [h for h in load(name).api_hosts if h not in out]
+    return out
 
 
 def send_env(name: str, host_env: Mapping[str, str]) -> list[str]:

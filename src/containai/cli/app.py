@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
     from containai.adapters.ssh import SshFiles
+    from containai.domain.egress import Policy
+    from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
     from containai.services.lifecycle import Lifecycle
@@ -155,7 +157,47 @@ class App:
             ca_dir=self.paths.ca_dir,
         )
 
+    def egress_policy(self, settings: Settings) -> Policy:
+        """The workspace's egress policy from its settings and the presets' hosts."""
+        from containai import agents
+        from containai.domain import egress
+
+        presets = list(settings.value("network.presets"))
+        hosts: dict[str, list[str]] = {}
+        if "agents" in presets:
+            hosts["agents"] = agents.api_hosts(list(settings.value("agents")))
+        if "package-registries" in presets:
+            from containai.adapters import netconf
+
+            cache = str(self.paths.state_dir / "registries.json")
+            hosts["package-registries"] = netconf.cached_package_registry_hosts(self.env, cache)
+        if "git-hosts" in presets:
+            hosts["git-hosts"] = list(egress.GIT_HOSTS)
+        return egress.build_policy(
+            mode=str(settings.value("network.policy")),
+            presets=presets,
+            preset_hosts=hosts,
+            allow=[str(v) for v, _src in settings.union("network.allow")],
+            deny=[str(v) for v, _src in settings.union("network.deny")],
+            allow_cidrs=list(settings.value("network.allow_cidrs")),
+        )
+
+    def egress(self, settings: Settings) -> Egress:
+        from containai.adapters import netconf
+        from containai.services.egress import Egress
+
+        images = self.images(settings)
+        local = self.selection.context in (None, "default", "containai-docker")
+        return Egress(
+            self.engine,
+            image=images.ensure_gateway,
+            host_addresses=netconf.host_addresses if local else (lambda: ()),
+        )
+
     def lifecycle(self, settings: Settings) -> Lifecycle:
+        from pathlib import Path
+
+        from containai.adapters import git
         from containai.adapters.host import Host
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
@@ -165,10 +207,12 @@ class App:
             self.ssh,
             self.config,
             FileLocks(self.paths.locks_dir),
-            Host(),
+            Host(self.env),
             self.images(settings),
             warn=self.out.warn,
             info=self.out.info,
+            git_guard=lambda workspace: git.guard_paths(Path(workspace)),
+            egress=self.egress(settings),
         )
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "setup": ("setup", "prepare the isolated engine (gVisor) and its Docker context"),
     "version": ("version", "print cai's version"),
     "trust": ("trust", "accept this repository's own settings (.containai/config.toml)"),
+    "network": ("network", "show and change the workspace's egress allowlist; its log"),
 }
 
 # Commands parsed without argparse (its import and one subparser cost ~5 ms) when their

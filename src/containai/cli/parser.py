@@ -164,6 +164,12 @@ def build_parser(only: str | None = None) -> CaiArgumentParser:
             "command's exit code is cai's.",
         )
         _run_options(p)
+        p.add_argument(
+            "--root",
+            action="store_true",
+            help="run CMD as root in the container, through the engine (e.g. to install a "
+            "package); the agent's own account never gains root",
+        )
 
     def _stop() -> None:
         p = add("stop", "Stop the workspace's container (or remove it). Volumes are never removed.")
@@ -362,6 +368,20 @@ def build_parser(only: str | None = None) -> CaiArgumentParser:
         p.add_argument("-w", "--workspace", metavar="PATH", help="workspace (default: here)")
         p.add_argument("--json", action="store_true", help="with --show: print JSON")
 
+    def _network() -> None:
+        p = add(
+            "network",
+            "The workspace's egress policy (network.policy, presets, allow/deny) enforced "
+            "by its gateway. allow/deny change the global config (or, with --workspace, "
+            "the workspace's state) and apply to running containers at once.",
+        )
+        p.add_argument("action", choices=["show", "allow", "deny", "log"], help="what to do")
+        p.add_argument("host", nargs="?", metavar="HOST", help="host, *.suffix, HOST:PORT")
+        p.add_argument("-w", "--workspace", metavar="PATH", help="this workspace only")
+        p.add_argument("--container", metavar="NAME", help="with log: this container")
+        p.add_argument("--follow", "-f", action="store_true", help="with log: keep printing")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
     for name, define in (
         ("run", _run),
         ("shell", _shell),
@@ -380,6 +400,7 @@ def build_parser(only: str | None = None) -> CaiArgumentParser:
         ("setup", _setup),
         ("version", _version),
         ("trust", _trust),
+        ("network", _network),
     ):
         if only is None or only == name:
             define()

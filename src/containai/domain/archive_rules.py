@@ -13,7 +13,12 @@ Paths are judged lexically, relative to the archive root (= the volume root):
   the link's directory, following the archive's other symlinks (absolute
   targets, escapes and loops are refused);
 * no member may sit below a symlink of the archive (it would be written
-  through the link).
+  through the link);
+* names the file system can hold (a component of at most 255 bytes, a path of at
+  most ``PATH_BYTES_MAX``), so the engine never refuses one half-way through a copy.
+
+Also here: the names of an import's staging directory inside the volume (never
+exported, swept when stale) and the free space an import needs.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from containai.domain.errors import Failed
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "device", "fifo", "socket", "other"]
 
 SYMLINK_HOPS_MAX: Final = 40  # like the kernel's ELOOP limit
+NAME_BYTES_MAX: Final = 255  # NAME_MAX of every Linux file system cai meets
+PATH_BYTES_MAX: Final = 4096 - 128  # PATH_MAX, less the mount point and the staging prefix
+STAGING_PREFIX: Final = ".containai-import-"  # + token; its completion marker adds ".done"
+BLOCK: Final = 4096  # a file takes whole blocks; a directory or symlink at least one
+SPACE_MARGIN_MIN: Final = 256 * 1024 * 1024
+SPACE_MARGIN_SHARE: Final = 20  # keep 1/20 (5 %) of the file system free, at least the above
 _REFUSED_KINDS: Final = {
     "hardlink": "is a hard link",
     "device": "is a device node",
@@ -43,6 +54,7 @@ class Member:
     name: str
     kind: MemberKind
     linkname: str = ""
+    size: int = 0  # bytes of content (files)
 
 
 class _Escape(Exception):
@@ -112,6 +124,14 @@ def member_problem(member: Member, symlinks: Mapping[str, str]) -> str | None:
         if member.name.startswith("/"):
             return "has an absolute path"
         return "has a '..' path component"
+    if len(path.encode("utf-8", "surrogateescape")) > PATH_BYTES_MAX:
+        return f"has a path longer than {PATH_BYTES_MAX} bytes, more than a file system holds"
+    longest = max(len(part.encode("utf-8", "surrogateescape")) for part in path.split("/"))
+    if longest > NAME_BYTES_MAX:
+        return (
+            f"has a name component longer than {NAME_BYTES_MAX} bytes, more than a file "
+            "system holds"
+        )
     if member.kind in _REFUSED_KINDS:
         problem = _REFUSED_KINDS[member.kind]
         if member.kind == "hardlink":
@@ -152,6 +172,46 @@ def check_members(members: Iterable[Member], source: str = "archive") -> None:
         problem = member_problem(member, symlinks)
         if problem is not None:
             raise Failed(
-                f"refusing to import {source}: member {member.name!r} {problem}; "
+                f"refusing to import {source}: member {_shown(member.name)} {problem}; "
                 "nothing was changed (use an archive made by 'cai export')"
             )
+
+
+def _shown(name: str) -> str:
+    """A member name for a one-line message: a very long one keeps its head and tail."""
+    if len(name) <= 100:
+        return repr(name)
+    return f"{name[:40]!r}...{name[-20:]!r} ({len(name)} characters)"
+
+
+def is_staging(name: str) -> bool:
+    """Whether archive/volume path ``name`` is (inside) an import's staging directory or
+    its completion marker: never part of an export."""
+    path = normalize(name)
+    return path is not None and path.split("/", 1)[0].startswith(STAGING_PREFIX)
+
+
+def expanded_bytes(members: Iterable[Member]) -> int:
+    """Disk space the members take once extracted (whole blocks; one per entry at least)."""
+    total = 0
+    for member in members:
+        total += max(BLOCK, -(-member.size // BLOCK) * BLOCK)
+    return total
+
+
+def space_problem(needed: int, free: int, fs_size: int) -> str | None:
+    """Why an import of ``needed`` bytes must not start on a file system with ``free`` of
+    ``fs_size`` bytes available (a margin stays free), or ``None`` when it fits."""
+    margin = max(SPACE_MARGIN_MIN, fs_size // SPACE_MARGIN_SHARE)
+    if needed <= free - margin:
+        return None
+    return (
+        f"it expands to {_size(needed)} but the engine's disk has {_size(free)} free "
+        f"(and {_size(margin)} must stay free)"
+    )
+
+
+def _size(n: int) -> str:
+    from containai.domain.validation import format_bytes
+
+    return format_bytes(n)

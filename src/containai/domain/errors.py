@@ -15,6 +15,21 @@ EXIT_REFUSED = 5
 EXIT_CONFIRM = 6
 EXIT_INTERRUPTED = 130
 
+MESSAGE_MAX = 300  # characters of an engine's (or tool's) message kept in a one-line error
+_WORD_MAX = 60  # a longer word (a path, a name) keeps its head and tail
+
+
+def summarize(text: str, limit: int = MESSAGE_MAX) -> str:
+    """A foreign message on one line of at most ``limit`` characters: whitespace
+    collapsed, each very long word (a path, a name) shortened to its head and tail."""
+    words = []
+    for word in text.split():
+        if len(word) > _WORD_MAX:
+            word = f"{word[:32]}...{word[-20:]} ({len(word)} characters)"
+        words.append(word)
+    line = " ".join(words)
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
 
 class CaiError(Exception):
     """Base of every expected failure. ``str(err)`` is the one-line message."""

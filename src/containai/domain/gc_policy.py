@@ -75,3 +75,27 @@ def decide(view: GcView, now: datetime, min_age: timedelta) -> GcDecision:
 def select(views: Iterable[GcView], now: datetime, min_age: timedelta) -> list[GcDecision]:
     """A decision for every view, in the order given (filter on ``eligible``)."""
     return [decide(view, now, min_age) for view in views]
+
+
+# ------------------------------------------------------------- helper leftovers
+HELPER_FOREIGN_AGE: Final = timedelta(hours=24)
+"""A helper made by a ``cai`` on another host (whose process this host cannot see) is
+stale after this long; no import or export takes that long."""
+HELPER_UNOWNED_AGE: Final = timedelta(hours=1)
+"""A helper without an owner label (made by an older cai) is stale after this long."""
+
+
+def helper_stale(
+    state: str, owner: str | None, owner_alive: bool | None, age: timedelta | None
+) -> str | None:
+    """Why an export/import helper container is garbage, or ``None`` while it may be work
+    in progress. A running one finishes and removes itself; one whose ``cai`` is gone is
+    stale at once; one whose maker cannot be checked, after a fixed age."""
+    if state not in PRUNABLE_STATES:
+        return None
+    if owner_alive is not None:
+        return None if owner_alive else "its cai process is gone"
+    limit = HELPER_FOREIGN_AGE if owner else HELPER_UNOWNED_AGE
+    if age is None or age < limit:
+        return None
+    return f"left {format_duration(age.total_seconds())} ago"

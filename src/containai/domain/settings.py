@@ -86,6 +86,26 @@ def _lazy_validation(name: str) -> Callable[[str], object]:
     return call
 
 
+def _lazy_egress(name: str) -> Callable[[Any], object]:
+    def call(value: Any) -> object:
+        from containai.domain import egress
+
+        result: object = getattr(egress, name)(value)
+        return result
+
+    return call
+
+
+def _check_with_list(fn: Callable[[Any], object]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        try:
+            fn(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
 def _lazy_age(value: str) -> object:
     from containai.domain.age import parse_age
 
@@ -146,6 +166,41 @@ KEYS: dict[str, Key] = {
             bool,
             False,
             "let agents write the repository's git config (global config only)",
+        ),
+        Key(
+            "network.policy",
+            str,
+            "allowlist",
+            "egress: allowlist (through cai's gateway), open (plain Docker) or none",
+            _check_with(_lazy_egress("validate_policy")),
+        ),
+        Key(
+            "network.presets",
+            list,
+            ["agents", "package-registries", "git-hosts"],
+            "allowlist presets: agents, package-registries, git-hosts",
+            _check_with_list(_lazy_egress("validate_presets")),
+        ),
+        Key(
+            "network.allow",
+            list,
+            [],
+            "extra allowed hosts: host, *.suffix, optional :port",
+            _check_each(_lazy_egress("parse_entry")),
+        ),
+        Key(
+            "network.deny",
+            list,
+            [],
+            "hosts never allowed, whatever a preset says",
+            _check_each(_lazy_egress("parse_entry")),
+        ),
+        Key(
+            "network.allow_cidrs",
+            list,
+            [],
+            "private/loopback ranges the gateway may reach anyway (global config only)",
+            _check_each(_lazy_egress("parse_cidr")),
         ),
         Key(
             "gc.age",

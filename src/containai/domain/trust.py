@@ -24,6 +24,7 @@ SAFE = frozenset(
         "container.cpus",
         "env",
         "forward",
+        "network.deny",  # narrows the allowlist
     }
 )
 

@@ -25,7 +25,10 @@ RUNTIMES: Final = ("auto", "sysbox-runc", "runsc", "runc")
 PORT_MIN: Final = 1024
 PORT_MAX: Final = 65535
 
-MEMORY_MIN_BYTES: Final = 6 * 1024 * 1024  # docker's own floor for --memory
+# Measured (docs/decisions.md): under gVisor a container with sshd and the entrypoint
+# is OOM-killed at boot below 24 MiB and at or after the first SSH login up to 128 MiB;
+# 192 MiB served it (87 MiB in use). Docker's own floor (6 MiB) starts nothing useful.
+MEMORY_MIN_BYTES: Final = 256 * 1024 * 1024
 MEMORY_MAX_BYTES: Final = 2**63 - 1  # docker stores the limit as int64
 CPUS_MIN: Final = 0.01  # docker: "Range of CPUs is from 0.01 to ..."
 CPUS_MAX: Final = 1024.0
@@ -145,7 +148,10 @@ def parse_memory(text: str) -> int:
 
     size = int(Fraction(match.group("num")) * _MEMORY_UNITS[unit])
     if size < MEMORY_MIN_BYTES:
-        raise UsageError(f"invalid memory size {show(text)}: the minimum is 6m (6 MiB)")
+        raise UsageError(
+            f"invalid memory size {show(text)}: the minimum is 256m (sshd and the "
+            "entrypoint need it under gVisor); give 256m or more (e.g. 4g)"
+        )
     if size > MEMORY_MAX_BYTES:
         raise UsageError(f"invalid memory size {show(text)}: too large; {hint}")
     return size

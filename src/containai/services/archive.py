@@ -14,8 +14,14 @@
 * ``copy_items`` (host configuration import): a tar built by cai is copied into
   the volume (merged: entries replace what they name, nothing else changes).
 
-Helper containers are labelled ``containai.helper=true`` and removed here; they
-never run an image that is not already local (nothing is pulled).
+Helper containers are labelled ``containai.helper=true`` (and with the ``cai`` that
+made them, the volume and the staging directory) and removed here; they never run an
+image that is not already local (nothing is pulled). A ``cai`` killed mid-way leaves
+its helper (never started) and staging directory behind: the next import into that
+volume, and ``cai gc``, remove helpers whose ``cai`` is gone and staging directories
+no live helper owns (``sweep``); an export never includes a staging directory.
+Before anything is copied, an import checks that the archive's expanded size fits on
+the engine's disk (its free space, read by a helper, less a margin).
 """
 
 from __future__ import annotations
@@ -28,26 +34,63 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from containai import jsonfast
 from containai.domain import labels as L
-from containai.domain.archive_rules import Member, check_members
-from containai.domain.errors import Failed, NotFound
+from containai.domain.age import parse_engine_time
+from containai.domain.archive_rules import (
+    STAGING_PREFIX,
+    Member,
+    check_members,
+    expanded_bytes,
+    space_problem,
+)
+from containai.domain.errors import CaiError, Failed, NotFound, summarize
+from containai.domain.gc_policy import helper_stale
 from containai.services.lifecycle import DATA_MOUNT, Target
 from containai.services.ports import Engine
 
 HELPER_LABEL = "containai.helper"
+HELPER_OWNER = "containai.helper.owner"  # the cai process that made it (adapters/procs.py)
+HELPER_VOLUME = "containai.helper.volume"
+HELPER_STAGING = "containai.helper.staging"  # an import's staging directory in that volume
 FALLBACK_IMAGE = "containai-base:bookworm"
-STAGING_PREFIX = ".containai-import-"
+_HELPER_FORMAT = (
+    '{"id":{{json .ID}},"name":{{json .Names}},"state":{{json .State}},'
+    '"created":{{json .CreatedAt}},"mounts":{{json .Mounts}}'
+    + "".join(
+        f',"{key}":{{{{json (.Label "{key}")}}}}'
+        for key in (HELPER_OWNER, HELPER_VOLUME, HELPER_STAGING)
+    )
+    + "}"
+)
+
+# Run by a helper as root before an import: removes the staging directories (and
+# their completion markers) that no live helper owns ($@: the ones to keep), then
+# prints the volume's file system as `df -Pk` does (size and free KiB).
+SWEEP_SCRIPT = r"""
+cd /mnt/agent-data || exit 1
+for f in .containai-import-*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    for k in "$@"; do
+        case $f in "$k" | "$k.done") continue 2 ;; esac
+    done
+    rm -rf "$f" && echo "swept $f"
+done
+df -Pk /mnt/agent-data | tail -n 1
+"""
 
 # progress(done_bytes, total_bytes_or_None)
 Progress = Callable[[int, int | None], None]
 
 # Run by the import helper as root, with the volume at /mnt/agent-data:
-# $1 = staging directory, $2 = completion marker, $3 = directory for the old content.
+# $1 = staging directory, $2 = completion marker, $3 = directory for the old content,
+# $4 = uid:gid that owns the volume root afterwards (cai's, whatever the archive says;
+# empty: left as it is).
 SWAP_SCRIPT = r"""
 set -u
 trap '' INT TERM HUP  # `docker start --attach` forwards Ctrl-C: finish the swap regardless
 cd /mnt/agent-data || exit 1
-S=$1 M=$2 O=$3
+S=$1 M=$2 O=$3 U=${4-}
 if [ ! -f "$M" ]; then
     rm -rf "$S" "$M"
     echo "containai: the copy did not complete; the volume was left as it was" >&2
@@ -63,9 +106,8 @@ each() { # each DIR CMD...: CMD ENTRY for every entry of DIR except ours
 to_old() { mv -f "$1" "$O/"; }
 to_top() { mv -f "$1" ./; }
 to_staging() { mv -f "$1" "$S/"; }
-# the archive's root attributes, read before moving anything changes them
-owner=$(stat -c %u:%g "$S" 2>/dev/null) || owner=
-mode=$(stat -c %a "$S" 2>/dev/null) || mode=
+# the archive root's mtime, read before moving anything changes it (its owner and
+# mode are not taken: the volume root stays cai's, 0755)
 mtime=$(stat -c %Y "$S" 2>/dev/null) || mtime=
 mkdir "$O" || exit 1
 if ! each . to_old; then
@@ -84,8 +126,7 @@ if ! each "$S" to_top; then
     exit 1
 fi
 rmdir "$S" && rm -f "$M" && rm -rf "$O" || exit 1
-if [ -n "$owner" ]; then chown "$owner" . 2>/dev/null; fi
-if [ -n "$mode" ]; then chmod "$mode" . 2>/dev/null; fi
+if [ -n "$U" ]; then chown "$U" . && chmod 0755 . || exit 1; fi
 if [ -n "$mtime" ]; then touch -d "@$mtime" . 2>/dev/null; fi
 exit 0
 """
@@ -129,6 +170,10 @@ class Streams(Protocol):
     def copy_items_in(
         self, container: str, dest: str, items: Sequence[Any], *, uid: int, gid: int
     ) -> list[str]: ...
+
+    def stale_exports(self) -> list[Path]: ...
+
+    def remove_files(self, paths: Sequence[Path]) -> list[Path]: ...
 
 
 @dataclass(frozen=True)
@@ -194,6 +239,28 @@ def _not_existing(path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """Something a killed ``cai`` left behind: a helper container or a temp file."""
+
+    kind: str  # helper | file
+    name: str  # the container's name, or the file's path
+    reason: str
+    volume: str | None = None  # a helper's volume (its staging directory is swept too)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "reason": self.reason, "volume": self.volume}
+
+
+@dataclass(frozen=True)
+class _Helper:
+    name: str
+    state: str
+    volume: str | None
+    staging: str | None
+    stale: str | None  # why it is garbage, else None
+
+
 class VolumeArchives:
     def __init__(
         self,
@@ -201,10 +268,19 @@ class VolumeArchives:
         streams: Streams,
         *,
         token: Callable[[], str] = lambda: secrets.token_hex(6),
+        owner: str = "",
+        owner_alive: Callable[[str], bool | None] = lambda _owner: None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``owner``: this process's token (``adapters/procs.owner_token``), put on each
+        helper; ``owner_alive`` says whether a token's process still runs (``None``:
+        cannot tell)."""
         self.engine = engine
         self.streams = streams
         self.token = token
+        self.owner = owner
+        self.owner_alive = owner_alive
+        self.clock = clock
 
     # ------------------------------------------------------------- helpers
     def volume_exists(self, volume: str) -> bool:
@@ -242,7 +318,13 @@ class VolumeArchives:
         )
 
     def _create_helper(
-        self, volume: str, image: str, command: Sequence[str], *, auto_remove: bool = False
+        self,
+        volume: str,
+        image: str,
+        command: Sequence[str],
+        *,
+        auto_remove: bool = False,
+        staging: str | None = None,
     ) -> str:
         """A stopped helper container with ``volume`` at /mnt/agent-data (never copied up).
 
@@ -257,6 +339,10 @@ class VolumeArchives:
                 name,
                 "--label",
                 f"{HELPER_LABEL}=true",
+                "--label",
+                f"{HELPER_VOLUME}={volume}",
+                *(["--label", f"{HELPER_OWNER}={self.owner}"] if self.owner else []),
+                *(["--label", f"{HELPER_STAGING}={staging}"] if staging else []),
                 "--network",
                 "none",
                 "--user",
@@ -282,6 +368,109 @@ class VolumeArchives:
             return
         with contextlib.suppress(NotFound, Failed):  # Failed: removal already in progress
             self.engine.remove(name, force=True)
+
+    # ------------------------------------------------------------ leftovers
+    def _helpers(self) -> list[_Helper]:
+        """Every helper container of the engine (one ``docker ps``), each judged stale or not."""
+        from datetime import UTC
+        from datetime import datetime as _dt
+
+        out = self.engine.run(
+            "ps",
+            "--all",
+            "--no-trunc",
+            "--filter",
+            f"label={HELPER_LABEL}=true",
+            "--format",
+            _HELPER_FORMAT,
+        ).stdout
+        now = self.clock() if self.clock is not None else _dt.now(UTC)
+        helpers: list[_Helper] = []
+        for line in str(out).splitlines():
+            if not line.strip():
+                continue
+            row = jsonfast.loads(line)
+            name = str(row.get("name") or "").split(",")[0]
+            state = str(row.get("state") or "")
+            owner = str(row.get(HELPER_OWNER) or "")
+            volume = str(row.get(HELPER_VOLUME) or "")
+            if not volume:  # made by an older cai: its only volume mount
+                mounts = [m for m in str(row.get("mounts") or "").split(",") if m]
+                volume = mounts[0] if len(mounts) == 1 else ""
+            created = parse_engine_time(str(row.get("created") or ""))
+            age = None if created is None else now - created
+            alive = self.owner_alive(owner) if owner else None
+            helpers.append(
+                _Helper(
+                    name,
+                    state,
+                    volume or None,
+                    str(row.get(HELPER_STAGING) or "") or None,
+                    helper_stale(state, owner or None, alive, age),
+                )
+            )
+        return helpers
+
+    def leftovers(self) -> list[Leftover]:
+        """Helper containers and export temp files whose ``cai`` is gone (``cai gc`` lists
+        and removes them)."""
+        found = [
+            Leftover("helper", h.name, f"import/export helper; {h.stale}", h.volume)
+            for h in self._helpers()
+            if h.stale is not None
+        ]
+        found += [
+            Leftover("file", str(path), "temp file of a killed cai export")
+            for path in self.streams.stale_exports()
+        ]
+        return found
+
+    def remove_leftovers(self, found: Sequence[Leftover]) -> list[Leftover]:
+        """Remove the stale files and helpers in ``found`` (never ``docker rm --force``: a
+        helper started since is spared), then sweep the helpers' volumes' staging
+        directories; return what was removed."""
+        files = {f.name: f for f in found if f.kind == "file"}
+        removed = [files[str(p)] for p in self.streams.remove_files([Path(n) for n in files])]
+        names = [f.name for f in found if f.kind == "helper"]
+        if not names:
+            return removed
+        proc = self.engine.run("rm", *names, check=False)
+        gone = {line.strip() for line in str(proc.stdout or "").splitlines()}
+        removed += [f for f in found if f.kind == "helper" and f.name in gone]
+        volumes = sorted({f.volume for f in removed if f.volume})
+        if volumes:
+            live = self._helpers()
+            for volume in volumes:
+                if self.volume_exists(volume):
+                    self._sweep_volume(volume, live)
+        return removed
+
+    def _sweep_volume(self, volume: str, helpers: Sequence[_Helper]) -> tuple[int, int] | None:
+        """Remove ``volume``'s staging directories that no live helper owns; return the
+        size and free bytes of its file system (``None`` when the helper cannot tell)."""
+        keep = sorted(
+            {h.staging for h in helpers if h.volume == volume and h.staging and not h.stale}
+        )
+        helper = self._create_helper(
+            volume,
+            self.helper_image(),
+            ["-c", SWEEP_SCRIPT, "containai-sweep", *keep],
+            auto_remove=True,
+        )
+        try:
+            proc = self.engine.run("start", "--attach", helper, check=False, timeout=300)
+        finally:
+            self._release_helper(helper)
+        return _df(str(proc.stdout or "")) if proc.returncode == 0 else None
+
+    def _prepare(self, volume: str) -> tuple[int, int] | None:
+        """Before an import into ``volume``: remove the helpers whose ``cai`` is gone, then
+        the staging directories no live helper owns; the volume's (size, free) bytes."""
+        helpers = self._helpers()
+        stale = [h.name for h in helpers if h.stale is not None]
+        if stale:
+            self.engine.run("rm", *stale, check=False)  # a failure: gc tries again
+        return self._sweep_volume(volume, helpers)
 
     def _require_volume(self, volume: str) -> None:
         if not self.volume_exists(volume):
@@ -329,18 +518,30 @@ class VolumeArchives:
         members: Sequence[Member],
         *,
         progress: Progress | None = None,
+        owner: tuple[int, int] | None = None,
     ) -> None:
-        """Replace the volume's content with the (checked) ``members`` of ``archive``."""
+        """Replace the volume's content with the (checked) ``members`` of ``archive``;
+        the volume root is then owned by ``owner`` (uid, gid), mode 0755."""
         self._ensure_volume(target.volume)
+        space = self._prepare(target.volume)
+        needed = expanded_bytes(members)
+        problem = None if space is None else space_problem(needed, space[1], space[0])
+        if problem is not None:
+            raise Failed(
+                f"refusing to import {archive} into volume '{target.volume}': {problem}; "
+                "nothing was changed: free space on the engine's disk or import a smaller archive"
+            )
         token = self.token()
         staging = f"{STAGING_PREFIX}{token}"
         marker = f"{staging}.done"
         old = f".containai-old-{token}"
+        root = "" if owner is None else f"{owner[0]}:{owner[1]}"
         helper = self._create_helper(
             target.volume,
             self.helper_image(target.image),
-            ["-c", SWAP_SCRIPT, "containai-import", staging, marker, old],
+            ["-c", SWAP_SCRIPT, "containai-import", staging, marker, old, root],
             auto_remove=True,
+            staging=staging,
         )
         try:
             copy_error: BaseException | None = None
@@ -361,11 +562,15 @@ class VolumeArchives:
             if copy_error is not None:
                 with contextlib.suppress(Exception):
                     self.engine.run("start", "--attach", helper, check=False, timeout=3600)
+                if isinstance(copy_error, CaiError) and "left as it was" not in copy_error.message:
+                    copy_error.message += f"; volume '{target.volume}' was left as it was"
                 raise copy_error
             proc = self.engine.run("start", "--attach", helper, check=False, timeout=3600)
             if proc.returncode != 0:
                 text = (str(proc.stdout or "") + str(proc.stderr or "")).strip()
-                detail = text.splitlines()[-1] if text else f"exit code {proc.returncode}"
+                detail = (
+                    summarize(text.splitlines()[-1]) if text else f"exit code {proc.returncode}"
+                )
                 raise Failed(f"replacing the content of volume '{target.volume}' failed: {detail}")
         finally:
             self._release_helper(helper)
@@ -386,3 +591,12 @@ class VolumeArchives:
             return self.streams.copy_items_in(helper, DATA_MOUNT, items, uid=uid, gid=gid)
         finally:
             self._remove_helper(helper)
+
+
+def _df(output: str) -> tuple[int, int] | None:
+    """(size, free) bytes from the last line of ``df -Pk`` output, if there is one."""
+    lines = output.strip().splitlines()
+    fields = lines[-1].split() if lines else []
+    if len(fields) < 4 or not fields[1].isdigit() or not fields[3].isdigit():
+        return None
+    return int(fields[1]) * 1024, int(fields[3]) * 1024

@@ -44,7 +44,7 @@ from typing import Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
-from containai.domain.errors import CaiError, Failed
+from containai.domain.errors import CaiError, Failed, summarize
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
 from containai.services.inventory import PsRow, managed_rows
 from containai.services.ports import RunEngine
@@ -221,7 +221,7 @@ def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidat
 def _line_about(stderr: str, *keys: str) -> str | None:
     for line in stderr.splitlines():
         if any(k and k in line for k in keys):
-            return line.strip().removeprefix("Error response from daemon: ")
+            return summarize(line.strip().removeprefix("Error response from daemon: "))
     return None
 
 
@@ -236,7 +236,9 @@ class GarbageCollector:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = BATCH,
+        on_removed: Callable[[str], None] = lambda _name: None,
     ) -> None:
+        self.on_removed = on_removed  # e.g. the container's gateway and network (egress)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -376,6 +378,7 @@ class GarbageCollector:
                 removed = self._remove_batch(chunk, busy, fresh, plan, result)
                 for cand in removed:
                     self.ssh.remove(cand.name)
+                    self.on_removed(cand.name)
                     state = states.get(cand.workspace or "") or {}
                     if cand.workspace and state.get("container_name") == cand.name:
                         self.config.set_workspace_state(cand.workspace, {"container_name": None})
@@ -456,7 +459,7 @@ class GarbageCollector:
             else:
                 unexplained.append(cand)
         if unexplained:
-            last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+            last = summarize(stderr.strip().splitlines()[-1]) if stderr.strip() else "no message"
             if not removed and len(unexplained) == len(go):
                 raise Failed(f"docker rm failed: {last.removeprefix('Error: ')}")
             for cand in unexplained:

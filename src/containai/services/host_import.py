@@ -2,9 +2,10 @@
 
 A manifest of entries (the common one plus every agent's ``[[import]]``
 entries) names paths relative to the source directory (default ``$HOME``).
-Each entry that exists is copied into the data volume at ``home/<path>``, where
-the container's entrypoint links the agent's ``~/<path>`` (templates/system/
-home-links), so it survives ``cai --fresh``.
+Each entry that exists is copied into the data volume at ``home/<path>`` (or
+``home-<uid>/<path>`` when another uid owns ``home``: ``rebase``), owned by the
+agent's uid, where the container's entrypoint links the agent's ``~/<path>``
+(templates/system/home-links), so it survives ``cai --fresh``.
 
 Rules (enforced here, whatever a manifest says):
 
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from containai.domain.archive_rules import Member, member_problem
-from containai.domain.errors import ConfigError
+from containai.domain.errors import ConfigError, Failed
+from containai.services.ports import Engine
 
 VOLUME_HOME = "home"  # the volume's directory behind the agent's home links
 NEVER = (".ssh",)  # never imported, whatever a manifest says
@@ -389,3 +391,65 @@ def items_of(plans: Sequence[PlannedEntry]) -> list[TarItem]:
             seen.add(item.name)
             out.append(item)
     return out
+
+
+def rebase(items: Sequence[TarItem], home: str) -> list[TarItem]:
+    """``items`` with ``home/`` replaced by the volume directory ``home`` (``home-<uid>``
+    when another uid owns ``home``: ``host_safety.state_dir``)."""
+    from dataclasses import replace
+
+    if home == VOLUME_HOME:
+        return list(items)
+    out = []
+    for item in items:
+        if item.name == VOLUME_HOME or item.name.startswith(VOLUME_HOME + "/"):
+            item = replace(item, name=home + item.name[len(VOLUME_HOME) :])
+        out.append(item)
+    return out
+
+
+def agent_ids_of(info: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """The agent uid/gid an existing container was created with (``CAI_UID``/``CAI_GID``)."""
+    env = {}
+    for item in (info or {}).get("Config", {}).get("Env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    uid, gid = env.get("CAI_UID", ""), env.get("CAI_GID", "")
+    if uid.isdigit() and gid.isdigit():
+        return int(uid), int(gid)
+    return None
+
+
+def state_dir_in(engine: Engine, volume: str, uid: int, image: str, running: str | None) -> str:
+    """The directory of ``volume`` that holds ``uid``'s agent state, as the entrypoint
+    chooses it (``host_safety.STATE_DIR_SCRIPT``): asked in ``running`` (a running
+    container that mounts the volume), else in a throw-away helper that mounts it
+    read-only. A volume that does not exist yet: ``home``."""
+    from containai.domain.host_safety import STATE_DIR_SCRIPT
+
+    command = ["sh", "-c", STATE_DIR_SCRIPT, "containai-state", str(uid)]
+    if running is not None:
+        proc = engine.exec(running, command, timeout=60, check=False)
+    elif engine.inspect_volume(volume) is None:
+        return VOLUME_HOME
+    else:
+        proc = engine.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--label",
+            "containai.helper=true",
+            "--entrypoint",
+            command[0],
+            "--mount",
+            f"type=volume,source={volume},target=/mnt/agent-data,readonly",
+            image,
+            *command[1:],
+            check=False,
+            timeout=120,
+        )
+    name = str(proc.stdout).strip()
+    if proc.returncode != 0 or not re.fullmatch(r"home(-[0-9]+)?", name):
+        raise Failed(f"could not read the layout of volume '{volume}': {proc.stderr}")
+    return name

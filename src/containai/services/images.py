@@ -31,6 +31,10 @@ TEMPLATE_REPO = "containai-template"
 OFFLINE_BASE = "containai-base:bookworm"
 DEFAULT_BASE = "debian:bookworm-slim"
 SYSTEM_DIR = "system"
+GATEWAY_DIR = "gateway"
+GATEWAY_REPO = "containai-gateway"
+GATEWAY_HASH_LABEL = "containai.gateway-hash"
+NOT_TEMPLATES = frozenset({SYSTEM_DIR, GATEWAY_DIR})
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Bumped when how cai builds changes in a way the input files do not show (e.g. labels).
 BUILD_RECIPE = "2"
@@ -106,7 +110,7 @@ class Images(ImageProvider):
         found: dict[str, Template] = {}
         root = builtin_templates_root()
         for path in sorted(root.iterdir()):
-            if path.is_dir() and path.name != SYSTEM_DIR and (path / "Dockerfile").is_file():
+            if path.is_dir() and path.name not in NOT_TEMPLATES and (path / "Dockerfile").is_file():
                 found[path.name] = Template(path.name, path, True)
         if self.user_templates.is_dir():
             for path in sorted(self.user_templates.iterdir()):
@@ -181,16 +185,18 @@ class Images(ImageProvider):
         )
 
     # ------------------------------------------------------------------- base
-    def resolve_base(self, *, offline: bool = False) -> str:
-        """The base image to build on, bootstrapping one offline when it must."""
+    def resolve_base(self, *, offline: bool = False, base: str | None = None) -> str:
+        """The base image to build on (``base``, default ``image.base``), bootstrapping one
+        offline when it must."""
+        wanted = base or self.base_image
         if not offline:
-            if self.engine.inspect_image(self.base_image) is not None:
-                return self.base_image
-            if self.base_image == DEFAULT_BASE and self.engine.inspect_image(OFFLINE_BASE):
+            if self.engine.inspect_image(wanted) is not None:
+                return wanted
+            if wanted == DEFAULT_BASE and self.engine.inspect_image(OFFLINE_BASE):
                 return OFFLINE_BASE
-            self.progress(f"pulling base image {self.base_image}")
-            if self.engine.pull(self.base_image):
-                return self.base_image
+            self.progress(f"pulling base image {wanted}")
+            if self.engine.pull(wanted):
+                return wanted
         if self.engine.inspect_image(OFFLINE_BASE) is not None:
             return OFFLINE_BASE
         if (
@@ -206,6 +212,40 @@ class Images(ImageProvider):
         self.progress(f"bootstrapping {OFFLINE_BASE} from the apt mirror (debootstrap)")
         self._bootstrap(self.engine.argv(), OFFLINE_BASE)
         return OFFLINE_BASE
+
+    # --------------------------------------------------------------- gateway
+    def gateway_hash(self) -> str:
+        ca = self.ca_bundle_path()
+        ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest() if ca else "none"
+        return tree_hash(
+            [builtin_templates_root() / GATEWAY_DIR], [f"recipe={BUILD_RECIPE}", f"ca={ca_digest}"]
+        )
+
+    def ensure_gateway(self) -> str:
+        """The egress gateway's image ``containai-gateway:<hash>`` (``templates/gateway``:
+        Debian's squid and socat), built when missing."""
+        tag = f"{GATEWAY_REPO}:{self.gateway_hash()}"
+        if self.engine.inspect_image(tag) is not None:
+            return tag
+        with self._lock("image-gateway"):
+            if self.engine.inspect_image(tag) is not None:
+                return tag
+            return self.build_gateway()
+
+    def build_gateway(self, *, offline: bool = False) -> str:
+        wanted = self.gateway_hash()
+        tag = f"{GATEWAY_REPO}:{wanted}"
+        # cai's own image, always Debian, whatever base the user's templates use
+        base = self.resolve_base(offline=offline, base=DEFAULT_BASE)
+        with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
+            ctx = Path(tmp) / "gateway"
+            shutil.copytree(builtin_templates_root() / GATEWAY_DIR, ctx, symlinks=True)
+            _write_ca(ctx / "ca.crt", self.ca_bundle_path())
+            self.progress(f"building the egress gateway image {tag} on {base}")
+            self.engine.build(
+                ctx, tag=tag, build_args={"BASE_IMAGE": base}, labels={GATEWAY_HASH_LABEL: wanted}
+            )
+        return tag
 
     # ------------------------------------------------------------------ build
     def tag(self, template: str) -> str:

@@ -9,6 +9,7 @@ runs end with one container. Services never print: questions go through the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import secrets
 import tarfile
@@ -21,10 +22,20 @@ from typing import Any
 
 from containai.domain import labels as L
 from containai.domain import naming
-from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, Refused, UsageError
+from containai.domain.egress import Policy
+from containai.domain.errors import (
+    CaiError,
+    ConfirmationNeeded,
+    Failed,
+    NotFound,
+    Refused,
+    UsageError,
+)
+from containai.domain.host_safety import GitGuard
 from containai.domain.isolation import choose_runtime, is_weakened
 from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
 from containai.domain.validation import parse_cpus, parse_memory
+from containai.services.egress import POLICY_LABEL, Egress, proxy_env
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.workspace import Workspace
 
@@ -33,6 +44,15 @@ DATA_MOUNT = "/mnt/agent-data"
 KEY_DIR = "/etc/containai/ssh"
 HOST_CA = "/etc/containai/host-ca.crt"
 GIB = 1024**3
+# How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
+# while booting: exit status 137, or its start RPC cut off).
+_OUT_OF_MEMORY = (
+    "exit status 137",
+    "oom-kill",
+    "out of memory",
+    "cannot allocate memory",
+    "startroot",
+)
 
 Warn = Callable[[str], None]
 # confirm(container, sessions) -> proceed? (raises ConfirmationNeeded when it cannot ask)
@@ -89,6 +109,11 @@ class RunRequest:
     port_range: tuple[int, int] = (2300, 2499)
     forward_agent: bool = False
     ssh_timeout: float = 30.0
+    # git.config_writable (global config only): the repository's git config is not
+    # mounted read-only (hooks stay read-only; SPEC section 14).
+    git_config_writable: bool = False
+    # The egress policy (SPEC section 15); None or mode "open": plain Docker networking.
+    egress: Policy | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +152,21 @@ class Ready:
     runtime: str
 
 
+AGENT_USER = "agent"  # the agent's account in the container: never root (SPEC section 14)
+
+
 def agent_user(uid: int) -> str:
-    return "root" if uid == 0 else "agent"
+    """The SSH user of a new container, whatever ``uid`` cai runs as."""
+    return AGENT_USER
+
+
+def container_user(info: Mapping[str, Any] | None) -> str:
+    """The agent account an existing container was created with (``CAI_USER``): an
+    older cai made root the agent when it ran as root."""
+    for item in (info or {}).get("Config", {}).get("Env") or []:
+        if isinstance(item, str) and item.startswith("CAI_USER="):
+            return item.removeprefix("CAI_USER=") or AGENT_USER
+    return AGENT_USER
 
 
 def _csv_field(text: str) -> str:
@@ -179,6 +217,8 @@ class Lifecycle:
         warn: Warn = lambda _msg: None,
         info: Warn = lambda _msg: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
+        egress: Egress | None = None,
     ) -> None:
         self.engine = engine
         self.ssh = ssh
@@ -189,6 +229,8 @@ class Lifecycle:
         self.warn = warn
         self.info = info
         self.clock = clock
+        self.git_guard = git_guard
+        self.egress = egress
 
     # ------------------------------------------------------------------ lookup
     def _owner(self, name: str, seen: dict[str, dict[str, Any] | None]) -> naming.Owner:
@@ -363,10 +405,12 @@ class Lifecycle:
                 if self.engine.inspect_volume(volume) is None:
                     raise
         private, public = self.ssh.ensure_host_key(name)
-        uid, gid = self.host.uid_gid()
+        uid, gid = self.host.agent_ids(req.workspace.path)
+        guard_mounts = self._guard_mounts(req, uid, gid)
         memory, cpus = self._limits(req)
         with self.locks.ports():
             port = self._lease_port(req.port_range, preferred_port)
+            network = self._network_args(req, name, port, runtime)
             args: list[str] = ["--name", name, "--hostname", naming.hostname_for(name)]
             for k, v in L.build_labels(
                 workspace=req.workspace.path,
@@ -383,15 +427,17 @@ class Lifecycle:
                 "--runtime",
                 runtime,
                 "--init",
+                "--security-opt",
+                "no-new-privileges",
                 "--mount",
                 mount_arg("volume", volume, DATA_MOUNT),
                 "--mount",
                 mount_arg("bind", req.workspace.path, req.workspace.path),
+                *guard_mounts,
                 *self._ca_mount(),
                 "--workdir",
                 req.workspace.path,
-                "--publish",
-                f"127.0.0.1:{port}:{CONTAINER_SSH_PORT}",
+                *network,
                 "--memory",
                 str(memory),
                 "--cpus",
@@ -431,6 +477,64 @@ class Lifecycle:
         self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port, runtime
 
+    def _network_args(self, req: RunRequest, name: str, port: int, runtime: str) -> list[str]:
+        """Under an allowlist (or none) policy: the workspace's internal network, its
+        gateway made and started first (it publishes the SSH port and is the resolver),
+        and the proxy variables. Open: the engine's default network, SSH published."""
+        policy = req.egress
+        if policy is None or policy.mode == "open" or self.egress is None:
+            return [
+                "--label",
+                f"{POLICY_LABEL}=open",
+                "--publish",
+                f"127.0.0.1:{port}:{CONTAINER_SSH_PORT}",
+            ]
+        attach = self.egress.ensure(name, req.workspace.path, port, policy, runtime)
+        args = [
+            "--label",
+            f"{POLICY_LABEL}={policy.mode}",
+            "--network",
+            attach.network,
+            "--dns",
+            attach.dns,
+        ]
+        for key, value in proxy_env().items():
+            args += ["--env", f"{key}={value}"]
+        return args
+
+    def _ensure_gateway(self, req: RunRequest, target: Target, port: int, runtime: str) -> None:
+        """An existing container's gateway running with the current policy; a container
+        made before egress policies gets a warning naming the move."""
+        mode = target.labels.get(POLICY_LABEL)
+        if mode is None:
+            self.warn(
+                f"container '{target.name}' was created before cai's egress policy: its "
+                "network is open (plain Docker egress); move it behind the gateway with "
+                "`cai --fresh` (the data volume is kept)"
+            )
+            return
+        if mode == "open" or self.egress is None:
+            return
+        policy = req.egress or Policy(mode, (), (), ())
+        if policy.mode != mode:  # fixed at creation, like the labels
+            self.warn(
+                f"container '{target.name}' was created with network.policy {mode}, not "
+                f"{policy.mode}; recreate it with `cai --fresh` to change it"
+            )
+            policy = policy._replace(mode=mode)
+        self.egress.ensure(target.name, target.workspace, port, policy, runtime)
+
+    def _guard_mounts(self, req: RunRequest, uid: int, gid: int) -> list[str]:
+        """The git guard's mounts (SPEC section 14), after letting the agent write what
+        it must: when cai runs as root on a root-owned workspace, the agent's group gets
+        write access to the workspace and a worktree's common git directory."""
+        guard = self.git_guard(req.workspace.path)
+        self.host.grant([req.workspace.path, *guard.shared], uid, gid)
+        args: list[str] = []
+        for path, read_only in guard.mounts(config_writable=req.git_config_writable):
+            args += ["--mount", mount_arg("bind", path, path) + (",readonly" if read_only else "")]
+        return args
+
     def _ca_mount(self) -> list[str]:
         """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
         ca = self.images.ca_bundle_path()
@@ -455,7 +559,14 @@ class Lifecycle:
             text = str(exc).lower()
             if "port is already allocated" in text or "address already in use" in text:
                 raise _PortTaken() from None
-            raise
+            cause = str(exc).removeprefix("docker start failed: ")
+            if any(marker in text for marker in _OUT_OF_MEMORY):
+                raise Failed(
+                    f"container '{name}' did not start: its memory limit is too small (the "
+                    f"runtime was killed: {cause}); give it more with --memory 4g or "
+                    "`cai config set container.memory 4g`"
+                ) from None
+            raise Failed(f"container '{name}' did not start: {cause}") from None
 
     # --------------------------------------------------------- ensure_running
     def ensure_running(self, req: RunRequest, confirm: Confirm) -> Ready:
@@ -532,7 +643,16 @@ class Lifecycle:
                         )
                     status = str((info.get("State") or {}).get("Status"))
                 if status == "running":
+                    if not created:
+                        self._ensure_gateway(req, target, port, runtime)
                     break
+                if (
+                    not created
+                    and target.labels.get(POLICY_LABEL) not in (None, "open")
+                    and self.egress is not None
+                    and self.egress.running(target.name)
+                ):
+                    self.egress.stop(target.name)  # frees its port for the check below
                 if status == "created" and not created:
                     # Created by a run that died before starting it: resend the keys.
                     self._install_keys(target.name)
@@ -545,15 +665,26 @@ class Lifecycle:
                     action = "recreate" if action != "create" else action
                 if action == "attach":
                     action = "start"
+                if not created:
+                    self._ensure_gateway(req, target, port, runtime)
                 try:
                     self._start(target.name)
                     break
+                except Failed:
+                    if created:  # made for this run with what failed: the next run makes it anew
+                        with contextlib.suppress(CaiError):
+                            self.engine.remove(target.name, force=True)
+                    raise
                 except _PortTaken:
                     self.engine.remove(target.name, force=True)
                     port, runtime = self._create(req, target.name, volume, None, runtime)
                     created = True
-            uid, _gid = self.host.uid_gid()
-            user = agent_user(uid)
+            user = container_user(None if created else target.info)
+            if user == "root":
+                self.warn(
+                    f"container '{target.name}' was created by an older cai with root as its "
+                    "agent; recreate it with `cai --fresh` (the agent never runs as root now)"
+                )
             self.ssh.write_entry(
                 target.name,
                 port=port,
@@ -705,12 +836,18 @@ class Lifecycle:
                 self.ssh.exit_master(target.name)
                 if remove:
                     self.engine.remove(target.name, force=True)
+                    if self.egress is not None:
+                        self.egress.remove(target.name)
                     self.ssh.remove(target.name)
                     state = self.config.workspace_state(target.workspace)
                     if state.get("container_name") == target.name:
                         self.config.set_workspace_state(target.workspace, {"container_name": None})
                 elif target.state in ("running", "restarting", "paused"):
                     self.engine.stop(target.name)
+                    if self.egress is not None:
+                        self.egress.stop(target.name)
+                elif self.egress is not None:
+                    self.egress.stop(target.name)
             done.append(target.name)
         return done
 

@@ -19,6 +19,7 @@ from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError
 from containai.domain.sessions import Sessions
+from containai.services.egress import POLICY_LABEL
 from containai.services.inventory import SSH_ALIAS_PREFIX, display_status, port_of, seconds_since
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ class StatusReport(NamedTuple):
     uptime_seconds: int | None
     sessions: Sessions | None
     resources: Resources
+    network_policy: str | None = None  # allowlist | open | none; None: made before policies
+    denials: int | None = None  # connections the gateway refused (best effort)
 
     @property
     def ssh_alias(self) -> str:
@@ -156,6 +159,7 @@ class StatusReport(NamedTuple):
                 "memory_limit_bytes": self.resources.memory_limit_bytes,
                 "cpu_percent": self.resources.cpu_percent,
             },
+            "network": {"policy": self.network_policy or "open", "denials": self.denials},
         }
 
 
@@ -182,6 +186,7 @@ def container_status(
     sessions: SessionsProbe,
     now: datetime | None = None,
     budget: float = BEST_EFFORT_SECONDS,
+    denials: Callable[[str], int | None] | None = None,
 ) -> StatusReport:
     """Everything ``cai status`` shows about the container ``info`` (``docker inspect``)."""
     now = now or datetime.now(UTC)
@@ -193,18 +198,25 @@ def container_status(
     runtime = _runtime_of(labels, info)
 
     uptime: int | None = None
+    denied: int | None = None
     found: Sessions | None = None
     resources = Resources()
     if status == "running":
         from concurrent.futures import ThreadPoolExecutor  # not on `cai list`'s path
 
         uptime = seconds_since(parse_engine_time(str(state.get("StartedAt") or "")), now)
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-status")
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="cai-status")
         try:
             f_sessions: Future[Any] = pool.submit(_quietly, lambda: sessions(name, budget))
             f_stats: Future[Any] = pool.submit(_quietly, lambda: engine.stats(name, budget))
+            f_denials: Future[Any] | None = None
+            if denials is not None and labels.get(POLICY_LABEL) in ("allowlist", "none"):
+                f_denials = pool.submit(_quietly, lambda: denials(name))
             found = _result(f_sessions, budget + _SLACK_SECONDS)
             resources = resources_from_stats(_result(f_stats, budget + _SLACK_SECONDS))
+            if f_denials is not None:
+                counted = _result(f_denials, budget + _SLACK_SECONDS)
+                denied = counted if isinstance(counted, int) else None
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         if not isinstance(found, Sessions):
@@ -222,6 +234,8 @@ def container_status(
         uptime_seconds=uptime,
         sessions=found,
         resources=resources,
+        network_policy=labels.get(POLICY_LABEL),
+        denials=denied,
     )
 
 

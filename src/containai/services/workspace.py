@@ -136,6 +136,22 @@ class Settings:
             out[k] = settings.check_file_value(k, v, where)
         return out
 
+    def union(self, key: str) -> list[tuple[Any, str]]:
+        """Each item of list setting ``key`` from every layer that sets it, with that
+        layer's name: for settings that add up (``network.allow``, ``network.deny``)."""
+        from containai.domain import settings
+
+        out: list[tuple[Any, str]] = []
+        seen: list[Any] = []
+        for source, values in self._layers:
+            for item in values.get(key) or []:
+                if item not in seen:
+                    seen.append(item)
+                    out.append((item, source))
+        if not out:
+            out = [(item, "default") for item in settings.key(key).default or []]
+        return out
+
     def user(self, key: str) -> Any:
         """The value of ``key`` from the user's own layers only (never the repository's):
         the limit a repository's value is held to."""

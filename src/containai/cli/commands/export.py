@@ -52,10 +52,16 @@ class Meter:
 
 
 def archives(app: App) -> VolumeArchives:
+    from containai.adapters import procs
     from containai.adapters.archive import DockerArchive
     from containai.services.archive import VolumeArchives
 
-    return VolumeArchives(app.engine, DockerArchive(app.engine))
+    return VolumeArchives(
+        app.engine,
+        DockerArchive(app.engine, journal=app.paths.state_dir / "exports"),
+        owner=procs.owner_token(),
+        owner_alive=procs.owner_alive,
+    )
 
 
 def resolve_target(

@@ -9,8 +9,10 @@ from containai.domain.errors import ConfirmationNeeded, Failed
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
     from pathlib import Path
 
+    from containai.services.archive import Leftover
     from containai.services.gc import Candidate, GcPlan, GcResult
 
 LOCK_WAIT_SECONDS = 10.0
@@ -22,11 +24,18 @@ def describe(cand: Candidate) -> str:
     return f"{cand.name} ({cand.reason}{where})"
 
 
-def render_text(result: GcResult) -> list[str]:
-    """One line per container (and image) removed, or that would be with --dry-run."""
+def describe_leftover(left: Leftover) -> str:
+    what = "helper container" if left.kind == "helper" else "file"
+    return f"{what} {left.name} ({left.reason})"
+
+
+def render_text(result: GcResult, leftovers: Sequence[Leftover] = ()) -> list[str]:
+    """One line per container (and image, and leftover of a killed cai) removed, or that
+    would be with --dry-run."""
     verb = "would remove" if result.dry_run else "removed"
     lines = [f"{verb} {describe(c)}" for c in result.removed]
     lines += [f"{verb} image {i.reference}" for i in result.images]
+    lines += [f"{verb} {describe_leftover(left)}" for left in leftovers]
     return lines
 
 
@@ -36,7 +45,7 @@ def _names(plan: GcPlan, limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _ask(app: App, plan: GcPlan) -> bool:
+def _ask(app: App, plan: GcPlan, leftovers: Sequence[Leftover]) -> bool:
     err = app.out.stderr
     count = len(plan.candidates)
     err.write(
@@ -47,6 +56,8 @@ def _ask(app: App, plan: GcPlan) -> bool:
         err.write(f"  {describe(cand)}\n")
     for image in plan.images:
         err.write(f"  image {image.reference}\n")
+    for left in leftovers:
+        err.write(f"  {describe_leftover(left)}\n")
     return app.out.confirm("Remove them?")
 
 
@@ -71,38 +82,55 @@ def run(args: argparse.Namespace) -> int:
     from containai.adapters.locks import FileLocks
     from containai.services.gc import GarbageCollector, GcResult
 
+    def gateway_gone(name: str) -> None:  # the removed container's gateway and network
+        from containai.services.egress import Egress
+
+        Egress(app.engine, image=lambda: "").remove(name)
+
     collector = GarbageCollector(
         app.engine,
         _SshWhenNeeded(app),
         app.config,
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
+        on_removed=gateway_gone,
     )
+    from containai.cli.commands.export import archives
+
+    # What killed imports and exports left behind (helpers, temp files; issue 13).
+    leftover_service = archives(app)
+    leftovers = leftover_service.leftovers()
     if args.force and not args.dry_run:
         # Nothing to show first: list, then lock + inspect + remove (no double inspect).
         result = collector.collect(min_age, age_text.strip(), images=args.images)
+        leftovers = leftover_service.remove_leftovers(leftovers)
     else:
         plan = collector.plan(min_age, age_text.strip(), images=args.images)
         if args.dry_run:
             result = collector.dry_run(plan)
-        elif not plan.candidates and not plan.images:
+        elif not plan.candidates and not plan.images and not leftovers:
             result = GcResult(False, plan.age, spared=list(plan.spared))
         else:
             if not app.out.interactive:
+                parts = [_names(plan)] if plan.candidates or plan.images else []
+                if leftovers:
+                    parts.append(f"{len(leftovers)} leftovers of killed imports/exports")
+                names = " and ".join(parts)
                 raise ConfirmationNeeded(
-                    f"gc would remove {_names(plan)} and there is no TTY to ask; add --force "
+                    f"gc would remove {names} and there is no TTY to ask; add --force "
                     "(or --dry-run to only list them)"
                 )
-            if not _ask(app, plan):
+            if not _ask(app, plan, leftovers):
                 raise Failed("gc removed nothing (not confirmed)")
             result = collector.apply(plan)
+            leftovers = leftover_service.remove_leftovers(leftovers)
     for spared in result.spared:
         if not spared.changed:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
 
     if args.json:
-        app.out.json(result.to_json())
+        app.out.json({**result.to_json(), "leftovers": [left.to_json() for left in leftovers]})
     elif result.dry_run or not app.out.quiet:
-        for line in render_text(result):
+        for line in render_text(result, leftovers):
             app.out.line(line)
     for spared in result.spared:
         if spared.changed:

@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
     images = app.images(settings)
     ref = images.build(template, offline=args.offline)
     app.out.info(f"built {ref.tag} (template hash {ref.template_hash})")
+    gateway = images.ensure_gateway()  # the egress gateway every workspace uses
+    app.out.info(f"gateway image {gateway}")
     return 0
 
 

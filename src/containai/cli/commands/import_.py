@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +49,23 @@ def _render(plans: list[PlannedEntry]) -> list[str]:
     return [f"{p.action:<9} {p.path:<{width}}  {p.detail}" for p in plans]
 
 
+def _agent_state(app: App, target: Any, workspace_flag: str | None) -> tuple[int, int, str]:
+    """The uid/gid of the agent that will read the import (the container's own, else
+    the one cai would create: never root) and its state directory on the volume."""
+    from containai.adapters.host import Host
+    from containai.services.host_import import agent_ids_of, state_dir_in
+
+    info = app.engine.inspect_container(target.container) if target.container else None
+    ids = agent_ids_of(info)
+    if ids is None:
+        ids = Host(app.env).agent_ids(app.workspace(workspace_flag).path)
+    running = target.container if (info or {}).get("State", {}).get("Running") else None
+    image = archives(app).helper_image(target.image) if running is None else ""
+    return (*ids, state_dir_in(app.engine, target.volume, ids[0], image, running))
+
+
 def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
-    from containai.services.host_import import items_of, plan_import
+    from containai.services.host_import import items_of, plan_import, rebase
 
     plans = plan_import(manifest(app), source, no_secrets=args.no_secrets)
     warnings = [w for p in plans for w in p.warnings]
@@ -68,11 +82,20 @@ def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
         app.out.warn(f"nothing to import from {source} (see `cai import --dry-run`)")
         return 0
     target = resolve_target(app, args.container, args.data_volume, args.workspace)
-    for warning in archives(app).copy_items(target, items, uid=os.getuid(), gid=os.getgid()):
+    uid, gid, home = _agent_state(app, target, args.workspace)
+    items = rebase(items, home)
+    for warning in archives(app).copy_items(target, items, uid=uid, gid=gid):
         app.out.warn(warning)
     copied = sum(1 for p in plans if p.action != "skip")
     app.out.progress(f"imported {copied} entries from {source} into volume '{target.volume}'")
     return 0
+
+
+def _root_owner() -> tuple[int, int]:
+    """Who owns the volume root after an archive import, whatever the archive says: cai
+    (root, 0755), as on a volume cai creates; the entrypoint gives each agent its own
+    directory inside (SPEC section 14: a container never chowns the shared root)."""
+    return (0, 0)
 
 
 def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
@@ -102,7 +125,7 @@ def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
         raise Failed(f"left volume '{target.volume}' as it was (not confirmed)")
     meter = Meter(app, f"importing {archive.name}")
     try:
-        service.restore(target, archive, members, progress=meter)
+        service.restore(target, archive, members, progress=meter, owner=_root_owner())
     finally:
         meter.close()
     return 0

@@ -52,6 +52,8 @@ def _validate(args: argparse.Namespace) -> dict[str, str]:
         raise UsageError("shell takes no arguments after '--'; use `cai exec -- CMD`")
     if args.detached and args.rest:
         raise UsageError("--detached attaches nothing, so it takes no command after '--'")
+    if getattr(args, "root", False) and not args.rest and not args.dry_run:
+        raise UsageError("exec --root needs a command: cai exec --root -- CMD [ARGS]")
     return env
 
 
@@ -91,10 +93,27 @@ def _attach(app: App, name: str, remote: str, settings: Settings | None = None) 
     return 255  # pragma: no cover - execvp does not return
 
 
+def _exec_root(app: App, name: str, workspace: str, env: dict[str, str]) -> int:
+    """``cai exec --root -- CMD``: CMD as root through the engine (``docker exec -u 0``),
+    never through the agent's SSH account, which has no way to root (SPEC section 8)."""
+    # A TTY only when stdin is one, as for `cai exec`; stdin always passes through.
+    argv = ["exec", "-it" if sys.stdin.isatty() else "-i", "-u", "0", "-w", workspace]
+    argv += ["-e", "HOME=/root"]
+    for key, value in env.items():
+        argv += ["-e", f"{key}={value}"]
+    full = app.engine.argv(*argv, name, *app.args.rest)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(full[0], full)
+    return 255  # pragma: no cover - execvp does not return
+
+
 def _fast_path(app: App, env: dict[str, str]) -> int | None:
     """Attach at once through a live control master; ``None`` when that is not proven."""
     args = app.args
     if args.dry_run or args.detached or args.fresh or args.reset or args.keep:
+        return None
+    if getattr(args, "root", False):
         return None
     if args.data_volume is not None or args.container is not None:
         return None
@@ -156,6 +175,8 @@ def build_request(
         env=env,
         port_range=settings.port_range(),
         forward_agent=bool(settings.value("ssh.forward_agent")),
+        git_config_writable=bool(settings.value("git.config_writable")),
+        egress=None if args.dry_run else app.egress_policy(settings),
     )
     return req, settings
 
@@ -247,4 +268,6 @@ def run(args: argparse.Namespace) -> int:
     app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
     if args.detached:
         return 0
+    if getattr(args, "root", False):
+        return _exec_root(app, ready.name, ready.workspace, env)
     return _attach(app, ready.name, _remote(app, ready.workspace, env, settings), settings)

@@ -27,6 +27,14 @@ def render_text(report: StatusReport) -> list[str]:
     lines.append(f"  SSH: ssh {report.ssh_alias}")
     if report.data_volume:
         lines.append(f"  Volume: {report.data_volume}")
+    network = report.network_policy or "open"
+    if report.network_policy is None:
+        network += " (made before egress policies: `cai --fresh` moves it behind the gateway)"
+    elif network == "open":
+        network += " (warning: plain Docker egress, no allowlist)"
+    elif report.denials is not None:
+        network += f", {report.denials} denied (`cai network log`)"
+    lines.append(f"  Network: {network}")
     if report.sessions is not None:
         lines += [
             "",
@@ -65,7 +73,13 @@ def run(args: argparse.Namespace) -> int:
         )
     from containai.services.status import container_status
 
-    report = container_status(target.info, engine=app.engine, sessions=lifecycle.sessions)
+    egress = app.egress(app.settings(None))
+    report = container_status(
+        target.info,
+        engine=app.engine,
+        sessions=lifecycle.sessions,
+        denials=lambda name: sum(1 for line in egress.log(name) if line.denied),
+    )
     if args.json:
         app.out.json(report.to_json())
     else:

@@ -4,9 +4,12 @@
 # Idempotent: makes the agent user match the host user (CAI_UID/CAI_GID), links
 # the workspace and the agent state on the data volume into its home, then
 # execs sshd. Everything it creates is owned by the agent; nothing is deleted.
+# The agent never has root: no sudo rule, and cai creates the container with
+# no-new-privileges (setuid programs do not raise privileges).
 #
 # Environment (set by cai at `docker create`):
-#   CAI_UID, CAI_GID        the host user's ids; CAI_UID=0 makes the agent root
+#   CAI_UID, CAI_GID        the agent's ids on the host (never 0: cai picks an
+#                           unprivileged uid when it runs as root)
 #   CAI_USER                the agent's name (default: agent)
 #   CAI_WORKSPACE           absolute host path of the workspace (bind-mounted
 #                           at the same path; sessions start there)
@@ -22,7 +25,6 @@ die() {
 }
 
 readonly DATA=/mnt/agent-data
-readonly DATA_HOME=$DATA/home
 readonly SSH_DIR=/etc/containai/ssh
 readonly DROPINS=/etc/containai/sshd_config.d
 readonly HOME_LINKS=/etc/containai/home-links
@@ -36,6 +38,8 @@ ws=${CAI_WORKSPACE:-}
 [[ $gid =~ ^[0-9]+$ ]] || die "CAI_GID must be a number, got '$gid'"
 [[ $want =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "CAI_USER is not a valid user name: '$want'"
 if [[ -n $ws && $ws != /* ]]; then die "CAI_WORKSPACE must be an absolute path, got '$ws'"; fi
+# Root in the container is root on the host for the workspace's files.
+if [[ $uid == 0 || $gid == 0 ]]; then die "the agent never runs as uid or gid 0 (CAI_UID=$uid CAI_GID=$gid)"; fi
 
 # ---------------------------------------------------------------- user ----
 
@@ -50,12 +54,7 @@ unlock() {
 	if [[ -z $pw || $pw == '!'* ]]; then usermod -p '*' "$1"; fi
 }
 
-if [[ $uid == 0 ]]; then
-	user=root
-	group=root
-	gid=0
-	home=/root
-else
+{
 	# Primary group: reuse whatever group has this gid, else create one.
 	group=$(getent group "$gid" | cut -d: -f1 || true)
 	if [[ -z $group ]]; then
@@ -102,15 +101,9 @@ else
 	else
 		chown "$uid:$gid" "$home"
 	fi
-	sudoers=/etc/sudoers.d/containai-agent
-	line="$user ALL=(ALL:ALL) NOPASSWD:ALL"
-	if [[ ! -f $sudoers || $(<"$sudoers") != "$line" ]]; then
-		mkdir -p /etc/sudoers.d
-		printf '%s\n' "$line" >"$sudoers.tmp"
-		chmod 0440 "$sudoers.tmp"
-		mv -f "$sudoers.tmp" "$sudoers"
-	fi
-fi
+	# An older entrypoint gave the agent sudo: never again.
+	if [[ -e /etc/sudoers.d/containai-agent ]]; then rm -f /etc/sudoers.d/containai-agent; fi
+}
 unlock "$user"
 
 # ------------------------------------------------------ links in home ----
@@ -167,7 +160,7 @@ link_workspace() {
 	fi
 }
 
-# ~/<entry> -> /mnt/agent-data/home/<entry>. Data already in the home moves to
+# ~/<entry> -> $DATA_HOME/<entry>. Data already in the home moves to
 # the volume when the volume has none; otherwise it is kept aside, never deleted.
 link_state() {
 	local entry=$1 name src dst is_dir=0
@@ -211,14 +204,31 @@ below_a_link() {
 	return 1
 }
 
+# The agent state's directory on the volume (domain/host_safety.py state_dir): the
+# volume may be shared by containers of several host users, so the volume root stays
+# root's and no uid's state is ever chowned to another. `home` belongs to the first
+# uid that used it (root-owned content, from an import by root or an older cai whose
+# agent was root, is adopted); any other uid keeps its state in `home-<uid>`.
+# (find, not stat: coreutils' statx fails under older gVisor releases)
+owner_of() { find "$1" -maxdepth 0 -printf '%U' 2>/dev/null || true; }
+DATA_HOME=$DATA/home
 link_workspace
 if [[ -d $DATA ]]; then
-	[[ -d $DATA_HOME ]] || mkdir -p "$DATA_HOME"
-	owned+=("$DATA")
-	# A volume that came from another uid (import, other host user): adopt it.
-	# (find, not stat: coreutils' statx fails under older gVisor releases)
-	if [[ $(find "$DATA_HOME" -maxdepth 0 -printf '%U') != "$uid" ]]; then
-		chown -R "$uid:$gid" "$DATA_HOME"
+	if [[ $(owner_of "$DATA") != 0 ]]; then
+		# An older entrypoint gave the volume root to its agent: take it back.
+		chown root:root "$DATA"
+		chmod 0755 "$DATA"
+	fi
+	case $(owner_of "$DATA/home") in
+	'' | 0 | "$uid") ;;
+	*) DATA_HOME=$DATA/home-$uid ;;
+	esac
+	if [[ -L $DATA_HOME ]]; then die "$DATA_HOME is a symbolic link; the volume was tampered with"; fi
+	if [[ ! -d $DATA_HOME ]]; then
+		mkdir "$DATA_HOME"
+		owned+=("$DATA_HOME")
+	elif [[ $(owner_of "$DATA_HOME") != "$uid" ]]; then
+		chown -R "$uid:$gid" "$DATA_HOME" # root's (see above), or this uid's own directory
 	fi
 	if [[ -f $HOME_LINKS ]]; then
 		while IFS= read -r entry || [[ -n $entry ]]; do
@@ -240,7 +250,7 @@ if [[ -d $DATA ]]; then
 		make_links
 	fi
 fi
-if ((${#owned[@]})) && [[ $uid != 0 || $gid != 0 ]]; then chown -h "$uid:$gid" -- "${owned[@]}"; fi
+if ((${#owned[@]})); then chown -h "$uid:$gid" -- "${owned[@]}"; fi
 
 # ------------------------------------------------------------ sessions ----
 
@@ -295,9 +305,10 @@ fi
 {
 	printf 'CAI_USER=%s\nCAI_UID=%s\nCAI_GID=%s\nCAI_HOME=%s\n' "$user" "$uid" "$gid" "$home"
 	printf 'CAI_WORKSPACE=%s\n' "$(shq "$ws")"
+	printf 'CAI_STATE=%s\n' "$(shq "$DATA_HOME")"
 } >/etc/containai/agent.env
 
-log "agent $user uid=$uid gid=$gid home=$home workspace=${ws:-none}"
+log "agent $user uid=$uid gid=$gid home=$home state=$DATA_HOME workspace=${ws:-none}"
 
 if (($#)); then
 	exec "$@"

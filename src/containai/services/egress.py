@@ -1,0 +1,338 @@
+"""A workspace's egress (SPEC section 15, DESIGN decision 11): its internal network
+and its gateway container, the only way out.
+
+Per workspace, measured and chosen (docs/network.md): a container on an internal
+Docker network cannot publish a port, so the gateway that publishes the workspace's
+SSH port on 127.0.0.1 (socat to sshd) is the workspace's own, and it carries that
+workspace's squid (its policy) and a resolver with no upstream (refuse-dns). The network is
+created with no address on the host's side of the bridge
+(``com.docker.network.bridge.inhibit_ipv4``): an internal network alone still lets
+a container reach the host's services on the bridge address.
+
+Services never print; the caller renders.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from containai.domain import egress as E
+from containai.domain import labels as L
+from containai.domain.errors import Failed
+from containai.lazy import sha256_hex
+
+NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
+GATEWAY_LABEL = "containai.gateway-of"  # on a gateway container: the container it serves
+POLICY_LABEL = "containai.network-policy"  # on a workspace container: its mode at creation
+# Not containai.workspace: a gateway is not a workspace's container (lookups by that
+# label, by cai or other tools, must not find it).
+GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"
+SPEC_LABEL = "containai.gateway-spec"  # on a gateway: hash of what it was created with
+SQUID_CONF = "/etc/containai/squid.conf"
+INHIBIT_HOST_ADDRESS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
+
+
+class GatewayEngine(Protocol):
+    def inspect_network(self, name: str) -> dict[str, Any] | None: ...
+
+    def create_network(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        *,
+        internal: bool = False,
+        options: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    def remove_network(self, name: str) -> bool: ...
+
+    def connect_network(
+        self, network: str, container: str, aliases: Sequence[str] = ()
+    ) -> None: ...
+
+    def inspect_container(self, name: str) -> dict[str, Any] | None: ...
+
+    def create_container(self, args: Sequence[str]) -> str: ...
+
+    def start(self, name: str) -> None: ...
+
+    def stop(self, name: str, *, timeout: int = 10) -> None: ...
+
+    def remove(self, *names: str, force: bool = False) -> None: ...
+
+    def exec(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        input: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+    ) -> Any: ...
+
+    def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]: ...
+
+    def copy_to(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
+
+
+def network_name(container: str) -> str:
+    return f"cai-net-{container}"
+
+
+def gateway_name(container: str) -> str:
+    """``<container>-gateway`` (a container name holds 63 characters at most)."""
+    name = f"{container}-gateway"
+    if len(name) <= 63:
+        return name
+    return f"{container[:46]}-gw-{sha256_hex(container)[:12]}"
+
+
+def proxy_env() -> dict[str, str]:
+    """What every process and session in the workspace container gets."""
+    url = f"http://{E.GATEWAY_ALIAS}:{E.PROXY_PORT}"
+    no_proxy = "localhost,127.0.0.1,::1"
+    return {
+        "HTTP_PROXY": url,
+        "HTTPS_PROXY": url,
+        "http_proxy": url,
+        "https_proxy": url,
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
+        "CAI_EGRESS_PROXY": f"{E.GATEWAY_ALIAS}:{E.PROXY_PORT}",
+    }
+
+
+class Attachment(NamedTuple):
+    """How a workspace container is wired: its network and resolver."""
+
+    network: str
+    dns: str  # the gateway's address on that network
+
+
+def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size = len(data)
+        info.mode = mode
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class Egress:
+    def __init__(
+        self,
+        engine: GatewayEngine,
+        *,
+        image: Callable[[], str],
+        host_addresses: Callable[[], Sequence[str]] = lambda: (),
+    ) -> None:
+        self.engine = engine
+        self.image = image
+        self.host_addresses = host_addresses
+
+    # ---------------------------------------------------------------- network
+    def _network(self, container: str, workspace: str) -> dict[str, Any]:
+        name = network_name(container)
+        info = self.engine.inspect_network(name)
+        if info is None:
+            labels = {NETWORK_LABEL: container, L.WORKSPACE: workspace}
+            try:
+                self.engine.create_network(
+                    name, labels, internal=True, options=INHIBIT_HOST_ADDRESS
+                )
+            except Failed:
+                if self.engine.inspect_network(name) is None:  # not a concurrent create
+                    raise
+            info = self.engine.inspect_network(name)
+            if info is None:
+                raise Failed(f"network '{name}' disappeared right after it was created")
+        if (info.get("Labels") or {}).get(NETWORK_LABEL) != container or not info.get("Internal"):
+            raise Failed(
+                f"network '{name}' exists but was not made by cai for container "
+                f"'{container}' (or is not internal); remove it with `docker network rm {name}`"
+            )
+        return info
+
+    @staticmethod
+    def _subnets(info: Mapping[str, Any]) -> list[str]:
+        configs = (info.get("IPAM") or {}).get("Config") or []
+        return [str(c["Subnet"]) for c in configs if c.get("Subnet")]
+
+    def render(self, policy: E.Policy, subnets: Sequence[str]) -> str:
+        return E.squid_conf(
+            policy, client_subnets=subnets, host_addresses=list(self.host_addresses())
+        )
+
+    # ---------------------------------------------------------------- gateway
+    def ensure(
+        self,
+        container: str,
+        workspace: str,
+        ssh_port: int,
+        policy: E.Policy,
+        runtime: str,
+    ) -> Attachment:
+        """The workspace's network and its running gateway (created, re-created or
+        started as needed), publishing ``ssh_port``; returns how to attach to them."""
+        net = self._network(container, workspace)
+        name = gateway_name(container)
+        conf = self.render(policy, self._subnets(net)).encode()
+        args = self._args(name, container, workspace, ssh_port, runtime, self.image())
+        spec = sha256_hex("\0".join(args))[:16]
+        info = self.engine.inspect_container(name)
+        if info is not None:
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            if labels.get(GATEWAY_LABEL) != container or labels.get(SPEC_LABEL) != spec:
+                # made by another version, for another port or image: it holds no data
+                self.engine.remove(name, force=True)
+                info = None
+        if info is None:
+            self._create(name, container, [*args[:-1], "--label", f"{SPEC_LABEL}={spec}", args[-1]])
+        state = ((info or {}).get("State") or {}).get("Status")
+        self._install_conf(name, conf, running=state == "running")
+        if state == "running":
+            self._reconfigure(name)
+        else:
+            self.engine.start(name)
+        return Attachment(network_name(container), self._address(name, container))
+
+    def _args(
+        self, name: str, container: str, workspace: str, ssh_port: int, runtime: str, image: str
+    ) -> list[str]:
+        """``docker create`` arguments of the gateway; the image comes last."""
+        return [
+            "--name",
+            name,
+            "--label",
+            f"{GATEWAY_LABEL}={container}",
+            "--label",
+            f"{GATEWAY_WORKSPACE_LABEL}={workspace}",
+            "--runtime",
+            runtime,
+            "--init",  # squid refuses to signal a PID 1 (`squid -k reconfigure`)
+            "--restart",
+            "unless-stopped",
+            "--memory",
+            "256m",
+            "--security-opt",
+            "no-new-privileges",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            "--cap-add",
+            "SETUID",
+            "--cap-add",
+            "SETGID",
+            "--cap-add",
+            "NET_BIND_SERVICE",
+            "--cap-add",
+            "DAC_OVERRIDE",
+            "--publish",
+            f"127.0.0.1:{ssh_port}:{E.SSH_LISTEN_PORT}",
+            "--env",
+            f"CAI_SSH_TARGET={container}:2222",
+            "--env",
+            f"CAI_SSH_LISTEN={E.SSH_LISTEN_PORT}",
+            image,
+        ]
+
+    def _create(self, name: str, container: str, args: list[str]) -> None:
+        try:
+            self.engine.create_container(args)
+        except Failed as exc:
+            if "already in use" not in str(exc):
+                raise
+            return  # a concurrent run made it; the checks above hold for both
+        self.engine.connect_network(network_name(container), name, [E.GATEWAY_ALIAS])
+
+    def _address(self, name: str, container: str) -> str:
+        info = self.engine.inspect_container(name) or {}
+        nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        address = str((nets.get(network_name(container)) or {}).get("IPAddress") or "")
+        if not address:
+            raise Failed(
+                f"gateway '{name}' has no address on network '{network_name(container)}'; "
+                f"its log: `docker logs {name}`; `cai --fresh` recreates both"
+            )
+        return address
+
+    def _reconfigure(self, name: str) -> None:
+        proc = self.engine.exec(
+            name, ["squid", "-k", "reconfigure", "-f", SQUID_CONF], timeout=10, check=False
+        )
+        if proc.returncode != 0:
+            raise Failed(
+                f"gateway '{name}' did not take the new policy ({proc.stderr.strip()}); "
+                "`cai --fresh` recreates it"
+            )
+
+    def apply(self, container: str, policy: E.Policy) -> bool:
+        """Render ``policy`` into the running gateway of ``container`` (live, no restart);
+        ``False`` when it has none."""
+        name = gateway_name(container)
+        info = self.engine.inspect_container(name)
+        net = self.engine.inspect_network(network_name(container))
+        if info is None or net is None:
+            return False
+        conf = self.render(policy, self._subnets(net)).encode()
+        running = (info.get("State") or {}).get("Status") == "running"
+        self._install_conf(name, conf, running=running)
+        if running:
+            self._reconfigure(name)
+        return True
+
+    def _install_conf(self, name: str, conf: bytes, *, running: bool) -> None:
+        """The policy file into the gateway: by ``docker cp`` before it runs; through the
+        running container itself after (gVisor does not see files changed under it)."""
+        if not running:
+            self.engine.copy_to(name, _tar_one(SQUID_CONF, conf), "/")
+            return
+        proc = self.engine.exec(
+            name,
+            ["sh", "-c", f"cat > {SQUID_CONF}.new && mv -f {SQUID_CONF}.new {SQUID_CONF}"],
+            input=conf.decode(),
+            timeout=10,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise Failed(f"could not update the policy of gateway '{name}': {proc.stderr.strip()}")
+
+    def running(self, container: str) -> bool:
+        info = self.engine.inspect_container(gateway_name(container))
+        return bool(info and (info.get("State") or {}).get("Status") == "running")
+
+    def stop(self, container: str) -> None:
+        info = self.engine.inspect_container(gateway_name(container))
+        if info and (info.get("State") or {}).get("Status") in ("running", "restarting"):
+            self.engine.stop(gateway_name(container), timeout=2)
+
+    def remove(self, container: str) -> None:
+        """Remove the gateway and the network of ``container`` (they hold no data)."""
+        if self.engine.inspect_container(gateway_name(container)) is not None:
+            self.engine.remove(gateway_name(container), force=True)
+        self.engine.remove_network(network_name(container))
+
+    # -------------------------------------------------------------------- log
+    def log(self, container: str) -> list[E.LogLine]:
+        proc = self.engine.exec(
+            gateway_name(container), ["cat", E.ACCESS_LOG], timeout=10, check=False
+        )
+        if proc.returncode != 0:
+            return []
+        return [x for x in map(E.parse_log_line, str(proc.stdout).splitlines()) if x]
+
+    def follow(self, container: str) -> Iterator[E.LogLine]:
+        for line in self.engine.exec_lines(
+            gateway_name(container), ["tail", "-n", "0", "-F", E.ACCESS_LOG]
+        ):
+            parsed = E.parse_log_line(line)
+            if parsed is not None:
+                yield parsed

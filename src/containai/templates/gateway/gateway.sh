@@ -1,0 +1,30 @@
+#!/bin/bash
+# containai egress gateway entrypoint (SPEC section 15):
+#   squid    the egress policy, on port 3128: /etc/containai/squid.conf, copied in by
+#            cai before the first start and replaced (then `squid -k reconfigure`)
+#            by `cai network allow|deny`;
+#   socat    the workspace's SSH port, published on the host's 127.0.0.1, forwarded
+#            to its sshd (a container on an internal network publishes nothing);
+#   refuse-dns (under socat) a resolver with no upstream, so that a name looked up
+#            directly from the workspace fails at once instead of timing out (no DNS
+#            tunnel; dnsmasq needs netlink, which gVisor refuses here).
+#   CAI_SSH_TARGET   host:port of the workspace container's sshd
+#   CAI_SSH_LISTEN   the port to listen on for SSH
+set -euo pipefail
+conf=/etc/containai/squid.conf
+[[ -f $conf ]] || {
+	echo "containai-gateway: missing $conf" >&2
+	exit 1
+}
+: "${CAI_SSH_TARGET:?}" "${CAI_SSH_LISTEN:?}"
+install -d -m 0755 -o proxy -g proxy /var/log/containai /run/squid
+touch /var/log/containai/access.log
+chown proxy:proxy /var/log/containai/access.log
+rm -f /run/squid/squid.pid
+# Each helper is restarted if it ever ends; squid is the container's main process
+# (its end ends the container, which the engine restarts: --restart unless-stopped).
+forever() { while :; do "$@" || true; sleep 0.5; done; }
+forever socat -T 2 UDP4-RECVFROM:53,fork EXEC:/usr/local/lib/containai/refuse-dns &
+forever socat -ly "TCP-LISTEN:${CAI_SSH_LISTEN},fork,reuseaddr,nodelay" \
+	"TCP:${CAI_SSH_TARGET},nodelay" &
+exec squid -N -f "$conf"

@@ -1,0 +1,193 @@
+"""SPEC section 15 end to end: egress only through the workspace's gateway, by its
+allowlist. Test hosts are containers on networks these tests create (never any
+address off this machine): `web.cai.test` is allowlisted, `other.cai.test` is not."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Sandbox, docker
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+IMAGE = "containai:default"  # has python3 for a tiny HTTP server
+TEST_LABEL = "containai.test-host=true"
+
+
+class Hosts:
+    def __init__(self, network: str, subnet: str, web: str, other: str) -> None:
+        self.network, self.subnet, self.web_ip, self.other_ip = network, subnet, web, other
+
+
+def _serve(name: str, network: str, alias: str) -> str:
+    made = docker(
+        "run", "-d", "--name", name, "--label", TEST_LABEL, "--network", network,
+        "--network-alias", alias, "--entrypoint", "python3", IMAGE,
+        "-m", "http.server", "8000", "--bind", "0.0.0.0",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    info = json.loads(docker("inspect", name).stdout)[0]
+    return str(info["NetworkSettings"]["Networks"][network]["IPAddress"])
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    tag = uuid.uuid4().hex[:8]
+    network = f"cai-test-hosts-{tag}"
+    assert docker("network", "create", "--label", TEST_LABEL, network).returncode == 0
+    names = [f"cai-test-web-{tag}", f"cai-test-other-{tag}"]
+    try:
+        web = _serve(names[0], network, "web.cai.test")
+        other = _serve(names[1], network, "other.cai.test")
+        info = json.loads(docker("network", "inspect", network).stdout)[0]
+        subnet = info["IPAM"]["Config"][0]["Subnet"]
+        for _ in range(50):  # the servers are up
+            get = "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/')"
+            probe = docker("exec", names[0], "python3", "-c", get)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        yield Hosts(network, subnet, web, other)
+    finally:
+        docker("rm", "-f", *names)
+        info = json.loads(docker("network", "inspect", network).stdout or "[{}]")[0]
+        for attached in (info.get("Containers") or {}).values():  # the gateways
+            docker("network", "disconnect", "-f", network, attached["Name"])
+        docker("network", "rm", network)
+
+
+def _configure(sandbox: Sandbox, hosts: Hosts) -> None:
+    cfg = sandbox.home / ".config" / "containai" / "config.toml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(
+        "[network]\n"
+        'presets = ["git-hosts"]\n'
+        'allow = ["web.cai.test:8000"]\n'
+        f'allow_cidrs = ["{hosts.subnet}"]\n'
+    )
+
+
+def _up(sandbox: Sandbox, hosts: Hosts, name: str) -> Path:
+    ws = sandbox.workspace(name, "main")
+    res = sandbox.cai("run", "--detached", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    # the test hosts' network stands for "the internet" here: the gateway reaches it
+    assert docker("network", "connect", hosts.network, f"{name}-main-gateway").returncode == 0
+    return ws
+
+
+def _curl(sandbox: Sandbox, ws: Path, *args: str, root: bool = False) -> tuple[int, str]:
+    argv = ["exec", *(["--root"] if root else []), "--", "curl", "-sS", "-m", "8", "-o",
+            "/dev/null", "-w", "%{http_code}", *args]  # fmt: skip
+    res = sandbox.cai(*argv, cwd=ws)
+    return res.returncode, res.stdout + res.stderr
+
+
+def test_allowlisted_host_only(sandbox: Sandbox, hosts: Hosts) -> None:
+    _configure(sandbox, hosts)
+    ws = _up(sandbox, hosts, "egress")
+    code, out = _curl(sandbox, ws, "http://web.cai.test:8000/")
+    assert code == 0 and out.startswith("200"), out
+    started = time.monotonic()
+    code, out = _curl(sandbox, ws, "http://other.cai.test:8000/")
+    assert code != 0 or not out.startswith("200"), out
+    assert "403" in out, out  # a clear refusal from the gateway ...
+    assert time.monotonic() - started < 5  # ... at once, not a time-out
+    # the allowlisted host on another port is refused too
+    code, out = _curl(sandbox, ws, "https://web.cai.test:8443/")
+    assert "200" not in out
+    # the denial is logged and counted
+    log = sandbox.cai("network", "log", cwd=ws)
+    assert log.returncode == 0 and "denied" in log.stdout and "other.cai.test" in log.stdout
+    status = sandbox.cai("status", "--json", cwd=ws)
+    assert status.json["network"]["policy"] == "allowlist"
+    assert status.json["network"]["denials"] >= 1
+
+
+def test_allow_applies_live(sandbox: Sandbox, hosts: Hosts) -> None:
+    _configure(sandbox, hosts)
+    ws = _up(sandbox, hosts, "live")
+    assert "403" in _curl(sandbox, ws, "http://other.cai.test:8000/")[1]
+    started = time.monotonic()
+    res = sandbox.cai("network", "allow", "other.cai.test:8000", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    assert time.monotonic() - started < 5
+    code, out = _curl(sandbox, ws, "http://other.cai.test:8000/")
+    assert code == 0 and out.startswith("200"), out
+    res = sandbox.cai("network", "deny", "other.cai.test", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    assert "403" in _curl(sandbox, ws, "http://other.cai.test:8000/")[1]
+
+
+def test_root_inside_cannot_go_around_the_gateway(sandbox: Sandbox, hosts: Hosts) -> None:
+    _configure(sandbox, hosts)
+    ws = _up(sandbox, hosts, "escape")
+    other_ws = _up(sandbox, hosts, "victim")
+    victim = json.loads(docker("inspect", "victim-main").stdout)[0]
+    victim_ip = next(iter(victim["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    attempts = [
+        # no proxy variables, the allowlisted host's own address
+        ["env", "-u", "http_proxy", "-u", "HTTP_PROXY", "curl", "-sS", "-m", "5",
+         f"http://{hosts.web_ip}:8000/"],
+        # its own resolver: names do not resolve directly
+        ["getent", "hosts", "web.cai.test"],
+        # another workspace's container (its sshd)
+        ["bash", "-c", f"exec 3<>/dev/tcp/{victim_ip}/2222 && head -c 20 <&3"],
+        # the host itself on the bridge
+        ["bash", "-c", "exec 3<>/dev/tcp/172.17.0.1/22 && head -c 20 <&3"],
+        # through the gateway: a private address that is not in allow_cidrs
+        ["curl", "-fsS", "-m", "5", f"http://{victim_ip}:2222/"],
+        # cloud metadata through the gateway (refused by the rendered policy, whatever
+        # the allowlist: nothing is sent off this machine)
+        ["curl", "-fsS", "-m", "5", "-x", "http://cai-gateway:3128", "http://169.254.169.254/"],
+    ]  # fmt: skip
+    for argv in attempts:
+        res = sandbox.cai("exec", "--root", "--", "timeout", "10", *argv, cwd=ws)
+        assert res.returncode != 0, (argv, res.stdout)
+        assert "SSH-2.0" not in res.stdout and "Directory listing" not in res.stdout
+    assert other_ws.exists()
+
+
+def test_gateway_down_means_no_egress_and_run_restarts_it(sandbox: Sandbox, hosts: Hosts) -> None:
+    _configure(sandbox, hosts)
+    ws = _up(sandbox, hosts, "down")
+    assert docker("stop", "-t", "1", "down-main-gateway").returncode == 0
+    # straight through the engine (SSH goes through the gateway too): no way out
+    res = docker("exec", "down-main", "curl", "-sS", "-m", "5", "http://web.cai.test:8000/")
+    assert res.returncode != 0
+    res = sandbox.cai("run", "--detached", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    state = json.loads(docker("inspect", "down-main-gateway").stdout)[0]["State"]["Status"]
+    assert state == "running"  # and still on the test hosts' network
+    code, out = _curl(sandbox, ws, "http://web.cai.test:8000/")
+    assert code == 0 and out.startswith("200"), out
+
+
+def test_package_registry_through_the_gateway(sandbox: Sandbox) -> None:
+    """The machine's own npm registry (read from its configuration) is reachable with the
+    default presets, as the agents need it."""
+    ws = sandbox.workspace("reg", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    show = sandbox.cai("network", "show", "--json", cwd=ws)
+    hosts = [r["host"] for r in show.json["allow"] if r["source"] == "preset:package-registries"]
+    assert hosts, show.stdout
+    code, out = _curl(sandbox, ws, f"https://{hosts[-1]}/")
+    assert code == 0 and not out.startswith("000"), out
+
+
+def test_stop_and_remove_take_the_gateway_along(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace("gone", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    assert sandbox.cai("stop", cwd=ws).returncode == 0
+    gw = json.loads(docker("inspect", "gone-main-gateway").stdout)[0]["State"]["Status"]
+    assert gw == "exited"
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0  # restart through it
+    assert sandbox.cai("stop", "--remove", cwd=ws).returncode == 0
+    assert docker("inspect", "gone-main-gateway").returncode != 0
+    assert docker("network", "inspect", "cai-net-gone-main").returncode != 0

@@ -1,0 +1,140 @@
+"""SPEC section 15: the egress policy (pure rules and the squid configuration)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from containai.domain import egress as E
+from containai.domain.errors import UsageError
+
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+DOCS = ("192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+
+
+def policy(**kw: object) -> E.Policy:
+    args: dict[str, object] = {
+        "mode": "allowlist",
+        "presets": ["git-hosts"],
+        "preset_hosts": {"git-hosts": E.GIT_HOSTS},
+        "allow": [],
+        "deny": [],
+        "allow_cidrs": [],
+    }
+    args.update(kw)
+    return E.build_policy(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "ports"),
+    [
+        ("example.org", "example.org", (80, 443)),
+        ("*.example.org", "*.example.org", (80, 443)),
+        ("Example.ORG:8443", "example.org", (8443,)),
+        ("10.1.2.3:8080", "10.1.2.3", (8080,)),
+        ("[fd00::1]:22", "fd00::1", (22,)),
+        ("fd00::1", "fd00::1", (80, 443)),
+    ],
+)
+def test_parse_entry(text: str, host: str, ports: tuple[int, ...]) -> None:
+    entry = E.parse_entry(text)
+    assert (entry.host, entry.ports) == (host, ports)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "localhost", "exa mple.org", "a..b", "x.org:0", "x.org:99999", "*.*.x", "http://x.org"],
+)
+def test_parse_entry_refuses(text: str) -> None:
+    with pytest.raises(UsageError):
+        E.parse_entry(text)
+
+
+def test_host_rules() -> None:
+    p = policy(allow=["api.example.org", "*.cdn.example.net:8443"], deny=["evil.github.com"])
+    assert p.allows("github.com", 443) and p.allows("raw.githubusercontent.com", 443)
+    assert p.allows("github.com", 22)  # git over SSH to git hosts
+    assert not p.allows("api.example.org", 22)
+    assert p.allows("a.cdn.example.net", 8443) and not p.allows("a.cdn.example.net", 443)
+    assert not p.allows("evil.github.com", 443)  # deny wins over a preset
+    assert not p.allows("example.com", 443)
+    assert not policy(mode="none").allows("github.com", 443)
+    assert policy(mode="open").allows("anything.example", 443)
+
+
+def test_squid_conf_refuses_private_destinations_first() -> None:
+    conf = E.squid_conf(policy(), client_subnets=["172.30.0.0/16"], host_addresses=["192.0.2.7"])
+    lines = conf.splitlines()
+    never = next(x for x in lines if x.startswith("acl never_dst dst"))
+    for cidr in ("169.254.0.0/16", "10.0.0.0/8", "127.0.0.0/8", "100.64.0.0/10", "fc00::/7"):
+        assert cidr in never.split()
+    assert "192.0.2.7/32" in never.split()  # the host's own address
+    first_allow = next(i for i, x in enumerate(lines) if x.startswith("http_access allow"))
+    assert lines.index("http_access deny never_dst") < first_allow
+    assert lines.index("http_access deny !clients") < first_allow
+    assert lines[-1] == "http_access deny all"
+    assert "acl clients src 172.30.0.0/16" in lines
+
+
+def test_metadata_address_is_never_allowed_even_when_listed() -> None:
+    conf = E.squid_conf(
+        policy(allow=["169.254.169.254"]), client_subnets=["172.30.0.0/16"], host_addresses=[]
+    )
+    assert "http_access deny never_dst" in conf.splitlines()
+
+
+def test_allow_cidrs_lift_the_never_rule_only_for_themselves() -> None:
+    conf = E.squid_conf(
+        policy(allow_cidrs=["172.31.5.0/24"]), client_subnets=["x"], host_addresses=[]
+    )
+    assert "acl allow_cidrs dst 172.31.5.0/24" in conf
+    assert "http_access deny never_dst !allow_cidrs" in conf
+
+
+@given(st.ip_addresses())
+def test_never_cidrs_cover_every_non_global_address(address: ipaddress._BaseAddress) -> None:
+    nets = [ipaddress.ip_network(c) for c in E.NEVER_CIDRS]
+    inside = any(address.version == n.version and address in n for n in nets)
+    if any(
+        address in ipaddress.ip_network(n)
+        for n in DOCS
+        if address.version == ipaddress.ip_network(n).version
+    ):
+        return  # documentation ranges: not in SPEC's list (see NEVER_CIDRS)
+    special = (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or (address.version == 4 and (address.is_reserved or address in CGNAT))
+    )
+    assert inside or not special, f"{address} is not global but no never-range holds it"
+
+
+def test_none_policy_allows_nothing() -> None:
+    conf = E.squid_conf(policy(mode="none"), client_subnets=["x"], host_addresses=[])
+    assert "http_access allow" not in conf
+
+
+def test_collapse_keeps_the_wider_domain() -> None:
+    conf = E.squid_conf(
+        policy(allow=["api.anthropic.com", "*.anthropic.com", "anthropic.com"]),
+        client_subnets=["x"],
+        host_addresses=[],
+    )
+    hosts = [x for x in conf.splitlines() if x.startswith("acl hosts_") and "anthropic" in x]
+    assert hosts and "api.anthropic.com" not in hosts[0] and " anthropic.com" not in hosts[0]
+
+
+def test_parse_log_line() -> None:
+    line = "1796054745.449 172.20.0.3 CONNECT example.com 443 403 TCP_DENIED"
+    parsed = E.parse_log_line(line)
+    assert parsed is not None and parsed.denied and parsed.host == "example.com"
+    assert parsed.port == 443
+    ok = E.parse_log_line("1796054745.331 172.20.0.3 CONNECT github.com 443 200 TCP_TUNNEL")
+    assert ok is not None and not ok.denied
+    assert E.parse_log_line("garbage") is None
