@@ -147,3 +147,22 @@ def test_weakened_runtime_is_shown(sandbox: Sandbox) -> None:
     listed = sandbox.cai("list", "--json")
     row = next(c for c in listed.json["containers"] if c["name"] == "weak-main")
     assert "weakened" in row["isolation"]
+
+
+def test_agent_cannot_rewrite_the_repository_settings(sandbox: Sandbox) -> None:
+    """The agent could otherwise rewrite `.containai/config.toml` between the user's review
+    and `cai trust`, or seed settings for the next `cai run`: it is read-only inside."""
+    ws = sandbox.workspace("ro-settings", "main")
+    (ws / ".containai").mkdir()
+    (ws / ".containai" / "config.toml").write_text('agent.default = "claude"\n')
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    for argv in (
+        ["sh", "-c", "echo 'runtime = \"runc\"' >> .containai/config.toml"],
+        ["sh", "-c", "mv .containai .containai-old"],
+        ["sh", "-c", "touch .containai/other.toml"],
+    ):
+        res = sandbox.cai("exec", "--", *argv, cwd=ws)
+        assert res.returncode != 0, argv
+    assert (ws / ".containai" / "config.toml").read_text() == 'agent.default = "claude"\n'
+    # the rest of the workspace stays writable
+    assert sandbox.cai("exec", "--", "touch", "ok", cwd=ws).returncode == 0

@@ -138,3 +138,54 @@ def test_parse_log_line() -> None:
     ok = E.parse_log_line("1796054745.331 172.20.0.3 CONNECT github.com 443 200 TCP_TUNNEL")
     assert ok is not None and not ok.denied
     assert E.parse_log_line("garbage") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "fe80::1%x\nhttp_access allow all",
+        "fe80::1%eth0",
+        "example.org\nhttp_access allow all",
+        "example.org http_access",
+        "exa\tmple.org",
+        "example.org:²",
+        "'example.org'",
+    ],
+)
+def test_entries_that_could_inject_into_squid_conf_are_refused(text: str) -> None:
+    with pytest.raises(UsageError):
+        E.parse_entry(text)
+    with pytest.raises(UsageError):
+        E.parse_cidr(text)
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_no_accepted_entry_renders_outside_its_acl_line(text: str) -> None:
+    try:
+        entry = E.parse_entry(text)
+    except UsageError:
+        return
+    conf = E.squid_conf(
+        policy(allow=[text], deny=[text]), client_subnets=["172.30.0.0/16"], host_addresses=[]
+    )
+    allowed = {"#", "http_port", "pid_filename", "cache", "cache_mem", "memory_pools"}
+    allowed |= {"logformat", "access_log", "cache_log", "coredump_dir", "shutdown_lifetime"}
+    allowed |= {"forwarded_for", "via", "httpd_suppress_version_string", "acl", "http_access"}
+    assert {line.split(" ", 1)[0] for line in conf.splitlines()} <= allowed
+    assert entry.host in conf
+
+
+def test_names_are_checked_before_anything_resolves_and_never_by_reverse_lookup() -> None:
+    conf = E.squid_conf(
+        policy(allow=["api.example.org", "10.1.2.3:8080"], deny=["evil.github.com"]),
+        client_subnets=["172.30.0.0/16"],
+        host_addresses=[],
+    )
+    lines = conf.splitlines()
+    # every name ACL is literal (-n): no PTR lookup for an IP literal request
+    assert all(" dstdomain -n " in x for x in lines if " dstdomain " in x)
+    # unlisted names are refused before the first ACL that resolves a name (dst)
+    deny_unlisted = lines.index("http_access deny !listed")
+    first_dst = next(i for i, x in enumerate(lines) if " dst " in x and x.startswith("acl"))
+    assert deny_unlisted < first_dst
+    assert "10.1.2.3" in next(x for x in lines if x.startswith("acl listed"))

@@ -82,7 +82,7 @@ def pip_hosts(env: Mapping[str, str]) -> list[str]:
     urls: list[str] = []
     for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         urls += env.get(key, "").split()
-    configured = _run(["python3", "-m", "pip", "config", "list"], env)
+    configured = _run(["python3", "-I", "-m", "pip", "config", "list"], env)
     index_set = any(k == "PIP_INDEX_URL" for k in env)
     for line in configured.splitlines():
         key, _, value = line.partition("=")
@@ -93,6 +93,7 @@ def pip_hosts(env: Mapping[str, str]) -> list[str]:
         default = _run(
             [
                 "python3",
+                "-I",
                 "-c",
                 "from pip._internal.models.index import PyPI as p; "
                 "print(p.pypi_url); print('https://' + p.file_storage_domain)",
@@ -114,9 +115,15 @@ def package_registry_hosts(env: Mapping[str, str]) -> list[str]:
 
 
 def _run(argv: list[str], env: Mapping[str, str]) -> str:
+    """``argv``'s output, run from a neutral directory: never from the current one, which
+    may be a hostile repository (its ``pip/`` package, its ``.npmrc``); python with
+    ``-I`` (no current directory or user site on its path)."""
+    cwd = env.get("HOME") or "/"
+    if not os.path.isdir(cwd):
+        cwd = "/"
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, env=dict(env), timeout=20, check=False
+            argv, capture_output=True, text=True, env=dict(env), timeout=20, check=False, cwd=cwd
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""

@@ -195,9 +195,7 @@ class App:
         )
 
     def lifecycle(self, settings: Settings) -> Lifecycle:
-        from pathlib import Path
 
-        from containai.adapters import git
         from containai.adapters.host import Host
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
@@ -211,7 +209,7 @@ class App:
             self.images(settings),
             warn=self.out.warn,
             info=self.out.info,
-            git_guard=lambda workspace: git.guard_paths(Path(workspace)),
+            git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
         )
 
@@ -223,3 +221,19 @@ class App:
             return confirm_unavailable(name, sessions)
         self.out.stderr.write(f"[WARN] Container '{name}' may have active sessions\n")
         return self.out.confirm("Stop anyway?")
+
+
+def _guard_with_settings_dir(workspace: str) -> Any:
+    """The git guard plus the repository's settings directory (``.containai``), read-only
+    inside: the agent cannot rewrite the settings the host applies (or is about to
+    trust) at the next ``cai run`` (SPEC section 14)."""
+    import dataclasses
+    from pathlib import Path
+
+    from containai.adapters import git
+
+    guard = git.guard_paths(Path(workspace))
+    settings_dir = Path(workspace) / ".containai"
+    if settings_dir.is_dir() and not settings_dir.is_symlink():
+        guard = dataclasses.replace(guard, readonly=(*guard.readonly, str(settings_dir)))
+    return guard

@@ -71,6 +71,10 @@ NEVER_CIDRS: Final = (
     "ff00::/8",
 )
 
+# Every character an entry may hold: squid.conf is rendered from entries, so nothing
+# else (space, newline, '%' of an IPv6 scope, quotes) may ever reach it.
+_SAFE_ENTRY_RE: Final = re.compile(r"[0-9a-z.:*\[\]/-]{1,260}")
+_SAFE_TOKEN_RE: Final = re.compile(r"[0-9a-z.:/-]{1,260}")
 _HOST_RE: Final = re.compile(
     r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
 )
@@ -100,6 +104,11 @@ def parse_entry(text: str, source: str = "config") -> Entry:
     """``host``, ``*.suffix``, ``host:port`` or an IP (``[v6]:port``) -> Entry; UsageError
     naming the entry otherwise."""
     raw = text.strip().lower()
+    if _SAFE_ENTRY_RE.fullmatch(raw) is None:  # nothing that could break squid.conf
+        raise UsageError(
+            f"invalid network entry {text!r}: use a host name (example.org), a pattern "
+            "(*.example.org) or an IP address, with an optional :PORT"
+        )
     port: int | None = None
     host = raw
     if raw.startswith("["):
@@ -115,7 +124,7 @@ def parse_entry(text: str, source: str = "config") -> Entry:
         host, _, port_text = raw.partition(":")
         port = _port(port_text, text)
     try:
-        ipaddress.ip_address(host)
+        host = str(ipaddress.ip_address(host))  # canonical form
         is_ip = True
     except ValueError:
         is_ip = False
@@ -129,12 +138,16 @@ def parse_entry(text: str, source: str = "config") -> Entry:
 
 
 def _port(text: str, entry: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if re.fullmatch(r"[0-9]{1,5}", text) is None or not 1 <= int(text) <= 65535:
         raise UsageError(f"invalid port in network entry '{entry}': use 1..65535")
     return int(text)
 
 
 def parse_cidr(text: str) -> str:
+    if _SAFE_ENTRY_RE.fullmatch(text.strip()) is None or "%" in text:
+        raise UsageError(
+            f"invalid CIDR {text!r} in network.allow_cidrs: use ADDRESS/BITS, e.g. 10.1.2.0/24"
+        )
     try:
         return str(ipaddress.ip_network(text.strip(), strict=False))
     except ValueError:
@@ -214,7 +227,12 @@ def build_policy(
 def squid_conf(
     policy: Policy, *, client_subnets: Sequence[str], host_addresses: Sequence[str]
 ) -> str:
-    """The gateway's squid.conf for ``policy``; only ``client_subnets`` may use it."""
+    """The gateway's squid.conf for ``policy``; only ``client_subnets`` may use it.
+
+    Name rules come before address rules, and every name ACL is ``dstdomain -n``: squid
+    resolves a name only once it is on the allowlist (a request for an unlisted name
+    causes no DNS query: no DNS tunnel through the gateway's resolver), and an IP
+    address is never matched by its reverse (PTR) name."""
     lines = [
         "# containai egress gateway: rendered by cai from the workspace's policy; do not edit",
         f"http_port {PROXY_PORT}",
@@ -231,35 +249,46 @@ def squid_conf(
         "via off",
         "httpd_suppress_version_string on",
         "acl CONNECT method CONNECT",
-        "acl clients src " + " ".join(client_subnets or ["255.255.255.255/32"]),
+        "acl clients src " + _tokens(client_subnets or ["255.255.255.255/32"]),
         "http_access deny !clients",
     ]
+    if policy.mode != "allowlist" or not policy.allow:
+        lines.append("http_access deny all")
+        return "\n".join(lines) + "\n"
+    names = _collapse(sorted({e.squid_domain() for e in policy.allow}))
+    lines.append("acl listed dstdomain -n " + _tokens(names))
+    lines.append("http_access deny !listed")  # before anything that resolves a name
+    if policy.deny:
+        lines.append("acl denied dstdomain -n " + _tokens(_squid_domains(policy.deny)))
+        lines.append("http_access deny denied")
     never = [*NEVER_CIDRS, *_outside(NEVER_CIDRS, host_addresses)]
-    lines.append("acl never_dst dst " + " ".join(never))
+    lines.append("acl never_dst dst " + _tokens(never))
     if policy.allow_cidrs:
-        lines.append("acl allow_cidrs dst " + " ".join(policy.allow_cidrs))
+        lines.append("acl allow_cidrs dst " + _tokens(policy.allow_cidrs))
         lines.append("http_access deny never_dst !allow_cidrs")
     else:
         lines.append("http_access deny never_dst")
-    if policy.mode == "allowlist":
-        if policy.deny:
-            lines.append("acl denied dstdomain " + " ".join(_squid_domains(policy.deny)))
-            lines.append("http_access deny denied")
-        by_ports: dict[tuple[int, ...], list[Entry]] = {}
-        for entry in policy.allow:
-            by_ports.setdefault(entry.ports, []).append(entry)
-        for n, (ports, group) in enumerate(sorted(by_ports.items())):
-            names = sorted({e.squid_domain() for e in group if not e.is_ip})
-            ips = sorted({e.host for e in group if e.is_ip})
-            lines.append(f"acl ports_{n} port " + " ".join(str(p) for p in ports))
-            if names:
-                lines.append(f"acl hosts_{n} dstdomain " + " ".join(_collapse(names)))
-                lines.append(f"http_access allow hosts_{n} ports_{n}")
-            if ips:
-                lines.append(f"acl addrs_{n} dst " + " ".join(ips))
-                lines.append(f"http_access allow addrs_{n} ports_{n}")
+    by_ports: dict[tuple[int, ...], list[Entry]] = {}
+    for entry in policy.allow:
+        by_ports.setdefault(entry.ports, []).append(entry)
+    for n, (ports, group) in enumerate(sorted(by_ports.items())):
+        lines.append(f"acl ports_{n} port " + " ".join(str(int(p)) for p in ports))
+        group_names = _collapse(sorted({e.squid_domain() for e in group}))
+        lines.append(f"acl hosts_{n} dstdomain -n " + _tokens(group_names))
+        lines.append(f"http_access allow hosts_{n} ports_{n}")
     lines.append("http_access deny all")
     return "\n".join(lines) + "\n"
+
+
+def _tokens(values: Iterable[str]) -> str:
+    """ACL values joined; each must be a plain host, address or CIDR (defence in depth:
+    entries were validated, but nothing else may ever reach squid.conf)."""
+    out = []
+    for value in values:
+        if _SAFE_TOKEN_RE.fullmatch(value) is None:
+            raise ValueError(f"refusing to render {value!r} into squid.conf")
+        out.append(value)
+    return " ".join(out)
 
 
 def _outside(cidrs: Sequence[str], addresses: Iterable[str]) -> list[str]:

@@ -184,7 +184,9 @@ class Egress:
         net = self._network(container, workspace)
         name = gateway_name(container)
         conf = self.render(policy, self._subnets(net)).encode()
+        subnets = [n for n in self._subnets(net) if ":" not in n] or ["255.255.255.255/32"]
         args = self._args(name, container, workspace, ssh_port, runtime, self.image())
+        args[-1:-1] = ["--env", f"CAI_CLIENT_SUBNET={subnets[0]}"]
         spec = sha256_hex("\0".join(args))[:16]
         info = self.engine.inspect_container(name)
         if info is not None:

@@ -43,5 +43,8 @@ def run(args: argparse.Namespace) -> int:
             app.out.line(f"ignored: {item.key} ({item.reason})")
         return 0
     done = trust.trust(app.config, workspace)
-    app.out.changed(f"trusted {done.file} (sha256 {done.digest[:12]})")
+    view = app.settings(workspace)
+    applied = sorted(r.key for r in view.all() if r.source == "repo")
+    what = ", ".join(applied) if applied else "nothing beyond the safe keys"
+    app.out.changed(f"trusted {done.file} (sha256 {done.digest[:12]}): applies {what}")
     return 0

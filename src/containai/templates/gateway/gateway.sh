@@ -10,13 +10,14 @@
 #            tunnel; dnsmasq needs netlink, which gVisor refuses here).
 #   CAI_SSH_TARGET   host:port of the workspace container's sshd
 #   CAI_SSH_LISTEN   the port to listen on for SSH
+#   CAI_CLIENT_SUBNET  the workspace network's IPv4 subnet (the resolver's only clients)
 set -euo pipefail
 conf=/etc/containai/squid.conf
 [[ -f $conf ]] || {
 	echo "containai-gateway: missing $conf" >&2
 	exit 1
 }
-: "${CAI_SSH_TARGET:?}" "${CAI_SSH_LISTEN:?}"
+: "${CAI_SSH_TARGET:?}" "${CAI_SSH_LISTEN:?}" "${CAI_CLIENT_SUBNET:?}"
 install -d -m 0755 -o proxy -g proxy /var/log/containai /run/squid
 touch /var/log/containai/access.log
 chown proxy:proxy /var/log/containai/access.log
@@ -24,7 +25,9 @@ rm -f /run/squid/squid.pid
 # Each helper is restarted if it ever ends; squid is the container's main process
 # (its end ends the container, which the engine restarts: --restart unless-stopped).
 forever() { while :; do "$@" || true; sleep 0.5; done; }
-forever socat -T 2 UDP4-RECVFROM:53,fork EXEC:/usr/local/lib/containai/refuse-dns &
+# Only the workspace's own network may ask (a spoofed source elsewhere gets nothing).
+forever socat -T 2 "UDP4-RECVFROM:53,fork,range=${CAI_CLIENT_SUBNET}" \
+	EXEC:/usr/local/lib/containai/refuse-dns &
 forever socat -ly "TCP-LISTEN:${CAI_SSH_LISTEN},fork,reuseaddr,nodelay" \
 	"TCP:${CAI_SSH_TARGET},nodelay" &
 exec squid -N -f "$conf"
