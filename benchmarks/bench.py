@@ -159,10 +159,10 @@ class Bench:
             )
             name = f"cold{i}-main"
             self.containers.append(name)
-            run(["docker", "rm", "-f", name], self.env)
+            run([CAI, "stop", "--remove", "--force"], self.env, ws)  # and its gateway
             ws = self.workspace(f"coldg{i}")
             gvisor.append(timed(lambda ws=ws: run([CAI, "run", "--detached"], self.env, ws)))
-            run(["docker", "rm", "-f", f"coldg{i}-main"], self.env)
+            run([CAI, "stop", "--remove", "--force"], self.env, ws)
             cname = f"cai-bench-run-{self.tag}-{i}"
             docker_run.append(
                 timed(
@@ -370,6 +370,75 @@ class Bench:
         a, b = interleave(2, ours, theirs)
         self.record("gc_100", a, b, f"one docker rm of {count}", "<= 1.5")
 
+    def egress(self) -> None:
+        """SPEC 15's costs: a cold create behind the gateway (allowlist, the default)
+        against plain Docker networking (open), both under runc; and a 200 MB download
+        from a test host on this machine through the gateway against the same download
+        straight from a container on the test host's network."""
+        cfg = self.home / ".config" / "containai" / "config.toml"
+        behind, open_ = [], []
+        for i in range(self.n_cold):
+            for policy, out in (("allowlist", behind), ("open", open_)):
+                cfg.parent.mkdir(parents=True, exist_ok=True)
+                cfg.write_text(f'[network]\npolicy = "{policy}"\n')
+                ws = self.workspace(f"eg{policy[0]}{i}")
+                out.append(
+                    timed(
+                        lambda ws=ws: run(
+                            [CAI, "run", "--detached", "--runtime", "runc"], self.env, ws
+                        )
+                    )
+                )
+                run([CAI, "stop", "--remove", "--force"], self.env, ws)
+        self.record("cold_create_egress", behind, open_, "cai with network.policy open", "<= 1.1")
+        # throughput: a test host serving 200 MB on a network of our own
+        net = f"cai-bench-{self.tag}-hosts"
+        host = f"cai-bench-{self.tag}-web"
+        run(["docker", "network", "create", "--label", f"cai-bench={self.tag}", net], self.env)
+        serve = (
+            "head -c 209715200 /dev/zero > /tmp/blob && cd /tmp && "
+            "exec python3 -m http.server 8000 --bind 0.0.0.0"
+        )
+        run(
+            ["docker", "run", "-d", "--name", host, "--label", f"cai-bench={self.tag}",
+             "--network", net, "--network-alias", "blob.cai.bench", "--entrypoint", "sh",
+             IMAGE, "-c", serve],
+            self.env,
+        )  # fmt: skip
+        subnet = json.loads(run(["docker", "network", "inspect", net], self.env).stdout)[0]["IPAM"][
+            "Config"
+        ][0]["Subnet"]
+        cfg.write_text(f'[network]\nallow = ["blob.cai.bench:8000"]\nallow_cidrs = ["{subnet}"]\n')
+        ws = self.workspace("egress-blob")
+        run([CAI, "run", "--detached", "--runtime", "runc"], self.env, ws)
+        run(["docker", "network", "connect", net, "egress-blob-main-gateway"], self.env)
+        client = f"cai-bench-{self.tag}-client"
+        run(
+            ["docker", "run", "-d", "--name", client, "--label", f"cai-bench={self.tag}",
+             "--network", net, "--entrypoint", "sleep", IMAGE, "infinity"],
+            self.env,
+        )  # fmt: skip
+        url = "http://blob.cai.bench:8000/blob"
+        get = ["curl", "-sS", "-o", "/dev/null", "--retry", "5", "--retry-connrefused", url]
+        run(["docker", "exec", client, *get], self.env)  # the server is up
+        through, direct = interleave(
+            3,
+            lambda: timed(lambda: run([CAI, "exec", "--", *get], self.env, ws)),
+            lambda: timed(lambda: run(["docker", "exec", client, *get], self.env)),
+        )
+        a, b = statistics.median(through), statistics.median(direct)
+        self.results["egress_throughput"] = {
+            "cai_s": round(a, 3),
+            "baseline_s": round(b, 3),
+            "throughput_ratio": round(b / a, 3),
+            "baseline": "direct on the host's network",
+            "goal": ">= 0.8",
+        }
+        run([CAI, "stop", "--remove", "--force"], self.env, ws)
+        run(["docker", "rm", "-f", host, client], self.env, check=False)
+        run(["docker", "network", "rm", net], self.env, check=False)
+        cfg.unlink()
+
     def cleanup(self) -> None:
         ids = run(
             ["docker", "ps", "-aq", "--filter", f"label=cai-bench={self.tag}"],
@@ -377,7 +446,13 @@ class Bench:
             check=False,
         ).stdout.split()
         rows = run(
-            ["docker", "ps", "-a", "--format", '{{.ID}}\t{{.Label "containai.workspace"}}'],
+            [
+                "docker",
+                "ps",
+                "-a",
+                "--format",
+                '{{.ID}}\t{{.Label "containai.workspace"}}{{.Label "containai.gateway-workspace"}}',
+            ],
             self.env,
             check=False,
         ).stdout
@@ -388,6 +463,15 @@ class Bench:
         ]
         if ids:
             run(["docker", "rm", "-f", *ids], self.env, check=False)
+        nets = run(
+            ["docker", "network", "ls", "--format", '{{.Name}}\t{{.Label "containai.workspace"}}'],
+            self.env,
+            check=False,
+        ).stdout
+        for line in nets.splitlines():
+            name, _, ws = line.partition("\t")
+            if ws.startswith(str(self.tmp)) or name.startswith(f"cai-bench-{self.tag}"):
+                run(["docker", "network", "rm", name], self.env, check=False)
         run(["docker", "volume", "rm", "-f", *self.volumes], self.env, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -402,7 +486,7 @@ def main() -> int:
     # an editable checkout recompile every module on every run).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=False)
     bench = Bench(args.quick)
-    cases = ["warm_exec", "cold_create", "restart", "listing", "export", "gc"]
+    cases = ["warm_exec", "cold_create", "restart", "listing", "export", "gc", "egress"]
     try:
         for case in cases:
             if args.only and case not in args.only and case != "warm_exec":

@@ -27,6 +27,7 @@ TITLES = {
     "ssh-include": "SSH Include",
     "ports": "SSH ports",
     "disk": "Disk space",
+    "network": "Network",
 }
 STATUS_LINE = re.compile(
     r"^(?P<title>\S.*?)  +(?P<detail>.*?)  +\[(?P<status>OK|WARN|FAIL|SKIP)\]$"

@@ -127,6 +127,62 @@ def test_git_guard_in_a_worktree(sandbox: Sandbox) -> None:
     commondir = main / ".git" / "worktrees" / "wtfeat" / "commondir"
     res = agent_sh(sandbox, wt, f"echo {wt}/evil > '{commondir}'")
     assert res.returncode != 0 and commondir.read_text().strip() == "../.."
+    # H4 for a worktree: its .git file, its private git dir and the common dir's own
+    # commondir cannot be moved away or created
+    private = commondir.parent
+    res = agent_sh(
+        sandbox,
+        wt,
+        f"mv .git .git-old; rm -f .git; mv '{private}' '{private}.old'; "
+        f"mv '{private.parent}' '{private.parent}.old'; echo {wt}/evil > '{main}/.git/commondir'",
+    )
+    assert (wt / ".git").read_text() == gitfile and not (wt / ".git-old").exists()
+    assert private.is_dir() and commondir.read_text().strip() == "../.."
+    assert (main / ".git" / "commondir").read_text() == ".\n"
+
+
+@pytest.mark.parametrize("runtime", runtimes())
+def test_git_dir_cannot_be_renamed_away_nor_redirected(sandbox: Sandbox, runtime: str) -> None:
+    """H4: ``mv .git .git-old`` would take every read-only guard mount with it, and a
+    fresh ``.git`` (or a ``.git/commondir``) of the agent's would then be what the
+    host's git uses. The ``.git`` directory is a mount point (EBUSY), commondir is a
+    read-only "." ; git still works."""
+    ws = repo_with_remote(sandbox, f"pin{runtime}")
+    res = sandbox.cai("run", "--detached", "--runtime", runtime, cwd=ws)
+    assert res.returncode == 0, res.stderr
+    res = agent_sh(sandbox, ws, "mv .git .git-old")
+    assert res.returncode != 0, "the agent renamed .git"
+    res = agent_sh(sandbox, ws, f"echo {ws}/evil > .git/commondir")
+    assert res.returncode != 0, "the agent wrote .git/commondir"
+    res = agent_sh(sandbox, ws, "mv .git/commondir .git/x; mv .git/hooks .git/h; true")
+    assert (ws / ".git" / "commondir").read_text() == ".\n"
+    assert not (ws / ".git-old").exists() and (ws / ".git" / "HEAD").is_file()
+    assert (ws / ".git" / "hooks").is_dir() and not (ws / ".git" / "h").exists()
+    work = agent_sh(
+        sandbox,
+        ws,
+        "set -e; echo c > c.txt; git add c.txt; git commit -qm c; git gc -q; git status",
+    )
+    assert work.returncode == 0, work.stderr
+    assert "c.txt" in git(sandbox, "log", "--stat", "-1", cwd=ws)
+    assert "c.txt" not in git(sandbox, "status", "--short", cwd=ws)
+
+
+def test_a_planted_commondir_is_not_mounted(sandbox: Sandbox) -> None:
+    """C2: a ``.git/commondir`` naming a host directory (left by an older, unguarded
+    container) must not make cai mount that directory read-write in the next one."""
+    ws = repo_with_remote(sandbox, "planted")
+    secret = sandbox.root / "hostsecret"
+    secret.mkdir()
+    (secret / "key").write_text("s3cret\n")
+    (ws / ".git" / "commondir").write_text(f"{secret}\n")
+    res = sandbox.cai("run", "--detached", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    warned = res.stderr
+    res = agent_sh(sandbox, ws, f"cat {secret}/key; touch {secret}/x")
+    assert "s3cret" not in res.stdout and not (secret / "x").exists()
+    assert warned.count("points the host's git") == 1, warned  # warned, once
+    (ws / ".git" / "commondir").unlink()
 
 
 def test_git_config_writable_lifts_only_the_config_guard(sandbox: Sandbox) -> None:

@@ -70,10 +70,13 @@ def test_journey(sandbox: Sandbox) -> None:
     bindings = gateway["HostConfig"]["PortBindings"]["2222/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
     mounts = {m["Destination"]: m for m in info["Mounts"]}
-    # the only other mounts: the read-only git guard (SPEC section 14)
-    guard = {str(ws / ".git" / "hooks"), str(ws / ".git" / "config")}
-    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt"} | guard
+    # the only other mounts: the git guard (SPEC section 14), read-only, on .git
+    # mounted onto itself (so it cannot be renamed away)
+    guard = {str(ws / ".git" / p) for p in ("hooks", "config", "commondir")}
+    pinned = str(ws / ".git")
+    assert set(mounts) == {"/mnt/agent-data", str(ws), "/etc/containai/host-ca.crt", pinned} | guard
     assert all(mounts[path]["RW"] is False for path in guard)
+    assert mounts[pinned]["RW"] is True
     assert mounts["/etc/containai/host-ca.crt"]["RW"] is False
     assert mounts["/mnt/agent-data"]["Type"] == "volume"
     assert mounts["/mnt/agent-data"]["Name"] == volume

@@ -191,3 +191,21 @@ def test_stop_and_remove_take_the_gateway_along(sandbox: Sandbox) -> None:
     assert sandbox.cai("stop", "--remove", cwd=ws).returncode == 0
     assert docker("inspect", "gone-main-gateway").returncode != 0
     assert docker("network", "inspect", "cai-net-gone-main").returncode != 0
+
+
+def test_ssh_from_inside_goes_through_the_gateway(sandbox: Sandbox, hosts: Hosts) -> None:
+    """git over SSH: ssh inside reaches an allowed host:port through the gateway's CONNECT
+    (the test host speaks HTTP, so the SSH handshake itself fails after connecting)."""
+    _configure(sandbox, hosts)
+    ws = _up(sandbox, hosts, "gitssh")
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "ConnectTimeout=5", "-p", "8000", "web.cai.test", "true"]  # fmt: skip
+    res = sandbox.cai("exec", "--", *argv, cwd=ws)
+    assert res.returncode != 0  # not an SSH server
+    log = sandbox.cai("network", "log", "--json", cwd=ws)
+    assert '"host": "web.cai.test"' in log.stdout and '"decision": "allowed"' in log.stdout
+    # and a host that is not allowed is refused by the gateway
+    res = sandbox.cai("exec", "--", *argv[:-4], "-p", "8000", "other.cai.test", "true", cwd=ws)
+    assert res.returncode != 0
+    log = sandbox.cai("network", "log", cwd=ws)
+    assert any("denied" in x and "other.cai.test" in x for x in log.stdout.splitlines())

@@ -51,7 +51,9 @@ class FakeEngine:
     server: str = "20.10.24+dfsg1"
     runtimes: tuple[str, ...] = ("runc", "runsc", "io.containerd.runc.v2")
     default_runtime: str = "runc"
-    images: set[str] = field(default_factory=lambda: {"containai:default"})
+    images: set[str] = field(
+        default_factory=lambda: {"containai:default", "containai-gateway:test"}
+    )
     ports: tuple[int, ...] = ()
     root: str = "/var/lib/docker"
     hostname: str = "box"
@@ -173,6 +175,7 @@ def inputs(
         return engine
 
     kw.setdefault("budget", 2.0)
+    kw.setdefault("gateway_image", "containai-gateway:test")
     return DoctorInputs(
         select=select,
         engine_for=engine_for,
@@ -503,3 +506,14 @@ def test_docker_cli_missing_is_named() -> None:
     check = diagnose(inputs(NoCli())).get("engine")
     assert check.status == FAIL and check.detail == "the docker CLI is not installed"
     assert check.fix is not None and "docker.io" in check.fix
+
+
+def test_network_check() -> None:
+    from containai.services.doctor import Outcome, decide_network
+
+    assert decide_network(True, "open", None, None).status == WARN
+    assert "open" in decide_network(True, "open", None, None).detail
+    ok = decide_network(True, "allowlist", "containai-gateway:x", Outcome(True))
+    assert ok.status == OK and "containai-gateway:x" in ok.detail
+    later = decide_network(True, "allowlist", "containai-gateway:x", Outcome(False))
+    assert later.status == OK and later.fix is not None and "image build" in later.fix

@@ -58,19 +58,12 @@ class FakeEngine:
     def runtimes(self) -> list[str]:
         return ["runc", "runsc"]
 
-    def run(self, *args: str, **_kw: Any) -> Any:
-        """Only the port listing: ``ps --filter label=containai.managed=true`` of the label."""
-        assert args[0] == "ps" and "label=containai.managed=true" in args
-        ports = [
-            info["Config"]["Labels"].get("containai.ssh-port", "")
-            for info in self.containers.values()
-            if info["Config"]["Labels"].get("containai.managed") == "true"
+    def ssh_ports_in_use(self) -> list[tuple[str, int]]:
+        return [
+            (name, int(info["Config"]["Labels"]["containai.ssh-port"]))
+            for name, info in self.containers.items()
+            if info["Config"]["Labels"].get("containai.ssh-port", "").isdigit()
         ]
-
-        class Proc:
-            stdout = "\n".join(ports) + "\n"
-
-        return Proc()
 
 
 def all_match(have: dict[str, str], want: dict[str, str | None]) -> bool:

@@ -13,6 +13,7 @@ import os
 from containai import jsonfast
 from containai.adapters import spawn
 from containai.domain.errors import EngineUnreachable, Failed, NotFound, summarize
+from containai.domain.labels import SSH_PORT
 from containai.lazy import sha256_hex
 from containai.paths import docker_config_text
 
@@ -294,6 +295,25 @@ class DockerEngine:
         for state in states:
             args += ["--filter", f"status={state}"]
         return [line for line in self.run(*args).stdout.split() if line]
+
+    def ssh_ports_in_use(self) -> list[tuple[str, int]]:
+        """``(container, port)`` of every container, running or not, labelled with an SSH
+        port (cai's containers and their gateways). One label per line: a comma-joined
+        label string cannot be split back when a workspace path holds a comma."""
+        listing = self.run(
+            "ps",
+            "--all",
+            "--filter",
+            f"label={SSH_PORT}",
+            "--format",
+            f'{{{{.Names}}}} {{{{.Label "{SSH_PORT}"}}}}',
+        ).stdout
+        out = []
+        for row in str(listing).splitlines():
+            name, _, value = row.strip().rpartition(" ")
+            if value.isdigit():
+                out.append((name, int(value)))
+        return out
 
     def create_container(self, args: Sequence[str]) -> str:
         """``docker create ARGS`` -> the new container's id."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -60,10 +61,16 @@ class Host:
         from containai.domain.host_safety import agent_ids
 
         try:
-            st = os.stat(workspace)
-            owner: tuple[int, int] | None = (st.st_uid, st.st_gid)
+            owner_uid = os.stat(workspace).st_uid
         except OSError:
-            owner = None
+            owner: tuple[int, int] | None = None
+        else:
+            # The owner's primary group, never the directory's group (alice:docker
+            # must not make the agent a member of docker); the uid when unknown.
+            try:
+                owner = (owner_uid, pwd.getpwuid(owner_uid).pw_gid)
+            except KeyError:
+                owner = (owner_uid, owner_uid)
         sudo = (_number(self.env.get("SUDO_UID")), _number(self.env.get("SUDO_GID")))
         return agent_ids(self.uid_gid(), owner, sudo)
 
@@ -87,9 +94,7 @@ class Host:
                     continue
             except OSError:
                 continue
-            for root, _dirs, files in os.walk(top):  # symlinks are not followed
-                for name in (".", *files):
-                    changed += _grant_one(os.path.join(root, name), uid, gid)
+            changed += _grant_tree(top, uid, gid)
         return changed
 
 
@@ -97,27 +102,101 @@ def _number(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() else None
 
 
-def _grant_one(path: str, uid: int, gid: int) -> int:
+# Every entry is opened without following a symlink and changed through its descriptor,
+# and every directory is read through its descriptor: a container that writes the tree
+# meanwhile can swap an entry, or a directory on the way, for a symlink to /etc/shadow
+# or /usr/bin/x, and a change by path would follow it (root on the host).
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _grant_tree(top: str, uid: int, gid: int) -> int:
+    """``_grant_fd`` on ``top`` and everything below it, depth first, one descriptor
+    per level."""
     try:
-        st = os.lstat(path)
-        if st.st_uid == uid or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            return 0
+        fd = os.open(top, _OPEN | os.O_DIRECTORY)
+    except OSError:
+        return 0
+    changed = 0
+    stack: list[tuple[int, list[str]]] = []
+    try:
+        while True:
+            try:
+                changed += _grant_fd(fd, os.fstat(fd), uid, gid)
+                names = os.listdir(fd)
+            except OSError:
+                names = []
+            stack.append((fd, names))
+            fd = -1
+            while stack and fd < 0:
+                parent, names = stack[-1]
+                if not names:
+                    stack.pop()
+                    os.close(parent)
+                    continue
+                child = _open_entry(parent, names.pop())
+                if child is None:
+                    continue
+                if stat.S_ISDIR(child[1].st_mode):
+                    fd = child[0]
+                else:
+                    try:
+                        changed += _grant_fd(*child, uid, gid)
+                    finally:
+                        os.close(child[0])
+            if fd < 0:
+                return changed
+    finally:
+        for parent, _names in stack:
+            os.close(parent)
+
+
+def _open_entry(dir_fd: int, name: str) -> tuple[int, os.stat_result] | None:
+    """``name`` in ``dir_fd`` opened, when it is a directory or a regular file and is
+    still the entry that ``lstat`` saw (same device, inode and type); else ``None``."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            return None
+        flags = _OPEN | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0)
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        now = os.fstat(fd)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino, stat.S_IFMT(now.st_mode)) != (
+        st.st_dev,
+        st.st_ino,
+        stat.S_IFMT(st.st_mode),
+    ):
+        os.close(fd)
+        return None
+    return fd, now
+
+
+def _grant_fd(fd: int, st: os.stat_result, uid: int, gid: int) -> int:
+    """Group ``gid`` and group rw(x) on the open entry ``fd`` (``st``: its ``fstat``)
+    unless ``uid`` owns it; 1 when something changed."""
+    if st.st_uid == uid or not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        return 0
+    try:
         changed = 0
         if st.st_gid != gid:
-            os.lchown(path, -1, gid)
-            st = os.lstat(path)  # a group change clears setuid/setgid bits
+            os.fchown(fd, -1, gid)
+            st = os.fstat(fd)  # a group change clears setuid/setgid bits
             changed = 1
         mode = stat.S_IMODE(st.st_mode)
         want = mode | 0o060 | (0o010 if mode & 0o100 else 0)
         if stat.S_ISDIR(st.st_mode):
             want |= 0o2070
         if want != mode:
-            os.chmod(path, want)
+            os.fchmod(fd, want)
             changed = 1
         if stat.S_ISDIR(st.st_mode) and changed:
             # No ACLs on this file system: only files created later differ.
             with contextlib.suppress(OSError):
-                os.setxattr(path, "system.posix_acl_default", _default_acl(mode))
+                os.setxattr(fd, "system.posix_acl_default", _default_acl(mode))
         return changed
     except OSError:
         return 0
@@ -126,6 +205,9 @@ def _grant_one(path: str, uid: int, gid: int) -> int:
 def npm_registry(env: Mapping[str, str]) -> str | None:
     """The npm registry the host's npm is configured with (for agent installs in builds)."""
     try:
+        # From the user's home, never the current directory: a repository's own .npmrc
+        # must not choose the registry agents are installed from.
+        home = env.get("HOME") or "/"
         proc = subprocess.run(
             ["npm", "config", "get", "registry"],
             capture_output=True,
@@ -133,6 +215,7 @@ def npm_registry(env: Mapping[str, str]) -> str | None:
             env=dict(env),
             timeout=30,
             check=False,
+            cwd=home if os.path.isdir(home) else "/",
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

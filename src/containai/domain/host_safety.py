@@ -28,7 +28,10 @@ def agent_ids(
     A caller who is not root: the caller's own ids, so files stay theirs. cai running
     as root: the workspace directory's owner when that is not root (files stay the
     owner's, no grant is needed), else the user behind ``sudo`` (``SUDO_UID``), else
-    ``UNPRIVILEGED``. A gid of 0 is replaced by the uid (or ``UNPRIVILEGED``): a
+    ``UNPRIVILEGED``. ``workspace_owner`` is ``(owner uid, that user's primary gid)``
+    (the adapter looks the gid up, the uid when the user is unknown), never the
+    directory's group: a directory owned by ``alice:docker`` must not make the agent a
+    member of ``docker``. A gid of 0 is replaced by the uid (or ``UNPRIVILEGED``): a
     member of group 0 could make a setgid-root file.
     """
     uid, gid = caller
@@ -67,18 +70,26 @@ class GitGuard:
     """Host paths (mounted at the same path in the container).
 
     ``shared``: git directories outside the workspace, mounted read-write (a
-    worktree's common directory). ``readonly``: always read-only (hooks
-    directories, ``.git`` files, ``commondir`` files). ``config``: read-only unless
-    ``git.config_writable`` (config, config.worktree).
+    worktree's common directory, only once validated: it names this workspace back).
+    ``pinned``: git directories inside the workspace mounted read-write onto
+    themselves, so they cannot be renamed or removed (a mount point gives EBUSY) and
+    replaced by the agent's own (the ``.git`` directory, ``worktrees/*``,
+    ``modules/*``). ``readonly``: always read-only (hooks directories, ``.git``
+    files, ``commondir`` files). ``config``: read-only unless ``git.config_writable``
+    (config, config.worktree). ``warnings``: what the guard refused to trust (a
+    ``.git`` that points outside the workspace without naming it back), for the
+    caller to print.
     """
 
     shared: tuple[str, ...] = ()
     readonly: tuple[str, ...] = ()
     config: tuple[str, ...] = ()
+    pinned: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def mounts(self, *, config_writable: bool = False) -> list[tuple[str, bool]]:
         """``(path, read_only)`` pairs, parents before children."""
-        out = [(p, False) for p in self.shared]
+        out = [(p, False) for p in (*self.shared, *self.pinned)]
         out += [(p, True) for p in self.readonly]
         if not config_writable:
             out += [(p, True) for p in self.config]

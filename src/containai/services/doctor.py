@@ -51,6 +51,7 @@ TITLES: Final[Mapping[str, str]] = {
     "ssh-include": "SSH Include",
     "ports": "SSH ports",
     "disk": "Disk space",
+    "network": "Network",
 }
 ORDER: Final = tuple(TITLES)
 
@@ -187,6 +188,9 @@ class DoctorInputs:
     budget: float = DEFAULT_BUDGET
     extra: Sequence[Check] = field(default_factory=tuple)
     """Checks decided by the caller (e.g. a config file that cannot be read), shown first."""
+    network_policy: str = "allowlist"
+    gateway_image: str | None = None
+    """The egress gateway's image for this configuration (``None``: unknown)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -592,6 +596,38 @@ def decide_disk(
 # --------------------------------------------------------------------------- #
 
 
+def decide_network(
+    engine_ok: bool,
+    policy: str,
+    image: str | None,
+    present: Outcome | None,
+    *,
+    budget: float = DEFAULT_BUDGET,
+) -> Check:
+    """(j) The egress policy and its gateway image (SPEC section 15)."""
+    if policy == "open":
+        return Check(
+            "network",
+            WARN,
+            "network: open (plain Docker egress: an agent can reach any address)",
+            "`cai config set network.policy allowlist --global`",
+        )
+    if not engine_ok:
+        return Check("network", SKIP, f"{policy}; engine does not answer")
+    if image is None or present is None:
+        return Check("network", WARN, f"{policy}; cannot tell whether the gateway image exists")
+    if not present.ok:
+        return Check("network", WARN, f"{policy}; cannot inspect {image}: {_why(present, budget)}")
+    if present.value:
+        return Check("network", OK, f"{policy} through per-workspace gateways ({image})")
+    return Check(
+        "network",
+        OK,
+        f"{policy}; the gateway image {image} is built on first use",
+        "`cai image build` builds it now",
+    )
+
+
 def _image_present(engine: DoctorEngine, ref: str) -> bool:
     return engine.inspect_image(ref) is not None
 
@@ -657,6 +693,8 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         for ref in refs:
             more[f"image:{ref}"] = functools.partial(_image_present, eng, ref)
         more["held"] = lambda: held_ports(managed_rows(eng))
+        if inp.gateway_image:
+            more["gateway"] = functools.partial(_image_present, eng, inp.gateway_image)
         if info is not None and info.ok and isinstance(info.value, dict):
             root = str(info.value.get("DockerRootDir") or "")
             local = str(info.value.get("Name") or "") == host.hostname()
@@ -694,5 +732,8 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         ),
         decide_ports(inp.port_range, first["bound"], second.get("held"), budget=budget),
         decide_disk(engine_ok, info, second.get("disk"), budget=budget),
+        decide_network(
+            engine_ok, inp.network_policy, inp.gateway_image, second.get("gateway"), budget=budget
+        ),
     ]
     return DoctorReport(tuple(checks))

@@ -216,6 +216,8 @@ class Egress:
             f"{GATEWAY_LABEL}={container}",
             "--label",
             f"{GATEWAY_WORKSPACE_LABEL}={workspace}",
+            "--label",
+            f"{L.SSH_PORT}={ssh_port}",  # the port it publishes (leases skip it)
             "--runtime",
             runtime,
             "--init",  # squid refuses to signal a PID 1 (`squid -k reconfigure`)

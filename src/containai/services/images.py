@@ -103,7 +103,7 @@ class Images(ImageProvider):
         self._bootstrap_possible = bootstrap_possible
         self._lock = lock or (lambda _name: nullcontext())
         self.ca_dir = ca_dir
-        self._ca: tuple[Path | None] | None = None
+        self._ca: tuple[bytes | None] | None = None
 
     # -------------------------------------------------------------- templates
     def templates(self) -> list[Template]:
@@ -137,11 +137,26 @@ class Images(ImageProvider):
         """The CA bundle as builds and containers get it: only the certificates of the
         configured (or system) bundle, written to a file of cai's own (SPEC section 14:
         whatever path a setting names, nothing but certificates leaves the host file)."""
+        clean = self.ca_bundle_bytes()
+        if clean is None:
+            return None
+        ca_dir = self.ca_dir or Path(tempfile.gettempdir()) / "containai-ca"
+        dest = ca_dir / f"ca-{hashlib.sha256(clean).hexdigest()[:20]}.crt"
+        if not dest.is_file() or dest.read_bytes() != clean:
+            ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(clean)
+            tmp.chmod(0o644)
+            os.replace(tmp, dest)
+        return dest
+
+    def ca_bundle_bytes(self) -> bytes | None:
+        """The certificates of the configured (or system) bundle, checked; nothing written."""
         if self._ca is None:
             self._ca = (self._clean_ca(),)
         return self._ca[0]
 
-    def _clean_ca(self) -> Path | None:
+    def _clean_ca(self) -> bytes | None:
         from containai.domain.certs import certificates
 
         if self.ca_bundle:
@@ -159,21 +174,12 @@ class Images(ImageProvider):
             data = source.read_bytes()
         except OSError as exc:
             raise Failed(f"cannot read CA bundle {source}: {exc.strerror}") from None
-        clean = certificates(data, str(source))
-        ca_dir = self.ca_dir or Path(tempfile.gettempdir()) / "containai-ca"
-        dest = ca_dir / f"ca-{hashlib.sha256(clean).hexdigest()[:20]}.crt"
-        if not dest.is_file() or dest.read_bytes() != clean:
-            ca_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(clean)
-            tmp.chmod(0o644)
-            os.replace(tmp, dest)
-        return dest
+        return certificates(data, str(source))
 
     def current_hash(self, template: str) -> str:
         t = self.template(template)
-        ca = self.ca_bundle_path()
-        ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest() if ca else "none"
+        ca = self.ca_bundle_bytes()
+        ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
         return tree_hash(
             [t.path, builtin_templates_root() / SYSTEM_DIR],
             [
@@ -215,8 +221,8 @@ class Images(ImageProvider):
 
     # --------------------------------------------------------------- gateway
     def gateway_hash(self) -> str:
-        ca = self.ca_bundle_path()
-        ca_digest = hashlib.sha256(ca.read_bytes()).hexdigest() if ca else "none"
+        ca = self.ca_bundle_bytes()
+        ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
         return tree_hash(
             [builtin_templates_root() / GATEWAY_DIR], [f"recipe={BUILD_RECIPE}", f"ca={ca_digest}"]
         )

@@ -35,7 +35,7 @@ from containai.domain.host_safety import GitGuard
 from containai.domain.isolation import choose_runtime, is_weakened
 from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
 from containai.domain.validation import parse_cpus, parse_memory
-from containai.services.egress import POLICY_LABEL, Egress, proxy_env
+from containai.services.egress import POLICY_LABEL, Egress, gateway_name, proxy_env
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.workspace import Workspace
 
@@ -231,6 +231,7 @@ class Lifecycle:
         self.clock = clock
         self.git_guard = git_guard
         self.egress = egress
+        self._guard_warned: set[str] = set()  # once per run, even if created again
 
     # ------------------------------------------------------------------ lookup
     def _owner(self, name: str, seen: dict[str, dict[str, Any] | None]) -> naming.Owner:
@@ -318,18 +319,20 @@ class Lifecycle:
             raise Failed(f"left container '{target.name}' as it was (not confirmed)")
 
     # ------------------------------------------------------------------ create
-    def _lease_port(self, port_range: tuple[int, int], preferred: int | None) -> int:
+    def _lease_port(
+        self,
+        port_range: tuple[int, int],
+        preferred: int | None,
+        avoid: set[int] | None = None,
+        own: str | None = None,
+    ) -> int:
         # One label per line (a comma-joined label string cannot be split back when a
-        # workspace path holds a comma).
-        listing = self.engine.run(
-            "ps",
-            "--all",
-            "--filter",
-            f"label={L.MANAGED}={L.TRUE}",
-            "--format",
-            f'{{{{.Label "{L.SSH_PORT}"}}}}',
-        ).stdout
-        used = {int(v) for v in str(listing).split() if v.isdigit()}
+        # workspace path holds a comma). Every container with the label: cai's own and
+        # their gateways (which publish the port), running or not; but the gateway of
+        # ``own`` (the container being made), which is re-made for whatever port it gets.
+        mine = gateway_name(own) if own else None
+        used = set(avoid or ())
+        used |= {p for name, p in self.engine.ssh_ports_in_use() if name != mine}
         start, end = port_range
         if (
             preferred is not None
@@ -409,8 +412,21 @@ class Lifecycle:
         guard_mounts = self._guard_mounts(req, uid, gid)
         memory, cpus = self._limits(req)
         with self.locks.ports():
-            port = self._lease_port(req.port_range, preferred_port)
-            network = self._network_args(req, name, port, runtime)
+            taken: set[int] = set()
+            for _attempt in range(5):
+                port = self._lease_port(req.port_range, preferred_port, taken, own=name)
+                try:
+                    network = self._network_args(req, name, port, runtime)
+                    break
+                except Failed as exc:
+                    # The engine still holds the port (a container it has not released):
+                    # take the next one.
+                    if "port is already allocated" not in str(exc) or port in taken:
+                        raise
+                    taken.add(port)
+                    preferred_port = None
+            else:
+                raise Failed(f"no SSH port could be published for container '{name}'")
             args: list[str] = ["--name", name, "--hostname", naming.hostname_for(name)]
             for k, v in L.build_labels(
                 workspace=req.workspace.path,
@@ -429,6 +445,8 @@ class Lifecycle:
                 "--init",
                 "--security-opt",
                 "no-new-privileges",
+                "--cap-drop",
+                "NET_RAW",  # no spoofed or raw packets, even from root inside
                 "--mount",
                 mount_arg("volume", volume, DATA_MOUNT),
                 "--mount",
@@ -529,6 +547,10 @@ class Lifecycle:
         it must: when cai runs as root on a root-owned workspace, the agent's group gets
         write access to the workspace and a worktree's common git directory."""
         guard = self.git_guard(req.workspace.path)
+        for message in guard.warnings:  # e.g. a .git naming a directory it cannot vouch for
+            if message not in self._guard_warned:
+                self._guard_warned.add(message)
+                self.warn(message)
         self.host.grant([req.workspace.path, *guard.shared], uid, gid)
         args: list[str] = []
         for path, read_only in guard.mounts(config_writable=req.git_config_writable):

@@ -41,7 +41,14 @@ def _settings(app: App) -> tuple[dict[str, Any], Sequence[Any]]:
     from containai.domain.settings import KEYS
     from containai.services.doctor import FAIL, Check
 
-    keys = ("image.base", "template", "runtime", "ssh.port_range_start", "ssh.port_range_end")
+    keys = (
+        "image.base",
+        "template",
+        "runtime",
+        "ssh.port_range_start",
+        "ssh.port_range_end",
+        "network.policy",
+    )
     defaults = {k: KEYS[k].default for k in keys}
     try:
         try:
@@ -60,6 +67,16 @@ def _settings(app: App) -> tuple[dict[str, Any], Sequence[Any]]:
                 f"({app.paths.config_file})",
             ),
         )
+
+
+def _gateway_image(app: App) -> str | None:
+    """The egress gateway image this cai would use (its tag names its inputs' hash)."""
+    from containai.services.images import GATEWAY_REPO
+
+    try:
+        return f"{GATEWAY_REPO}:{app.images(app.settings(None)).gateway_hash()}"
+    except CaiError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         runtime=str(values["runtime"]),
         port_range=(int(values["ssh.port_range_start"]), int(values["ssh.port_range_end"])),
         extra=extra,
+        network_policy=str(values["network.policy"]),
+        gateway_image=_gateway_image(app),
     )
     report = diagnose(inputs)
     if args.json:
