@@ -61,6 +61,7 @@ LIST_FIELDS = {
     "created",
     "age_seconds",
     "keep",
+    "network",
 }
 
 SCOPED_DOCKER = """#!{python}

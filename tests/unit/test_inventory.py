@@ -66,6 +66,7 @@ LIST_FIELDS = {
     "created",
     "age_seconds",
     "keep",
+    "network",
 }
 
 
@@ -397,6 +398,7 @@ def test_list_row_fields() -> None:
     assert doc["created"] == "2026-11-20T12:00:00Z"
     assert doc["isolation"] == "runc (no extra isolation)"
     assert doc["ssh_alias"] == "cai-app-main"
+    assert doc["network"] == "open"  # no policy label: made before egress policies
 
 
 @pytest.mark.parametrize(

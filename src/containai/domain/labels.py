@@ -17,6 +17,8 @@ TEMPLATE_HASH: Final = "ai.containai.template-hash"
 RUNTIME: Final = "containai.runtime"
 KEEP: Final = "containai.keep"
 SCHEMA: Final = "containai.schema"
+NETWORK_POLICY: Final = "containai.network-policy"
+"""The egress policy a container was created with (SPEC 15); absent: made before them."""
 WEAKENED: Final = "containai.weakened"
 """``true`` when the runtime was chosen below the engine's best at creation (SPEC 14)."""
 

@@ -27,7 +27,7 @@ from containai.lazy import sha256_hex
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
 GATEWAY_LABEL = "containai.gateway-of"  # on a gateway container: the container it serves
-POLICY_LABEL = "containai.network-policy"  # on a workspace container: its mode at creation
+POLICY_LABEL = L.NETWORK_POLICY  # on a workspace container: its mode at creation
 # Not containai.workspace: a gateway is not a workspace's container (lookups by that
 # label, by cai or other tools, must not find it).
 GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"

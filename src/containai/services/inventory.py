@@ -74,6 +74,7 @@ _LIST_LABELS: Final = (
     L.RUNTIME,
     L.KEEP,
     L.WEAKENED,
+    L.NETWORK_POLICY,
 )
 LIST_FORMAT: Final = (
     "{"
@@ -94,6 +95,7 @@ class Listed(Record):
         "image",
         "keep",
         "name",
+        "network",
         "runtime",
         "ssh_port",
         "state",
@@ -114,6 +116,7 @@ class Listed(Record):
         age_seconds: int | None,
         keep: bool,
         weakened: bool = False,
+        network: str | None = None,
     ) -> None:
         self._set(
             name=name,
@@ -127,6 +130,7 @@ class Listed(Record):
             age_seconds=age_seconds,
             keep=keep,
             weakened=weakened,
+            network=network,
         )
 
     name: str
@@ -140,6 +144,7 @@ class Listed(Record):
     age_seconds: int | None
     keep: bool
     weakened: bool
+    network: str | None  # egress policy label; None: made before egress policies (open)
 
     @property
     def status(self) -> str:
@@ -167,6 +172,7 @@ class Listed(Record):
             "created": _iso(self.created),
             "age_seconds": self.age_seconds,
             "keep": self.keep,
+            "network": self.network or "open",
         }
 
 
@@ -230,6 +236,7 @@ def listed(row: PsRow, now: datetime) -> Listed:
         age_seconds=seconds_since(created, now),
         keep=L.is_kept(row.labels),
         weakened=L.is_weakened(row.labels),
+        network=row.labels.get(L.NETWORK_POLICY),
     )
 
 

@@ -19,7 +19,6 @@ from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
 from containai.domain.errors import CaiError
 from containai.domain.sessions import Sessions
-from containai.services.egress import POLICY_LABEL
 from containai.services.inventory import SSH_ALIAS_PREFIX, display_status, port_of, seconds_since
 
 if TYPE_CHECKING:
@@ -210,7 +209,7 @@ def container_status(
             f_sessions: Future[Any] = pool.submit(_quietly, lambda: sessions(name, budget))
             f_stats: Future[Any] = pool.submit(_quietly, lambda: engine.stats(name, budget))
             f_denials: Future[Any] | None = None
-            if denials is not None and labels.get(POLICY_LABEL) in ("allowlist", "none"):
+            if denials is not None and labels.get(L.NETWORK_POLICY) in ("allowlist", "none"):
                 f_denials = pool.submit(_quietly, lambda: denials(name))
             found = _result(f_sessions, budget + _SLACK_SECONDS)
             resources = resources_from_stats(_result(f_stats, budget + _SLACK_SECONDS))
@@ -234,7 +233,7 @@ def container_status(
         uptime_seconds=uptime,
         sessions=found,
         resources=resources,
-        network_policy=labels.get(POLICY_LABEL),
+        network_policy=labels.get(L.NETWORK_POLICY),
         denials=denied,
     )
 

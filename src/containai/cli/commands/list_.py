@@ -24,7 +24,7 @@ def row_cells(item: Listed) -> tuple[str, ...]:
         item.ssh_alias,
         item.data_volume or "-",
         item.image or "-",
-        item.isolation,
+        item.isolation + ("" if item.network in ("allowlist", "none") else ", network open (!)"),
         "-" if item.age_seconds is None else format_duration(item.age_seconds),
         "yes" if item.keep else "no",
     )
