@@ -219,10 +219,15 @@ class Bench:
             "ConnectTimeout=2",
         ]
 
+        # the raw engine's part: the gateway (which publishes SSH), then the container
+        gateway = f"{name}-gateway"
+        has_gateway = run(["docker", "inspect", gateway], self.env, check=False).returncode == 0
+        to_start = [gateway, name] if has_gateway else [name]
+
         def docker_start() -> float:
             run([CAI, "stop", "--force"], self.env, ws)
             start = time.perf_counter()
-            run(["docker", "start", name], self.env)
+            run(["docker", "start", *to_start], self.env)
             while (
                 run(
                     ["ssh", "-F", str(entry), *no_mux, f"cai-{name}", "true"], self.env, check=False

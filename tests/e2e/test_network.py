@@ -209,3 +209,17 @@ def test_ssh_from_inside_goes_through_the_gateway(sandbox: Sandbox, hosts: Hosts
     assert res.returncode != 0
     log = sandbox.cai("network", "log", cwd=ws)
     assert any("denied" in x and "other.cai.test" in x for x in log.stdout.splitlines())
+
+
+def test_gc_removes_the_gateway_of_a_container_removed_by_hand(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace("orphan", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    assert docker("rm", "-f", "orphan-main").returncode == 0
+    dry = sandbox.cai("gc", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert "orphan-main-gateway" in [left["name"] for left in dry.json["leftovers"]]
+    assert docker("inspect", "orphan-main-gateway").returncode == 0  # dry run: still there
+    res = sandbox.cai("gc", "--force")
+    assert res.returncode == 0, res.stderr
+    assert docker("inspect", "orphan-main-gateway").returncode != 0
+    assert docker("network", "inspect", "cai-net-orphan-main").returncode != 0

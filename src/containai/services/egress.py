@@ -56,6 +56,10 @@ class GatewayEngine(Protocol):
 
     def inspect_container(self, name: str) -> dict[str, Any] | None: ...
 
+    def list_containers(
+        self, labels: Mapping[str, str | None] | None = None, *, all: bool = True
+    ) -> list[dict[str, Any]]: ...
+
     def create_container(self, args: Sequence[str]) -> str: ...
 
     def start(self, name: str) -> None: ...
@@ -324,6 +328,21 @@ class Egress:
             self.engine.remove(gateway_name(container), force=True)
         self.engine.remove_network(network_name(container))
 
+    def orphans(self) -> list[tuple[str, str]]:
+        """``(gateway, container)`` of gateways whose container no longer exists (removed
+        by other means than cai): ``cai gc`` removes them and their networks."""
+        names = {
+            str(row.get("Names", "")).split(",")[0] for row in self.engine.list_containers(all=True)
+        }
+        out = []
+        for row in self.engine.list_containers({GATEWAY_LABEL: None}):
+            labels = _row_labels(str(row.get("Labels", "")))
+            container = labels.get(GATEWAY_LABEL, "")
+            gateway = str(row.get("Names", "")).split(",")[0]
+            if container and container not in names and gateway == gateway_name(container):
+                out.append((gateway, container))
+        return sorted(out)
+
     # -------------------------------------------------------------------- log
     def log(self, container: str) -> list[E.LogLine]:
         proc = self.engine.exec(
@@ -340,3 +359,14 @@ class Egress:
             parsed = E.parse_log_line(line)
             if parsed is not None:
                 yield parsed
+
+
+def _row_labels(text: str) -> dict[str, str]:
+    """``docker ps``'s ``Labels`` (``k=v,k=v``); a value holding a comma is cut, which the
+    gateway label (a container name) never does."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key:
+            out[key] = value
+    return out

@@ -678,7 +678,15 @@ class Lifecycle:
                 if status == "created" and not created:
                     # Created by a run that died before starting it: resend the keys.
                     self._install_keys(target.name)
-                if not self.host.port_is_free(port):
+                # A container made in this run behind a gateway: the port is its gateway's,
+                # published a moment ago (taken, by us).
+                behind_gateway = (
+                    created
+                    and self.egress is not None
+                    and req.egress is not None
+                    and req.egress.mode != "open"
+                )
+                if not behind_gateway and not self.host.port_is_free(port):
                     # Its port was taken meanwhile: recreate on a new port (volume kept).
                     self.ssh.exit_master(target.name)
                     self.engine.remove(target.name, force=True)

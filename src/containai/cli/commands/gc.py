@@ -39,6 +39,29 @@ def render_text(result: GcResult, leftovers: Sequence[Leftover] = ()) -> list[st
     return lines
 
 
+def _orphan_gateways(app: App) -> list[Leftover]:
+    from containai.services.archive import Leftover
+    from containai.services.egress import Egress
+
+    return [
+        Leftover("gateway", gateway, f"egress gateway of '{container}', which no longer exists")
+        for gateway, container in Egress(app.engine, image=lambda: "").orphans()
+    ]
+
+
+def _remove_gateways(app: App, leftovers: Sequence[Leftover]) -> list[Leftover]:
+    from containai.services.egress import Egress
+
+    egress = Egress(app.engine, image=lambda: "")
+    still = dict(egress.orphans())  # gateway -> its (gone) container, checked again now
+    gone = []
+    for left in leftovers:
+        if left.kind == "gateway" and left.name in still:
+            egress.remove(still[left.name])
+            gone.append(left)
+    return gone
+
+
 def _names(plan: GcPlan, limit: int = 5) -> str:
     names = [c.name for c in plan.candidates] + [i.reference for i in plan.images]
     shown = ", ".join(names[:limit])
@@ -96,13 +119,14 @@ def run(args: argparse.Namespace) -> int:
     )
     from containai.cli.commands.export import archives
 
-    # What killed imports and exports left behind (helpers, temp files; issue 13).
+    # What killed imports and exports left behind (helpers, temp files; issue 13), and
+    # the gateways of containers removed by other means.
     leftover_service = archives(app)
-    leftovers = leftover_service.leftovers()
+    leftovers = leftover_service.leftovers() + _orphan_gateways(app)
     if args.force and not args.dry_run:
         # Nothing to show first: list, then lock + inspect + remove (no double inspect).
         result = collector.collect(min_age, age_text.strip(), images=args.images)
-        leftovers = leftover_service.remove_leftovers(leftovers)
+        leftovers = leftover_service.remove_leftovers(leftovers) + _remove_gateways(app, leftovers)
     else:
         plan = collector.plan(min_age, age_text.strip(), images=args.images)
         if args.dry_run:
@@ -122,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
             if not _ask(app, plan, leftovers):
                 raise Failed("gc removed nothing (not confirmed)")
             result = collector.apply(plan)
-            leftovers = leftover_service.remove_leftovers(leftovers)
+            leftovers = leftover_service.remove_leftovers(leftovers) + _remove_gateways(
+                app, leftovers
+            )
     for spared in result.spared:
         if not spared.changed:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
