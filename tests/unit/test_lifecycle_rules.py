@@ -235,3 +235,15 @@ def test_a_start_killed_for_memory_names_the_cause() -> None:
     text = str(err.value)
     assert "container 'app-main' did not start" in text and "memory limit is too small" in text
     assert "--memory" in text and "\n" not in text and err.value.exit_code == 1
+
+
+def test_port_lease_keeps_the_port_its_own_gateway_holds() -> None:
+    """--fresh: the container is gone but its gateway still publishes the port (bound on
+    the host); the preferred port is kept, and no other container may take it."""
+    lc = lifecycle(
+        {"app-main-gateway": container("app-main-gateway", {"containai.ssh-port": "2300"})},
+        bound={2300},
+    )
+    assert lc._lease_port((2300, 2305), 2300, own="app-main") == 2300
+    assert lc._lease_port((2300, 2305), 2300, own="other-main") == 2301
+    assert lc._lease_port((2300, 2305), None, own="other-main") == 2301

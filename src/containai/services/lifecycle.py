@@ -332,15 +332,17 @@ class Lifecycle:
         # ``own`` (the container being made), which is re-made for whatever port it gets.
         mine = gateway_name(own) if own else None
         used = set(avoid or ())
-        used |= {p for name, p in self.engine.ssh_ports_in_use() if name != mine}
+        held_by_mine: set[int] = set()  # published by this container's own gateway
+        for name, p in self.engine.ssh_ports_in_use():
+            (held_by_mine if name == mine else used).add(p)
         start, end = port_range
         if (
             preferred is not None
             and start <= preferred <= end
             and preferred not in used
-            and self.host.port_is_free(preferred)
+            and (preferred in held_by_mine or self.host.port_is_free(preferred))
         ):
-            return preferred
+            return preferred  # (--fresh keeps the port its gateway still holds)
         for port in range(start, end + 1):
             if port not in used and self.host.port_is_free(port):
                 return port
