@@ -5,9 +5,11 @@ address off this machine): `web.cai.test` is allowlisted, `other.cai.test` is no
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -128,30 +130,41 @@ def test_allow_applies_live(sandbox: Sandbox, hosts: Hosts) -> None:
 def test_root_inside_cannot_go_around_the_gateway(sandbox: Sandbox, hosts: Hosts) -> None:
     _configure(sandbox, hosts)
     ws = _up(sandbox, hosts, "escape")
-    other_ws = _up(sandbox, hosts, "victim")
+    _up(sandbox, hosts, "victim")
     victim = json.loads(docker("inspect", "victim-main").stdout)[0]
     victim_ip = next(iter(victim["NetworkSettings"]["Networks"].values()))["IPAddress"]
-    attempts = [
-        # no proxy variables, the allowlisted host's own address
-        ["env", "-u", "http_proxy", "-u", "HTTP_PROXY", "curl", "-sS", "-m", "5",
-         f"http://{hosts.web_ip}:8000/"],
-        # its own resolver: names do not resolve directly
-        ["getent", "hosts", "web.cai.test"],
-        # another workspace's container (its sshd)
-        ["bash", "-c", f"exec 3<>/dev/tcp/{victim_ip}/2222 && head -c 20 <&3"],
-        # the host itself on the bridge
-        ["bash", "-c", "exec 3<>/dev/tcp/172.17.0.1/22 && head -c 20 <&3"],
-        # through the gateway: a private address that is not in allow_cidrs
-        ["curl", "-fsS", "-m", "5", f"http://{victim_ip}:2222/"],
-        # cloud metadata through the gateway (refused by the rendered policy, whatever
-        # the allowlist: nothing is sent off this machine)
-        ["curl", "-fsS", "-m", "5", "-x", "http://cai-gateway:3128", "http://169.254.169.254/"],
-    ]  # fmt: skip
-    for argv in attempts:
-        res = sandbox.cai("exec", "--root", "--", "timeout", "10", *argv, cwd=ws)
-        assert res.returncode != 0, (argv, res.stdout)
-        assert "SSH-2.0" not in res.stdout and "Directory listing" not in res.stdout
-    assert other_ws.exists()
+    # a service on the host, listening on every address (as many do)
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        bridge = json.loads(docker("network", "inspect", "bridge").stdout)[0]
+        config = bridge["IPAM"]["Config"][0]
+        host_ip = config.get("Gateway") or str(next(ip_network(config["Subnet"]).hosts()))
+        # the attack is real: a container on Docker's default network reaches it
+        plain = docker("run", "--rm", "--entrypoint", "bash", IMAGE, "-c",
+                       f"exec 3<>/dev/tcp/{host_ip}/{port}")  # fmt: skip
+        assert plain.returncode == 0, plain.stderr
+        attempts = [
+            # no proxy variables, the allowlisted host's own address
+            ["env", "-u", "http_proxy", "-u", "HTTP_PROXY", "curl", "-sS", "-m", "5",
+             f"http://{hosts.web_ip}:8000/"],
+            # its own resolver: names do not resolve directly
+            ["getent", "hosts", "web.cai.test"],
+            # another workspace's container (its sshd)
+            ["bash", "-c", f"exec 3<>/dev/tcp/{victim_ip}/2222 && head -c 20 <&3"],
+            # the host's service on the bridge address
+            ["bash", "-c", f"exec 3<>/dev/tcp/{host_ip}/{port}"],
+            # through the gateway: the host, and a private address not in allow_cidrs
+            ["curl", "-fsS", "-m", "5", f"http://{host_ip}:{port}/"],
+            ["curl", "-fsS", "-m", "5", f"http://{victim_ip}:2222/"],
+        ]  # fmt: skip
+        for argv in attempts:
+            res = sandbox.cai("exec", "--root", "--", "timeout", "10", *argv, cwd=ws)
+            assert res.returncode != 0, (argv, res.stdout)
+            assert "SSH-2.0" not in res.stdout and "Directory listing" not in res.stdout
+    # (169.254.169.254 and the other never-ranges: tests/unit/test_egress.py checks the
+    # rendered policy; no test aims a connection there)
 
 
 def test_gateway_down_means_no_egress_and_run_restarts_it(sandbox: Sandbox, hosts: Hosts) -> None:

@@ -522,9 +522,13 @@ class Lifecycle:
             args += ["--env", f"{key}={value}"]
         return args
 
-    def _ensure_gateway(self, req: RunRequest, target: Target, port: int, runtime: str) -> None:
+    def _ensure_gateway(
+        self, req: RunRequest, target: Target, port: int, runtime: str, *, attach: bool = False
+    ) -> None:
         """An existing container's gateway running with the current policy; a container
-        made before egress policies gets a warning naming the move."""
+        made before egress policies gets a warning naming the move. Attaching to a running
+        container, a running gateway is left as it is (one inspect): `cai network allow|
+        deny` applies changes live, and a start renders the policy afresh."""
         mode = target.labels.get(POLICY_LABEL)
         if mode is None:
             self.warn(
@@ -534,6 +538,8 @@ class Lifecycle:
             )
             return
         if mode == "open" or self.egress is None:
+            return
+        if attach and self.egress.running(target.name):
             return
         policy = req.egress or Policy(mode, (), (), ())
         if policy.mode != mode:  # fixed at creation, like the labels
@@ -668,7 +674,7 @@ class Lifecycle:
                     status = str((info.get("State") or {}).get("Status"))
                 if status == "running":
                     if not created:
-                        self._ensure_gateway(req, target, port, runtime)
+                        self._ensure_gateway(req, target, port, runtime, attach=True)
                     break
                 if (
                     not created
