@@ -172,7 +172,7 @@ def test_no_accepted_entry_renders_outside_its_acl_line(text: str) -> None:
     allowed |= {"logformat", "access_log", "cache_log", "coredump_dir", "shutdown_lifetime"}
     allowed |= {"forwarded_for", "via", "httpd_suppress_version_string", "acl", "http_access"}
     assert {line.split(" ", 1)[0] for line in conf.splitlines()} <= allowed
-    assert entry.host in conf
+    assert entry.squid_domain() in conf
 
 
 def test_names_are_checked_before_anything_resolves_and_never_by_reverse_lookup() -> None:
@@ -189,3 +189,71 @@ def test_names_are_checked_before_anything_resolves_and_never_by_reverse_lookup(
     first_dst = next(i for i, x in enumerate(lines) if " dst " in x and x.startswith("acl"))
     assert deny_unlisted < first_dst
     assert "10.1.2.3" in next(x for x in lines if x.startswith("acl listed"))
+
+
+def test_a_half_made_gateway_is_made_again() -> None:
+    """A run killed between the gateway's `docker create` and its `network connect` left
+    a gateway with no address on the workspace's network: the next run re-makes it."""
+    from typing import Any
+
+    from containai.services.egress import Egress, gateway_name, network_name
+
+    class Fake:
+        def __init__(self) -> None:
+            self.containers: dict[str, dict[str, Any]] = {}
+            self.networks: dict[str, dict[str, Any]] = {}
+            self.removed: list[str] = []
+
+        def inspect_network(self, name: str) -> dict[str, Any] | None:
+            return self.networks.get(name)
+
+        def create_network(self, name: str, labels: Any, **_kw: Any) -> None:
+            self.networks[name] = {
+                "Labels": dict(labels),
+                "Internal": True,
+                "IPAM": {"Config": [{"Subnet": "172.30.0.0/16"}]},
+            }
+
+        def inspect_container(self, name: str) -> dict[str, Any] | None:
+            return self.containers.get(name)
+
+        def create_container(self, args: list[str]) -> str:
+            name = args[args.index("--name") + 1]
+            labels = dict(
+                a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "--label"
+            )
+            self.containers[name] = {
+                "Config": {"Labels": labels},
+                "State": {"Status": "created"},
+                "NetworkSettings": {"Networks": {"bridge": {}}},
+            }
+            return name
+
+        def connect_network(self, network: str, container: str, aliases: Any = ()) -> None:
+            self.containers[container]["NetworkSettings"]["Networks"][network] = {
+                "IPAddress": "172.30.0.2"
+            }
+
+        def remove(self, *names: str, force: bool = False) -> None:
+            for n in names:
+                self.removed.append(n)
+                self.containers.pop(n, None)
+
+        def copy_to(self, name: str, data: bytes, dest: str) -> None:
+            pass
+
+        def start(self, name: str) -> None:
+            self.containers[name]["State"]["Status"] = "running"
+
+    fake = Fake()
+    egress = Egress(fake, image=lambda: "containai-gateway:x")  # type: ignore[arg-type]
+    policy = E.build_policy(
+        mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
+    )
+    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
+    # the kill: the same gateway, no longer on the workspace's network
+    gw = fake.containers[gateway_name("app-main")]
+    del gw["NetworkSettings"]["Networks"][network_name("app-main")]
+    gw["State"]["Status"] = "exited"
+    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
+    assert fake.removed == [gateway_name("app-main")]

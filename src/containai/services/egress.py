@@ -195,8 +195,16 @@ class Egress:
         info = self.engine.inspect_container(name)
         if info is not None:
             labels = (info.get("Config") or {}).get("Labels") or {}
-            if labels.get(GATEWAY_LABEL) != container or labels.get(SPEC_LABEL) != spec:
-                # made by another version, for another port or image: it holds no data
+            attached = network_name(container) in (
+                (info.get("NetworkSettings") or {}).get("Networks") or {}
+            )
+            if (
+                labels.get(GATEWAY_LABEL) != container
+                or labels.get(SPEC_LABEL) != spec
+                or not attached  # a run killed between its create and its connect
+            ):
+                # made by another version, for another port or image, or half made:
+                # it holds no data
                 self.engine.remove(name, force=True)
                 info = None
         if info is None:
