@@ -366,3 +366,22 @@ def test_grant_still_reaches_every_entry(tmp_path: Path) -> None:
     after = os.stat("/etc/passwd")
     assert (after.st_gid, after.st_mode) == (before.st_gid, before.st_mode)
     assert Host({}).grant([str(ws)], 54321, 54321) == 0
+
+
+@needs_root
+def test_grant_leaves_a_shared_sticky_directory_and_its_contents_alone(tmp_path: Path) -> None:
+    """A workspace holding a /tmp-like directory: other people's files there keep their
+    group and mode (the grant once walked all of /tmp when cai ran there as root)."""
+    ws = tmp_path / "ws"
+    shared = ws / "shared"
+    shared.mkdir(parents=True)
+    os.chmod(shared, 0o1777)
+    theirs = shared / "theirs"
+    theirs.write_text("x")
+    os.chmod(theirs, 0o600)
+    (ws / "mine").write_text("m")
+    assert Host({}).grant([str(ws)], 54321, 54321) == 2  # ws and mine
+    st = os.stat(shared)
+    assert st.st_gid != 54321 and stat.S_IMODE(st.st_mode) == 0o1777
+    st = os.stat(theirs)
+    assert st.st_gid != 54321 and stat.S_IMODE(st.st_mode) == 0o600

@@ -121,8 +121,14 @@ def _grant_tree(top: str, uid: int, gid: int) -> int:
     try:
         while True:
             try:
-                changed += _grant_fd(fd, os.fstat(fd), uid, gid)
-                names = os.listdir(fd)
+                st = os.fstat(fd)
+                # A shared directory (sticky bit, like /tmp) holds other people's files:
+                # neither it nor anything below it is granted.
+                if st.st_mode & stat.S_ISVTX:
+                    names = []
+                else:
+                    changed += _grant_fd(fd, st, uid, gid)
+                    names = os.listdir(fd)
             except OSError:
                 names = []
             stack.append((fd, names))

@@ -73,12 +73,28 @@ class App:
         from containai.adapters import git
         from containai.services.workspace import identify
 
-        return identify(
+        found = identify(
             self.cwd,
             flag if flag is not None else self.arg("workspace"),
             lambda p: git.resolve_workspace(p, self.env),
             lambda p: git.branch_of(p, self.env),
+            homes=self._homes(),
         )
+        if self.arg("container") is None:
+            found.check()  # /tmp, ~, /: exit 2 (an existing --container is still reachable)
+        return found
+
+    def _homes(self) -> tuple[str, ...]:
+        """The caller's home directories: ``HOME`` and, under sudo, the invoking user's."""
+        homes = [self.env["HOME"]] if self.env.get("HOME") else []
+        sudo_uid = self.env.get("SUDO_UID", "")
+        if sudo_uid.isdigit():
+            import pwd
+
+            entry = next((e for e in pwd.getpwall() if e.pw_uid == int(sudo_uid)), None)
+            if entry is not None:
+                homes.append(entry.pw_dir)
+        return tuple(homes)
 
     def settings(self, workspace: str | None, cli: Mapping[str, Any] | None = None) -> Settings:
         """The effective settings; each ignored one (a repository's untrusted or forbidden

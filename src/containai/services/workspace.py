@@ -19,11 +19,23 @@ class Workspace:
     A plain class, not a dataclass: this is on the hot path (DESIGN decision 2).
     """
 
-    __slots__ = ("branch", "path")
+    __slots__ = ("branch", "path", "refusal")
 
-    def __init__(self, path: str, branch: str) -> None:
+    def __init__(self, path: str, branch: str, refusal: str | None = None) -> None:
         self.path = path
         self.branch = branch
+        #: why this directory may not be a workspace (``domain/workspace_rules.py``);
+        #: commands that name an existing ``--container`` still work from here, nothing
+        #: is created or granted for it (``check()``)
+        self.refusal = refusal
+
+    def check(self) -> None:
+        """Exit 2 when this directory may not be a workspace (before anything is made)."""
+        if self.refusal is not None:
+            from containai.domain import workspace_rules
+            from containai.domain.errors import UsageError
+
+            raise UsageError(workspace_rules.message(self.refusal))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Workspace) and (self.path, self.branch) == (
@@ -57,17 +69,31 @@ def identify(
     workspace_flag: str | None,
     resolve_git: Resolver,
     branch_of: Callable[[Path], str],
+    homes: tuple[str, ...] = (),
 ) -> Workspace:
-    """``--workspace`` (made absolute, symlinks resolved) else the git top level of ``cwd``."""
+    """``--workspace`` (made absolute, symlinks resolved) else the git top level of ``cwd``;
+    a directory that holds more than a project carries its ``refusal``."""
     from containai.domain.errors import NotFound
 
     if workspace_flag is not None:
         path = (cwd / Path(workspace_flag).expanduser()).resolve()
         if not path.is_dir():
             raise NotFound(f"workspace {path} is not a directory; create it or fix --workspace")
-        return Workspace(str(path), branch_of(path))
+        return Workspace(str(path), branch_of(path), _refusal(path, homes))
     top, branch = resolve_git(cwd.resolve())
-    return Workspace(str(top), branch)
+    return Workspace(str(top), branch, _refusal(top, homes))
+
+
+def _refusal(path: Path, homes: tuple[str, ...]) -> str | None:
+    import stat
+
+    from containai.domain import workspace_rules
+
+    try:
+        sticky = bool(path.stat().st_mode & stat.S_ISVTX)
+    except OSError:
+        sticky = False
+    return workspace_rules.refusal(str(path), homes, sticky=sticky)
 
 
 ENV_KEYS = {"CONTAINAI_DATA_VOLUME": "data_volume", "CONTAINAI_CONTEXT": "engine.context"}
