@@ -4,6 +4,7 @@ flags, and every variable an agent takes from the host is accepted by the image'
 from __future__ import annotations
 
 import fnmatch
+import tomllib
 from importlib import resources
 
 import pytest
@@ -11,11 +12,55 @@ import pytest
 from containai import agents
 from containai.domain.errors import NotFound
 
+SPEC_AGENTS = [
+    "claude", "codex", "gemini", "copilot", "opencode", "pi", "qwen", "cline", "crush",
+    "continue", "aider", "vibe",
+]  # fmt: skip
 
-@pytest.mark.parametrize("name", ["claude", "codex", "gemini", "copilot"])
+
+@pytest.mark.parametrize("name", SPEC_AGENTS)
 def test_spec_agents_have_manifests(name: str) -> None:
     agent = agents.load(name)
-    assert agent.binary and agent.npm_package.startswith("@") and agent.default_args
+    assert agent.binary and agent.state and agent.version_args
+    # exactly one install recipe, npm or PyPI: the build installs what the manifest says
+    assert bool(agent.install.npm) != bool(agent.install.pypi), name
+    assert agent.install.python == "" or agent.install.pypi, name
+
+
+@pytest.mark.parametrize("name", agents.names())
+def test_manifests_have_only_known_keys(name: str) -> None:
+    data = tomllib.loads((resources.files("containai.agents") / f"{name}.toml").read_text())
+    assert set(data) <= agents.KEYS, set(data) - agents.KEYS
+    assert set(data.get("install", {})) <= {"npm", "pypi", "python"}
+    assert data["name"] == name
+
+
+def _covered(path: str, state: set[str]) -> bool:
+    return any(path == s.rstrip("/") or path.startswith(s) for s in state)
+
+
+def test_every_import_lands_in_state_kept_on_the_volume() -> None:
+    """What `cai import` copies must be linked into the home, or the agent never sees it
+    (the drift this test catches: a manifest import without a state entry)."""
+    common = tomllib.loads(
+        (resources.files("containai.agents") / "manifests" / "common.toml").read_text()
+    )
+    state = set(agents.common_state())
+    for name in agents.names():
+        state |= set(agents.load(name).state)
+    imports = [e["path"] for e in common["import"]]
+    imports += [e["path"] for n in agents.names() for e in agents.load(n).imports]
+    assert [p for p in imports if not _covered(p, state)] == []
+
+
+def test_home_links_are_made_from_the_manifests() -> None:
+    lines = [x for x in agents.home_links().splitlines() if x and not x.startswith("#")]
+    assert len(lines) == len(set(lines))
+    assert set(lines) == set(agents.common_state()) | {
+        e for n in agents.names() for e in agents.load(n).state
+    }
+    # no entry nested in another (the entrypoint would skip it)
+    assert not [a for a in lines for b in lines if a != b and b.endswith("/") and a.startswith(b)]
 
 
 def test_unknown_agent_is_exit_4() -> None:

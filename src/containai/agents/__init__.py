@@ -11,19 +11,52 @@ from typing import Any
 
 from containai.domain.errors import NotFound
 
+#: Manifest keys (anything else is a mistake in the manifest, caught by the tests).
+KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "binary",
+        "default_args",
+        "set_env",
+        "env",
+        "api_hosts",
+        "state",
+        "install",
+        "import",
+        "version_args",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Install:
+    """How the image build installs an agent: one npm package, or one PyPI package in a
+    virtual environment of its own (``python``: the interpreter versions it needs)."""
+
+    npm: str = ""
+    pypi: str = ""
+    python: str = ""
+
 
 @dataclass(frozen=True)
 class Agent:
     name: str
     description: str
     binary: str
-    npm_package: str
-    install: str
+    install: Install
     default_args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     api_hosts: tuple[str, ...] = ()
     set_env: Mapping[str, str] = field(default_factory=dict)
+    #: home-relative paths kept on the data volume (a trailing "/" marks a directory)
+    state: tuple[str, ...] = ()
     imports: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    version_args: tuple[str, ...] = ("--version",)
+
+    @property
+    def npm_package(self) -> str:
+        return self.install.npm
 
 
 def names() -> list[str]:
@@ -49,23 +82,57 @@ def load(name: str) -> Agent:
         raise NotFound(
             f"unknown agent '{name}': use one of {', '.join(names())} or `cai shell`"
         ) from None
+    install = data.get("install", {})
     return Agent(
         name=data["name"],
         description=data.get("description", ""),
         binary=data["binary"],
-        npm_package=data.get("npm_package", ""),
-        install=data.get("install", ""),
+        install=Install(
+            npm=install.get("npm", ""),
+            pypi=install.get("pypi", ""),
+            python=install.get("python", ""),
+        ),
         default_args=tuple(data.get("default_args", ())),
         env=tuple(data.get("env", ())),
         api_hosts=tuple(data.get("api_hosts", ())),
         set_env=dict(data.get("set_env", {})),
+        state=tuple(data.get("state", ())),
         imports=tuple(data.get("import", ())),
+        version_args=tuple(data.get("version_args", ("--version",))),
     )
+
+
+def common_state() -> tuple[str, ...]:
+    """State every account keeps on the data volume (``manifests/common.toml``)."""
+    text = resources.files(__package__).joinpath("manifests/common.toml").read_text()
+    return tuple(tomllib.loads(text).get("state", ()))
+
+
+def home_links() -> str:
+    """The system layer's ``/etc/containai/home-links``: the common state, then every
+    agent's (all of them, whichever the image installs, so an agent added later finds its
+    state), one entry per line. The one home of these paths is the manifests."""
+    entries: list[str] = []
+    for entry in [*common_state(), *(e for n in names() for e in load(n).state)]:
+        if entry not in entries:
+            entries.append(entry)
+    header = (
+        "# containai: agent state kept on the data volume (/mnt/agent-data/home/).\n"
+        "# Made by cai from the agent manifests (src/containai/agents/); do not edit.\n"
+        '# An entry ending in "/" is a directory; any other entry is a file (created empty,\n'
+        '# or "{}" for *.json). The entrypoint links ~/<entry> -> the volume on every start.\n'
+    )
+    return header + "".join(f"{e}\n" for e in entries)
 
 
 def npm_packages(agent_names: Sequence[str]) -> list[str]:
     """npm packages that install ``agent_names`` (unknown names: exit 4 naming them)."""
-    return [load(name).npm_package for name in agent_names if load(name).npm_package]
+    return [load(name).install.npm for name in agent_names if load(name).install.npm]
+
+
+def pypi_packages(agent_names: Sequence[str]) -> list[str]:
+    """PyPI packages of ``agent_names``, each installed in a virtual environment of its own."""
+    return [load(name).install.pypi for name in agent_names if load(name).install.pypi]
 
 
 def api_hosts(agent_names: Sequence[str]) -> list[str]:
