@@ -139,6 +139,13 @@ KEYS: dict[str, Key] = {
         Key("engine.context", str, None, "Docker context to use"),
         Key("image.base", str, "debian:bookworm-slim", "base image of the templates"),
         Key(
+            "image.packages",
+            list,
+            [],
+            "extra Debian packages in every image (global config)",
+            _check_each(_lazy_validation("validate_package_name")),
+        ),
+        Key(
             "image.ca_bundle",
             str,
             None,

@@ -19,6 +19,7 @@ VOLUME_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
 TEMPLATE_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 AGENT_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,62}")
 
 TEMPLATE_NAME_MAX: Final = 128
 RUNTIMES: Final = ("auto", "sysbox-runc", "runsc", "runc")
@@ -65,6 +66,16 @@ def validate_agent_name(name: str) -> str:
         raise UsageError(
             f"invalid agent name {show(name)}: an agent is a manifest name of lowercase "
             "letters, digits, '-' and '_' (see `cai run --help`), never a path"
+        )
+    return name
+
+
+def validate_package_name(name: str) -> str:
+    """A Debian package name (``image.packages``): policy 5.6.1, nothing a shell reads."""
+    if DEB_PACKAGE_RE.fullmatch(name) is None:
+        raise UsageError(
+            f"invalid Debian package name {show(name)} in image.packages: lowercase letters, "
+            "digits, '+', '-' and '.', starting with a letter or digit (e.g. postgresql-client)"
         )
     return name
 
