@@ -50,7 +50,7 @@ class DoctorEngine(RunEngine, Protocol):
 
 
 class DoctorHost(Protocol):
-    """Facts about this machine (``adapters.daemon.MachineProbe`` satisfies it)."""
+    """Facts about this machine (``adapters.machine.MachineProbe`` satisfies it)."""
 
     def ssh_client_version(self) -> str | None:
         """``ssh -V``'s version (``OpenSSH_9.2p1 ...``), ``None`` when ssh is missing."""
