@@ -16,6 +16,7 @@ import pytest
 
 from containai.cli.commands.doctor import render_text
 from containai.domain.errors import EngineUnreachable
+from containai.domain.isolation import tier
 from containai.services.doctor import (
     FAIL,
     OK,
@@ -266,6 +267,9 @@ def test_dedicated_context_down_while_another_selected_warns() -> None:
         (("runc",), "runsc", FAIL),
         (("runc", "runsc"), "runsc", OK),
         (("runc", "runsc"), "runc", WARN),
+        (("runc",), "runc", WARN),
+        (("runc", "sysbox-runc", "runsc"), "sysbox-runc", OK),
+        (("runc", "sysbox-runc", "runsc"), "runsc", WARN),
     ],
 )
 def test_isolation_tiers(runtimes: tuple[str, ...], configured: str, status: str) -> None:
@@ -276,10 +280,11 @@ def test_isolation_tiers(runtimes: tuple[str, ...], configured: str, status: str
         assert check.fix is None or "cai" in check.fix
     if runtimes == ("runc",) and configured == "auto":
         assert check.fix is not None and "cai setup" in check.fix
-    if "sysbox-runc" in runtimes:
+    if "sysbox-runc" in runtimes and configured == "auto":
         assert check.detail.startswith("sysbox-runc (Sysbox)")
     # SPEC 14: a runtime below the engine's best is shown as weakened
-    assert ("weakened" in check.detail) == (configured == "runc" and "runsc" in runtimes)
+    weakened = configured != "auto" and configured in runtimes and configured != tier(runtimes)
+    assert ("weakened" in check.detail) == weakened
 
 
 # ---------------------------------------------------------------------- base image

@@ -7,7 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from containai.domain.errors import EngineUnreachable, Failed
-from containai.domain.isolation import choose_runtime, tier
+from containai.domain.isolation import (
+    GVISOR,
+    ISOLATING,
+    LADDER,
+    PLAIN,
+    SYSBOX,
+    choose_runtime,
+    isolates,
+    tier,
+)
 from containai.domain.sessions import count_established, count_terminals, parse_probe
 from containai.services.engine_select import select_context
 
@@ -63,6 +72,12 @@ def test_auto_picks_the_strongest(available: set[str], expected: str) -> None:
     assert runtime == expected
     assert (warning is not None) == (expected == "runc")
     assert tier(available) == expected
+
+
+def test_the_ladders_rungs_by_name() -> None:
+    assert (SYSBOX, GVISOR, PLAIN) == LADDER == ("sysbox-runc", "runsc", "runc")
+    assert ISOLATING == ("sysbox-runc", "runsc")
+    assert [r for r in (*LADDER, "kata", "") if isolates(r)] == list(ISOLATING)
 
 
 def test_explicit_runtime_must_exist() -> None:

@@ -178,6 +178,10 @@ def test_runsc_record_decides_runtimes_and_default() -> None:
     assert default == "sysbox-runc" and runtimes == {
         "sysbox-runc": {"path": "/usr/bin/sysbox-runc"}
     }
+    # Both sandboxes: sysbox-runc is the stronger rung, whatever runsc's statx says.
+    both = replace(facts, sysbox="/usr/bin/sysbox-runc")
+    runtimes, default = runtimes_for(both, record(statx="ok"))
+    assert default == "sysbox-runc" and set(runtimes) == {"sysbox-runc", "runsc"}
 
 
 def test_probe_needed_without_a_record_for_this_version() -> None:

@@ -1,10 +1,11 @@
-"""The dedicated engine's daemon and the machine facts ``cai setup`` and ``cai doctor`` read.
+"""The dedicated engine's daemon on this machine: what ``cai setup`` reads and does
+(``services.setup.SetupHost``).
 
-``DedicatedEngineHost`` (for ``services.setup``): packages, the bridge, cai's
-iptables chains, the second ``dockerd`` (systemd unit, or a managed background
-daemon: own session, pid file, log), waiting for its socket, the runsc probe,
-and ``docker context create``. ``MachineProbe`` (for ``services.doctor``):
-``ssh -V``, free ports, disk space, the offline bootstrap's prerequisites.
+Packages, the second ``dockerd`` (systemd unit, or a managed background daemon:
+own session, pid file, log), waiting for its socket, and ``docker context
+create``. Its bridge and iptables chains are ``adapters/host_network.py``'s, the
+runsc probe ``adapters/runsc_probe.py``'s; ``cai doctor``'s machine facts are
+``adapters/machine.py``'s.
 
 Every external program is called with an argv list, never a shell. Never
 touches the default engine: every docker call here names ``-H <socket>``
@@ -15,23 +16,25 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from containai.adapters import programs
 from containai.adapters.engine import context_meta
 from containai.adapters.files import atomic_write
+from containai.adapters.host_network import HostNetwork
+from containai.adapters.machine import MachineProbe  # re-exported; its home is adapters.machine
+from containai.adapters.runsc_probe import PROBE_IMAGE, RunscProbe
 from containai.domain.errors import Failed
+
+__all__ = ["PROBE_IMAGE", "DedicatedEngineHost", "MachineProbe"]
 
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PASS_ENV = (
@@ -45,50 +48,12 @@ _PASS_ENV = (
     "LC_ALL",
     "TZ",
 )
-PROBE_IMAGE = "containai-probe:setup"
 
 
-def _which(name: str) -> str | None:
-    found = shutil.which(name)
-    if found is None:
-        # root's tools live in sbin, which a user's PATH may lack.
-        found = shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
-    return found
-
-
-def _run(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
-    input: bytes | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            list(argv),
-            input=input,
-            capture_output=True,
-            env=dict(env) if env is not None else None,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError:
-        return subprocess.CompletedProcess(list(argv), 127, b"", f"{argv[0]}: not found".encode())
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(
-            list(argv), 124, b"", f"{argv[0]}: no answer within {timeout:.0f} s".encode()
-        )
-
-
-def _err(proc: subprocess.CompletedProcess[bytes]) -> str:
-    text = (proc.stderr or proc.stdout or b"").decode("utf-8", "replace").strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit {proc.returncode}"
-
-
-def _check(proc: subprocess.CompletedProcess[bytes], what: str) -> None:
-    if proc.returncode != 0:
-        raise Failed(f"{what} failed: {_err(proc)}")
+def context_endpoint(meta: Any) -> str:
+    """The docker endpoint's ``Host`` of a context's ``meta.json`` (``""``: none)."""
+    host = ((meta.get("Endpoints") or {}).get("docker") or {}).get("Host")
+    return str(host) if host else ""
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -97,6 +62,11 @@ def _tail(path: Path, lines: int = 8) -> str:
     except OSError:
         return ""
     return "\n".join(data[-lines:])
+
+
+def is_zombie(stat: str) -> bool:
+    """``/proc/PID/stat``: the process exited and was not reaped (state ``Z``)."""
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -108,8 +78,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     # A zombie (exited, not reaped) is not a running daemon.
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        return not is_zombie(Path(f"/proc/{pid}/stat").read_text())
     except (OSError, IndexError):
         return True
 
@@ -122,9 +91,16 @@ def _pid_alive(pid: int) -> bool:
 class DedicatedEngineHost:
     """What ``cai setup`` reads from and does to this machine (``services.setup.SetupHost``)."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, docker: str = "docker") -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        docker: str = "docker",
+        run: programs.Runner = programs.run,
+    ) -> None:
         self.env = dict(os.environ if env is None else env)
         self.docker = docker
+        self._run = run
+        self._net = HostNetwork(run)
 
     # ------------------------------------------------------------------ facts
     def platform_linux(self) -> bool:
@@ -137,10 +113,10 @@ class DedicatedEngineHost:
         return Path("/run/systemd/system").is_dir()
 
     def which(self, name: str) -> str | None:
-        return _which(name)
+        return programs.which(name)
 
     def runsc_version(self, runsc: str) -> str | None:
-        proc = _run([runsc, "--version"], timeout=15)
+        proc = self._run([runsc, "--version"], timeout=15)
         if proc.returncode != 0:
             return None
         first = proc.stdout.decode("utf-8", "replace").strip().splitlines()
@@ -168,55 +144,13 @@ class DedicatedEngineHost:
             return None
 
     def link_addrs(self, name: str) -> tuple[tuple[str, ...], bool] | None:
-        proc = _run(["ip", "-j", "addr", "show", "dev", name], timeout=10)
-        if proc.returncode != 0:
-            return None
-        try:
-            data = json.loads(proc.stdout or b"[]")
-        except ValueError:
-            return None
-        if not data:
-            return None
-        link = data[0]
-        addrs = tuple(
-            f"{a['local']}/{a['prefixlen']}"
-            for a in link.get("addr_info", [])
-            if a.get("family") == "inet" and "local" in a
-        )
-        return addrs, "UP" in (link.get("flags") or [])
+        return self._net.link_addrs(name)
 
     def routes(self, exclude_dev: str) -> tuple[str, ...]:
-        proc = _run(["ip", "-j", "-4", "route", "show", "table", "all"], timeout=10)
-        if proc.returncode != 0:
-            return ()
-        try:
-            data = json.loads(proc.stdout or b"[]")
-        except ValueError:
-            return ()
-        out: list[str] = []
-        for r in data:
-            dst = str(r.get("dst") or "")
-            if (
-                r.get("dev") == exclude_dev
-                or dst in ("", "default")
-                or r.get("type")
-                in (
-                    "local",
-                    "broadcast",
-                )
-            ):
-                continue
-            out.append(dst)
-        return tuple(out)
+        return self._net.routes(exclude_dev)
 
     def rule_present(self, rule: Any) -> bool | None:
-        proc = _run(rule.argv("check"), timeout=15)
-        if proc.returncode == 0:
-            return True
-        text = _err(proc).lower()
-        if proc.returncode == 127 or "permission denied" in text or "must be root" in text:
-            return None
-        return False
+        return self._net.rule_present(rule)
 
     def daemon_pid(self, pidfile: Path) -> int | None:
         try:
@@ -246,7 +180,7 @@ class DedicatedEngineHost:
     def _docker(
         self, host: str, *args: str, timeout: float = 30.0, input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
-        return _run(
+        return self._run(
             [self.docker, "-H", host, *args], env=self._docker_env(), timeout=timeout, input=input
         )
 
@@ -275,11 +209,10 @@ class DedicatedEngineHost:
             meta = json.loads(context_meta(docker_config, name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        host = ((meta.get("Endpoints") or {}).get("docker") or {}).get("Host")
-        return str(host) if host else ""
+        return context_endpoint(meta)
 
     def unit_enabled(self, unit: str) -> bool:
-        return _run(["systemctl", "is-enabled", "--quiet", unit], timeout=15).returncode == 0
+        return self._run(["systemctl", "is-enabled", "--quiet", unit], timeout=15).returncode == 0
 
     def root_home(self) -> str | None:
         try:
@@ -326,7 +259,7 @@ class DedicatedEngineHost:
     def apt_install(self, packages: Sequence[str]) -> None:
         if not packages:
             return
-        if _which("apt-get") is None:
+        if programs.which("apt-get") is None:
             raise Failed(
                 f"{' and '.join(packages)} missing and there is no apt-get here: install "
                 "them with your distribution's package manager and run `cai setup` again"
@@ -334,12 +267,14 @@ class DedicatedEngineHost:
         env = {**self.env, "DEBIAN_FRONTEND": "noninteractive", "PATH": _SBIN_PATH}
         need_update = False
         for pkg in packages:
-            policy = _run(["apt-cache", "policy", pkg], env=env, timeout=60)
+            policy = self._run(["apt-cache", "policy", pkg], env=env, timeout=60)
             text = policy.stdout.decode("utf-8", "replace")
             if "Candidate:" not in text or "Candidate: (none)" in text:
                 need_update = True
         if need_update:
-            _check(_run(["apt-get", "update", "-qq"], env=env, timeout=600), "apt-get update")
+            programs.check(
+                self._run(["apt-get", "update", "-qq"], env=env, timeout=600), "apt-get update"
+            )
         # Packages must not start services (docker.io would start the default engine).
         policy_rc = Path("/usr/sbin/policy-rc.d")
         created = False
@@ -348,7 +283,7 @@ class DedicatedEngineHost:
             policy_rc.chmod(0o755)
             created = True
         try:
-            proc = _run(
+            proc = self._run(
                 ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
                 env=env,
                 timeout=1800,
@@ -357,28 +292,13 @@ class DedicatedEngineHost:
             if created:
                 with contextlib.suppress(OSError):
                     policy_rc.unlink()
-        _check(proc, f"apt-get install {' '.join(packages)}")
+        programs.check(proc, f"apt-get install {' '.join(packages)}")
 
     def ensure_bridge(self, name: str, cidr: str) -> None:
-        state = self.link_addrs(name)
-        if state is None:
-            _check(_run(["ip", "link", "add", name, "type", "bridge"]), f"creating bridge {name}")
-            state = ((), False)
-        if cidr not in state[0]:
-            _check(_run(["ip", "addr", "add", cidr, "dev", name]), f"adding {cidr} to {name}")
-        _check(_run(["ip", "link", "set", name, "up"]), f"bringing {name} up")
+        self._net.ensure_bridge(name, cidr)
 
     def ensure_firewall(self, firewall: Any) -> None:
-        """Create and flush cai's own chains, fill them, and jump to them (once)."""
-        own = {chain for _, chain in firewall.chains}
-        for table, chain in firewall.chains:
-            t = [] if table == "filter" else ["-t", table]
-            _run(["iptables", "-w", *t, "-N", chain])  # exists already: fine
-            _check(_run(["iptables", "-w", *t, "-F", chain]), f"iptables -F {chain}")
-        for rule in firewall.rules:
-            if rule.chain not in own and _run(rule.argv("check")).returncode == 0:
-                continue
-            _check(_run(rule.argv("add")), " ".join(rule.argv("add")))
+        self._net.ensure_firewall(firewall)
 
     def write_file(self, path: Path, text: str, mode: int = 0o644) -> None:
         """Atomic write (temp file in the same directory, then rename)."""
@@ -386,7 +306,7 @@ class DedicatedEngineHost:
         atomic_write(path, text, mode=mode)
 
     def systemctl(self, *args: str) -> None:
-        _check(_run(["systemctl", *args], timeout=180), f"systemctl {' '.join(args)}")
+        programs.check(self._run(["systemctl", *args], timeout=180), f"systemctl {' '.join(args)}")
 
     def start_daemon(self, dockerd: str, config_file: Path, log: Path) -> int:
         """``dockerd --config-file CONFIG`` in its own session; output appended to ``log``."""
@@ -443,71 +363,11 @@ class DedicatedEngineHost:
         )
 
     # ------------------------------------------------------------------ probe
-    def _probe_image(self, host: str) -> None:
-        """A throw-away image of host binaries (``true``, ``stat`` and their libraries)."""
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            added: set[str] = set()
-            for binary in ("/bin/true", "/usr/bin/stat"):
-                files = [binary]
-                ldd = _run(["ldd", binary], timeout=15)
-                for token in ldd.stdout.decode("utf-8", "replace").split():
-                    if token.startswith("/"):
-                        files.append(token)
-                for f in files:
-                    real = os.path.realpath(f)
-                    arc = f.lstrip("/")
-                    if arc in added or not os.path.isfile(real):
-                        continue
-                    added.add(arc)
-                    info = tar.gettarinfo(real, arcname=arc)
-                    with open(real, "rb") as fh:
-                        tar.addfile(info, fh)
-        proc = self._docker(host, "import", "-", PROBE_IMAGE, input=buf.getvalue(), timeout=120)
-        _check(proc, "importing the runsc probe image")
-
-    def _cleanup(self, host: str, cid: str, layout: Any) -> None:
-        self._docker(host, "rm", "-f", cid, timeout=60)
-        # A failed runsc start can leave its sandbox and containerd task behind.
-        root = Path(layout.exec_root) / "runtime-runc" / layout.namespace
-        runsc = _which("runsc")
-        if runsc:
-            _run([runsc, "--root", str(root), "delete", "-force", cid], timeout=30)
-        ctr = _which("ctr")
-        sock = Path(layout.exec_root) / "containerd" / "containerd.sock"
-        if ctr and sock.exists():
-            for args in (["tasks", "delete", "-f", cid], ["containers", "delete", cid]):
-                _run([ctr, "-a", str(sock), "-n", layout.namespace, *args], timeout=30)
-
-    def _try(self, host: str, runtime: str, command: Sequence[str], layout: Any) -> bool:
-        made = self._docker(
-            host, "create", "--runtime", runtime, "--network", "bridge", PROBE_IMAGE, *command
-        )
-        if made.returncode != 0:
-            return False
-        cid = made.stdout.decode().strip()
-        started = self._docker(host, "start", "-a", cid, timeout=60)
-        ok = started.returncode == 0
-        if ok:
-            self._docker(host, "rm", "-f", cid, timeout=60)
-        else:
-            self._cleanup(host, cid, layout)
-        return ok
-
     def probe(self, host: str, runtimes: Sequence[str], layout: Any) -> dict[str, bool]:
-        self._probe_image(host)
-        results: dict[str, bool] = {}
-        for name in runtimes:
-            results[name] = self._try(host, name, ["/bin/true"], layout)
-            if results[name]:
-                break
-        return results
+        return RunscProbe(self._docker, self._run).probe(host, runtimes, layout)
 
     def probe_statx(self, host: str, runtime: str, layout: Any) -> bool:
-        try:
-            return self._try(host, runtime, ["/usr/bin/stat", "/"], layout)
-        finally:
-            self._docker(host, "rmi", "-f", PROBE_IMAGE, timeout=60)
+        return RunscProbe(self._docker, self._run).probe_statx(host, runtime, layout)
 
     # ---------------------------------------------------------------- context
     def create_context(
@@ -531,7 +391,7 @@ class DedicatedEngineHost:
         if not update:
             argv += ["--description", "cai's dedicated engine (cai setup)"]
         argv += ["--docker", f"host={host}"]
-        _check(_run(argv, env=env, timeout=30), f"docker context {verb} {name}")
+        programs.check(self._run(argv, env=env, timeout=30), f"docker context {verb} {name}")
         if owner is not None:
             _chown_tree(docker_config if not existed else docker_config / "contexts", owner)
 
@@ -546,64 +406,3 @@ def _chown_tree(root: Path, owner: tuple[int, int]) -> None:
         with contextlib.suppress(OSError):
             if path.lstat().st_uid == 0:
                 os.lchown(path, uid, gid)
-
-
-# --------------------------------------------------------------------------- #
-# doctor
-# --------------------------------------------------------------------------- #
-
-
-class MachineProbe:
-    """Facts about this machine for ``cai doctor`` (``services.doctor.DoctorHost``)."""
-
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self.env = dict(os.environ if env is None else env)
-
-    def ssh_client_version(self) -> str | None:
-        ssh = shutil.which("ssh", path=self.env.get("PATH"))
-        if ssh is None:
-            return None
-        proc = _run([ssh, "-V"], env=self.env, timeout=10)
-        text = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()
-        if proc.returncode != 0 or not text:
-            raise Failed(f"`ssh -V` failed: {_err(proc)}")
-        return text.splitlines()[0].split(",")[0].strip()
-
-    def has_program(self, name: str) -> bool:
-        return shutil.which(name, path=self.env.get("PATH")) is not None
-
-    def exists(self, path: Path) -> bool:
-        return path.exists()
-
-    def read_bytes(self, path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def port_is_free(self, port: int) -> bool:
-        from containai.adapters.host import Host
-
-        return Host().port_is_free(port)
-
-    def disk_free(self, path: str) -> int | None:
-        try:
-            st = os.statvfs(path)
-        except FileNotFoundError:
-            return None
-        return st.f_bavail * st.f_frsize
-
-    def hostname(self) -> str:
-        return socket.gethostname()
-
-    def offline_bootstrap(self) -> tuple[bool, str]:
-        from containai.adapters import rootfs
-
-        if os.geteuid() != 0:
-            return False, "it needs root"
-        if not rootfs.debootstrap_available():
-            return False, "debootstrap is not installed (apt-get install debootstrap)"
-        mirror = rootfs.apt_mirror()
-        if mirror is None:
-            return False, "no Debian mirror in /etc/apt/sources.list(.d)"
-        return True, mirror

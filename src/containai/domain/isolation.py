@@ -7,6 +7,15 @@ from collections.abc import Collection
 from containai.domain.errors import Failed
 
 LADDER = ("sysbox-runc", "runsc", "runc")
+SYSBOX, GVISOR, PLAIN = LADDER
+"""The ladder's rungs by name: Sysbox, gVisor, and plain runc (no sandbox)."""
+ISOLATING = LADDER[:-1]
+"""The sandboxing runtimes, strongest first: every rung above plain runc."""
+
+
+def isolates(runtime: str) -> bool:
+    """Whether ``runtime`` is a sandbox (not plain runc, not an unknown runtime)."""
+    return runtime in ISOLATING
 
 
 def rank(runtime: str) -> int:

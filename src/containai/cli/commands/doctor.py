@@ -80,8 +80,8 @@ def _gateway_image(app: App) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from containai.adapters.daemon import MachineProbe
     from containai.adapters.engine import DockerEngine, context_exists
+    from containai.adapters.machine import MachineProbe
     from containai.services.doctor import DEFAULT_BUDGET, DoctorInputs, diagnose
     from containai.services.engine_select import DEDICATED_CONTEXT
 
