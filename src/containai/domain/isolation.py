@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from containai.domain.errors import Failed
+
+TYPE_CHECKING = False  # labels.py (hot path) imports this module: no typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 LADDER = ("sysbox-runc", "runsc", "runc")
 SYSBOX, GVISOR, PLAIN = LADDER
 """The ladder's rungs by name: Sysbox, gVisor, and plain runc (no sandbox)."""
 ISOLATING = LADDER[:-1]
 """The sandboxing runtimes, strongest first: every rung above plain runc."""
+CHOICES = ("auto", *LADDER)
+"""What ``--runtime`` and the ``runtime`` setting accept."""
+DISPLAY = {
+    SYSBOX: "sysbox-runc (Sysbox)",
+    GVISOR: "runsc (gVisor)",
+    PLAIN: "runc (no extra isolation)",
+}
+"""How status, list and doctor name each rung."""
 
 
 def isolates(runtime: str) -> bool:

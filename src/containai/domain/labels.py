@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from containai.domain.isolation import DISPLAY
+
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,11 +41,7 @@ SCHEMA_VERSION: Final = "1"
 MANAGED_FILTER: Final = f"{MANAGED}={TRUE}"
 """For ``docker ps --filter label=...``: every container cai manages."""
 
-_ISOLATION: Final = {
-    "runsc": "runsc (gVisor)",
-    "sysbox-runc": "sysbox-runc (Sysbox)",
-    "runc": "runc (no extra isolation)",
-}
+_ISOLATION: Final = DISPLAY
 _KEEP_VALUES: Final = frozenset({"true", "1", "yes", "on"})
 
 

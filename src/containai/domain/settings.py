@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from containai.domain.errors import ConfigError, UsageError
+from containai.domain.isolation import CHOICES
 
 DEFAULT_DATA_VOLUME = "containai-data"
 
@@ -156,7 +157,7 @@ KEYS: dict[str, Key] = {
             str,
             "auto",
             "OCI runtime: auto, sysbox-runc, runsc or runc",
-            _check_choice("auto", "sysbox-runc", "runsc", "runc"),
+            _check_choice(*CHOICES),
         ),
         Key(
             "template",

@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 from containai.domain.errors import UsageError
+from containai.domain.isolation import CHOICES
 
 CONTAINER_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 VOLUME_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
@@ -22,7 +23,7 @@ AGENT_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,62}")
 
 TEMPLATE_NAME_MAX: Final = 128
-RUNTIMES: Final = ("auto", "sysbox-runc", "runsc", "runc")
+RUNTIMES: Final = CHOICES
 PORT_MIN: Final = 1024
 PORT_MAX: Final = 65535
 

@@ -8,7 +8,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from containai.domain.errors import CaiError, EngineUnreachable
-from containai.domain.isolation import GVISOR, PLAIN, SYSBOX, is_weakened, isolates, tier
+from containai.domain.isolation import (
+    DISPLAY,
+    GVISOR,
+    PLAIN,
+    SYSBOX,
+    is_weakened,
+    isolates,
+    tier,
+)
 from containai.services.doctor.gather import DEFAULT_BUDGET, Outcome, first_line, why
 from containai.services.doctor.report import FAIL, OK, SKIP, WARN, Check
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
@@ -125,8 +133,8 @@ def _shown_runtimes(names: Sequence[str]) -> str:
 
 
 _TIER_LABELS: Final[Mapping[str, str]] = {
-    SYSBOX: "sysbox-runc (Sysbox)",
-    GVISOR: "runsc (gVisor)",
+    SYSBOX: DISPLAY[SYSBOX],
+    GVISOR: DISPLAY[GVISOR],
     PLAIN: "runc only (no sandbox: containers share the host kernel)",
 }
 
