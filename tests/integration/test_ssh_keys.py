@@ -1,4 +1,4 @@
-"""adapters/ssh.py against a real OpenSSH server on loopback (no Docker needed).
+"""adapters/ssh/ (OpenSsh) against a real OpenSSH server on loopback (no Docker needed).
 
 A throwaway ``sshd`` runs with the container host key cai generated and the
 user key cai generated, so these tests check the whole chain the containers
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from containai.adapters.ssh import CONTROL_PATH_MAX, SshFiles, remote_command
+from containai.adapters.ssh import CONTROL_PATH_MAX, OpenSsh, remote_command
 from containai.domain.errors import Failed
 from containai.paths import resolve_paths
 
@@ -122,18 +122,18 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
 
 
 @pytest.fixture
-def made() -> Iterator[list[tuple[SshFiles, str]]]:
+def made() -> Iterator[list[tuple[OpenSsh, str]]]:
     """Every (files, name) a test sets up; their masters and files are removed afterwards."""
-    created: list[tuple[SshFiles, str]] = []
+    created: list[tuple[OpenSsh, str]] = []
     yield created
     for files, name in created:
         files.remove(name)
 
 
 def setup_container(
-    home: Path, sshd: Sshd, made: list[tuple[SshFiles, str]], name: str = NAME
-) -> SshFiles:
-    files = SshFiles(resolve_paths({"HOME": str(home)}))
+    home: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]], name: str = NAME
+) -> OpenSsh:
+    files = OpenSsh(resolve_paths({"HOME": str(home)}))
     made.append((files, name))
     files.ensure_user_key()
     _, host_public = files.ensure_host_key(name)
@@ -149,7 +149,7 @@ def run_ssh(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_ready_then_master_reused_and_exited(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     files = setup_container(tmp_path / "my home", sshd, made)
     sshd.start(files.host_key_path(NAME), files.public_key())
@@ -183,7 +183,7 @@ def test_ready_then_master_reused_and_exited(
 
 
 def test_wait_ready_retries_until_sshd_answers(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     files = setup_container(tmp_path / "home", sshd, made)
     starter = threading.Timer(1.0, sshd.start, (files.host_key_path(NAME), files.public_key()))
@@ -198,11 +198,11 @@ def test_wait_ready_retries_until_sshd_answers(
 
 
 def test_host_key_mismatch_fails_at_once(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     files = setup_container(tmp_path / "home", sshd, made)
     sshd.start(files.host_key_path(NAME), files.public_key())
-    impostor = SshFiles(resolve_paths({"HOME": str(tmp_path / "impostor")}))
+    impostor = OpenSsh(resolve_paths({"HOME": str(tmp_path / "impostor")}))
     files.pin_host_key(NAME, impostor.ensure_host_key(NAME)[1])
     started = time.monotonic()
     with pytest.raises(Failed) as caught:
@@ -216,7 +216,7 @@ def test_host_key_mismatch_fails_at_once(
 
 
 def test_missing_pin_fails_at_once(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     files = setup_container(tmp_path / "home", sshd, made)
     sshd.start(files.host_key_path(NAME), files.public_key())
@@ -228,9 +228,7 @@ def test_missing_pin_fails_at_once(
     assert files.paths.known_hosts.read_text() == ""  # ssh did not add the key itself
 
 
-def test_socket_path_at_the_limit_and_fallback(
-    sshd: Sshd, made: list[tuple[SshFiles, str]]
-) -> None:
+def test_socket_path_at_the_limit_and_fallback(sshd: Sshd, made: list[tuple[OpenSsh, str]]) -> None:
     short_home = Path(tempfile.mkdtemp(prefix="cai-", dir="/tmp"))
     try:
         sockets = resolve_paths({"HOME": str(short_home)}).ssh_sockets_dir
@@ -257,7 +255,7 @@ def test_socket_path_at_the_limit_and_fallback(
 
 
 def test_remove_stops_a_live_master(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     files = setup_container(tmp_path / "home", sshd, made)
     sshd.start(files.host_key_path(NAME), files.public_key())
@@ -273,7 +271,7 @@ def test_remove_stops_a_live_master(
 
 
 def test_ready_through_the_no_delay_helper_when_the_port_is_known(
-    tmp_path: Path, sshd: Sshd, made: list[tuple[SshFiles, str]]
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
 ) -> None:
     """With the port, the first login goes through the TCP_NODELAY helper once sshd's
     banner is seen, and leaves the same warm master behind."""

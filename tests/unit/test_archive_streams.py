@@ -1,4 +1,4 @@
-"""The tar-stream adapter (adapters/archive.py) against a scripted stand-in for ``docker``.
+"""The tar-stream adapter (adapters/archive/) against a scripted stand-in for ``docker``.
 
 The stand-in is a real executable, so the real ``DockerEngine`` plumbing (popen,
 error translation) runs: only the engine itself is replaced.
@@ -21,12 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from containai.adapters.archive import (
-    DockerArchive,
-    _ThreadedGzip,
-    member_of,
-    repack,
-)
+from containai.adapters.archive import DockerArchive, member_of, repack
+from containai.adapters.archive.streams import ThreadedGzip
 from containai.adapters.engine import DockerEngine
 from containai.adapters.files import atomic_write_stream as atomic_write
 from containai.domain.archive_rules import Member
@@ -174,7 +170,7 @@ def test_repack_of_a_stream_with_garbage_after_a_member_fails() -> None:
 # ------------------------------------------------------------------- gzip
 def test_threaded_gzip_round_trip_and_batching() -> None:
     raw = io.BytesIO()
-    z = _ThreadedGzip(raw, level=2)
+    z = ThreadedGzip(raw, level=2)
     payload = [os.urandom(700) for _ in range(5000)] + [b"a" * (3 << 20)]
     for chunk in payload:
         z.write(chunk)
@@ -192,7 +188,7 @@ def test_threaded_gzip_reports_a_write_error() -> None:
         def write(self, data: object) -> int:
             raise OSError(28, "No space left on device")
 
-    z = _ThreadedGzip(Broken(), level=1)  # type: ignore[arg-type]
+    z = ThreadedGzip(Broken(), level=1)  # type: ignore[arg-type]
     with pytest.raises(OSError, match="No space left"):
         for _ in range(200):
             z.write(os.urandom(1 << 16))

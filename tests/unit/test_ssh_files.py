@@ -1,4 +1,4 @@
-"""adapters/ssh.py: keys, pins, config entries, the Include line, control sockets.
+"""adapters/ssh/ (OpenSsh): keys, pins, config entries, the Include line, control sockets.
 
 Real ``ssh-keygen`` and ``ssh -G`` (local and fast); the connection tests
 against a real ``sshd`` live in tests/integration/test_ssh_keys.py.
@@ -22,27 +22,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from containai.adapters import ssh as ssh_mod
 from containai.adapters.ssh import (
     CONTROL_PATH_MAX,
-    INCLUDE_LINE,
-    SshFiles,
+    OpenSsh,
     alias,
     quote_remote,
     remote_command,
 )
+from containai.adapters.ssh.entries import INCLUDE_LINE
+from containai.adapters.ssh.layout import conf_quote
 from containai.domain.errors import Failed
 from containai.paths import resolve_paths
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH")
 
 
-def files_for(home: Path) -> SshFiles:
-    return SshFiles(resolve_paths({"HOME": str(home)}))
+def files_for(home: Path) -> OpenSsh:
+    return OpenSsh(resolve_paths({"HOME": str(home)}))
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> SshFiles:
+def files(tmp_path: Path) -> OpenSsh:
     home = tmp_path / "home"
     home.mkdir()
     return files_for(home)
@@ -81,7 +81,7 @@ def test_alias() -> None:
     assert alias("myapp-main") == "cai-myapp-main"
 
 
-def test_user_key_created_private_and_idempotent(files: SshFiles) -> None:
+def test_user_key_created_private_and_idempotent(files: OpenSsh) -> None:
     key = files.ensure_user_key()
     paths = files.paths
     assert key == paths.user_key
@@ -99,7 +99,7 @@ def test_user_key_created_private_and_idempotent(files: SshFiles) -> None:
     assert [p.name for p in paths.keys_dir.iterdir() if p.name.startswith(".")] == []
 
 
-def test_user_key_permissions_repaired_and_public_half_rederived(files: SshFiles) -> None:
+def test_user_key_permissions_repaired_and_public_half_rederived(files: OpenSsh) -> None:
     key = files.ensure_user_key()
     public = files.public_key()
     os.chmod(key, 0o644)
@@ -139,7 +139,7 @@ def test_concurrent_processes_get_one_user_key(tmp_path: Path) -> None:
     assert [p.name for p in final.paths.keys_dir.iterdir() if p.name.startswith(".")] == []
 
 
-def test_host_key_generated_once_per_container(files: SshFiles) -> None:
+def test_host_key_generated_once_per_container(files: OpenSsh) -> None:
     private, public = files.ensure_host_key("myapp-main")
     path = files.paths.host_keys_dir / "myapp-main"
     assert private.startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
@@ -154,7 +154,7 @@ def test_host_key_generated_once_per_container(files: SshFiles) -> None:
     assert other_public != public
 
 
-def test_host_key_rejects_path_like_names(files: SshFiles) -> None:
+def test_host_key_rejects_path_like_names(files: OpenSsh) -> None:
     for bad in ("../x", "a/b", "", ".hidden"):
         with pytest.raises(ValueError):
             files.ensure_host_key(bad)
@@ -163,7 +163,7 @@ def test_host_key_rejects_path_like_names(files: SshFiles) -> None:
 # -- known_hosts -----------------------------------------------------------------
 
 
-def test_pin_replaces_the_earlier_line(files: SshFiles) -> None:
+def test_pin_replaces_the_earlier_line(files: OpenSsh) -> None:
     known = files.paths.known_hosts
     known.parent.mkdir(parents=True)
     known.write_text("# comment kept\nsomehost ssh-ed25519 AAAAfirst\n")
@@ -189,7 +189,7 @@ def test_pin_replaces_the_earlier_line(files: SshFiles) -> None:
     assert first.split()[1] not in found.stdout
 
 
-def test_pin_same_key_twice_leaves_file_alone(files: SshFiles) -> None:
+def test_pin_same_key_twice_leaves_file_alone(files: OpenSsh) -> None:
     _, public = files.ensure_host_key("app")
     files.pin_host_key("app", public)
     known = files.paths.known_hosts
@@ -198,7 +198,7 @@ def test_pin_same_key_twice_leaves_file_alone(files: SshFiles) -> None:
     assert (known.read_bytes(), os.stat(known).st_ino) == before
 
 
-def test_pin_rejects_garbage(files: SshFiles) -> None:
+def test_pin_rejects_garbage(files: OpenSsh) -> None:
     with pytest.raises(ValueError):
         files.pin_host_key("app", "not a key line\n")
     with pytest.raises(ValueError):
@@ -250,7 +250,7 @@ def test_write_entry_parsed_by_openssh(tmp_path: Path, home_name: str) -> None:
     assert files.control_path("myapp-main").parent.is_dir()
 
 
-def test_write_entry_options(files: SshFiles) -> None:
+def test_write_entry_options(files: OpenSsh) -> None:
     entry = files.write_entry(
         "app",
         port=2400,
@@ -287,7 +287,7 @@ def test_write_entry_options(files: SshFiles) -> None:
         {"port": 2300, "user": "agent", "proxy_jump": "a;rm -rf /"},
     ],
 )
-def test_write_entry_rejects_bad_values(files: SshFiles, kwargs: dict[str, object]) -> None:
+def test_write_entry_rejects_bad_values(files: OpenSsh, kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         files.write_entry("app", **kwargs)  # type: ignore[arg-type]
     assert not files.entry_path("app").exists()
@@ -296,7 +296,7 @@ def test_write_entry_rejects_bad_values(files: SshFiles, kwargs: dict[str, objec
 def test_conf_quote_round_trips_through_openssh(tmp_path: Path) -> None:
     odd = str(tmp_path / 'q"uo\\te #x=y') + "/kh"
     entry = tmp_path / "e.conf"
-    entry.write_text(f"Host h\n  UserKnownHostsFile {ssh_mod._conf_quote(odd, percent=True)}\n")
+    entry.write_text(f"Host h\n  UserKnownHostsFile {conf_quote(odd, percent=True)}\n")
     assert ssh_g(entry, "h")["userknownhostsfile"] == [odd]
 
 
@@ -372,7 +372,7 @@ def test_ensure_control_dir_fallback_is_private(
 # -- control master ---------------------------------------------------------------
 
 
-def test_master_alive_only_while_someone_listens(files: SshFiles) -> None:
+def test_master_alive_only_while_someone_listens(files: OpenSsh) -> None:
     path = files.ensure_control_dir("app")
     assert files.master_alive("app") is False  # no socket file
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -389,7 +389,7 @@ def test_master_alive_only_while_someone_listens(files: SshFiles) -> None:
     files.exit_master("app")  # nothing there: no error
 
 
-def test_wait_ready_times_out_with_ssh_error(files: SshFiles) -> None:
+def test_wait_ready_times_out_with_ssh_error(files: OpenSsh) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
@@ -402,7 +402,7 @@ def test_wait_ready_times_out_with_ssh_error(files: SshFiles) -> None:
     assert "Connection refused" in message
 
 
-def test_wait_ready_fails_fast_on_broken_entry(files: SshFiles) -> None:
+def test_wait_ready_fails_fast_on_broken_entry(files: OpenSsh) -> None:
     entry = files.write_entry("app", port=2300, user="agent")
     entry.write_text(entry.read_text() + "  NoSuchOption yes\n")
     with pytest.raises(Failed, match="ssh rejected"):
@@ -412,7 +412,7 @@ def test_wait_ready_fails_fast_on_broken_entry(files: SshFiles) -> None:
 # -- ensure_include ---------------------------------------------------------------------
 
 
-def test_include_created_with_private_modes(files: SshFiles) -> None:
+def test_include_created_with_private_modes(files: OpenSsh) -> None:
     assert files.ensure_include() is None
     config = files.paths.ssh_config
     assert config.read_bytes() == files.include_line().encode() + b"\n"
@@ -421,7 +421,7 @@ def test_include_created_with_private_modes(files: SshFiles) -> None:
     assert mode(files.paths.ssh_dir) == 0o700
 
 
-def test_include_inserted_first_keeping_every_byte(files: SshFiles) -> None:
+def test_include_inserted_first_keeping_every_byte(files: OpenSsh) -> None:
     config = files.paths.ssh_config
     config.parent.mkdir(mode=0o700)
     original = b"# mine\r\nHost box\n  User me\n\n\xffbinary\tbytes\nHost *\n  ForwardAgent no"
@@ -436,7 +436,7 @@ def test_include_inserted_first_keeping_every_byte(files: SshFiles) -> None:
     assert config.read_bytes() == files.include_line().encode() + b"\n" + original
 
 
-def test_include_moved_to_the_top(files: SshFiles) -> None:
+def test_include_moved_to_the_top(files: OpenSsh) -> None:
     config = files.paths.ssh_config
     config.parent.mkdir(mode=0o700)
     head = b"Host box\n  HostName 10.0.0.1\n"
@@ -456,7 +456,7 @@ def test_include_moved_to_the_top(files: SshFiles) -> None:
         "Include containai.d/*.conf",
     ],
 )
-def test_include_equivalent_first_line_is_left_alone(files: SshFiles, first: str) -> None:
+def test_include_equivalent_first_line_is_left_alone(files: OpenSsh, first: str) -> None:
     config = files.paths.ssh_config
     config.parent.mkdir(mode=0o700)
     content = f"{first}\nHost box\n".encode()
@@ -465,7 +465,7 @@ def test_include_equivalent_first_line_is_left_alone(files: SshFiles, first: str
     assert config.read_bytes() == content
 
 
-def test_include_follows_a_symlinked_config(files: SshFiles, tmp_path: Path) -> None:
+def test_include_follows_a_symlinked_config(files: OpenSsh, tmp_path: Path) -> None:
     dotfiles = tmp_path / "dotfiles"
     dotfiles.mkdir()
     real = dotfiles / "ssh_config"
@@ -477,7 +477,7 @@ def test_include_follows_a_symlinked_config(files: SshFiles, tmp_path: Path) -> 
     assert real.read_bytes() == files.include_line().encode() + b"\nHost box\n"
 
 
-def test_include_read_only_file_warns_and_keeps_file(files: SshFiles) -> None:
+def test_include_read_only_file_warns_and_keeps_file(files: OpenSsh) -> None:
     # chmod 0444: respected even by root (which would bypass the permission bits)
     config = files.paths.ssh_config
     config.parent.mkdir(mode=0o700)
@@ -492,7 +492,7 @@ def test_include_read_only_file_warns_and_keeps_file(files: SshFiles) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
-def test_include_unwritable_location_warns(files: SshFiles) -> None:
+def test_include_unwritable_location_warns(files: OpenSsh) -> None:
     # A real write failure that root cannot bypass: the config is a symlink into
     # /proc/<pid>/, where nobody can create files.
     files.paths.ssh_dir.mkdir(mode=0o700)
@@ -506,7 +506,7 @@ def test_include_unwritable_location_warns(files: SshFiles) -> None:
 # -- remove / entries / stale -----------------------------------------------------------
 
 
-def test_remove_cleans_everything_for_one_name(files: SshFiles) -> None:
+def test_remove_cleans_everything_for_one_name(files: OpenSsh) -> None:
     for name in ("gone", "kept"):
         files.write_entry(name, port=2300, user="agent")
         files.pin_host_key(name, files.ensure_host_key(name)[1])
@@ -535,7 +535,7 @@ def test_remove_cleans_everything_for_one_name(files: SshFiles) -> None:
     assert files.remove("gone") == []
 
 
-def test_entries_from_each_source(files: SshFiles) -> None:
+def test_entries_from_each_source(files: OpenSsh) -> None:
     assert files.entries() == []
     files.write_entry("entry-only", port=2300, user="agent")
     files.pin_host_key("pin-only", files_for(files.paths.home / "x").ensure_host_key("p")[1])
@@ -608,9 +608,9 @@ def test_quote_remote_round_trips(argv: list[str]) -> None:
 def test_include_line_uses_tilde_only_for_the_accounts_home(tmp_path: Path) -> None:
     import pwd
 
-    real = SshFiles(resolve_paths({"HOME": pwd.getpwuid(os.getuid()).pw_dir}))
+    real = OpenSsh(resolve_paths({"HOME": pwd.getpwuid(os.getuid()).pw_dir}))
     assert real.include_line() == INCLUDE_LINE
-    sandboxed = SshFiles(resolve_paths({"HOME": str(tmp_path)}))
+    sandboxed = OpenSsh(resolve_paths({"HOME": str(tmp_path)}))
     assert sandboxed.include_line() == f"Include {tmp_path}/.ssh/containai.d/*.conf"
 
 
@@ -638,30 +638,30 @@ def _server(reply: bytes | None) -> tuple[int, object]:
 
 
 def test_the_banner_probe_tells_sshd_from_a_proxy_with_nothing_behind() -> None:
-    from containai.adapters.ssh import _has_banner
+    from containai.adapters.ssh.sessions import has_banner
 
     port, srv = _server(b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
-        assert _has_banner(port, 1.0) is True
+        assert has_banner(port, 1.0) is True
     finally:
         srv.close()  # type: ignore[attr-defined]
     port, srv = _server(None)  # docker-proxy while the container boots: accept, close
     try:
-        assert _has_banner(port, 1.0) is False
+        assert has_banner(port, 1.0) is False
     finally:
         srv.close()  # type: ignore[attr-defined]
-    assert _has_banner(port, 0.2) is False  # nothing listens any more
+    assert has_banner(port, 0.2) is False  # nothing listens any more
 
 
 def test_waiting_for_the_banner_ends_at_the_deadline() -> None:
     import time
 
-    from containai.adapters.ssh import _await_banner
+    from containai.adapters.ssh.sessions import await_banner
 
     port, srv = _server(None)
     try:
         start = time.monotonic()
-        assert _await_banner(port, start + 0.3) is False
+        assert await_banner(port, start + 0.3) is False
         assert 0.25 <= time.monotonic() - start < 2
     finally:
         srv.close()  # type: ignore[attr-defined]
