@@ -52,6 +52,7 @@ SURFACE = [
     ["version"],
     ["trust"],
     ["network"],
+    ["completion"],
 ]
 
 
@@ -98,6 +99,7 @@ def test_spec_commands_are_all_registered() -> None:
         "network",
         "setup",
         "version",
+        "completion",
     }
     assert spec == set(commands.names())
 
