@@ -323,7 +323,7 @@ def _outcome(argv: list[str], *, fast: bool) -> tuple[object, ...]:
     return ("parsed", vars(args))
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(st.sampled_from(_COMMANDS + _OPTIONS), max_size=7))
 def test_the_argparse_free_path_parses_exactly_as_argparse(argv: list[str]) -> None:
     """Whatever the argparse-free path accepts, argparse parses to the same values; what
@@ -331,7 +331,7 @@ def test_the_argparse_free_path_parses_exactly_as_argparse(argv: list[str]) -> N
     assert _outcome(argv, fast=True) == _outcome(argv, fast=False)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     st.lists(st.sampled_from(["-q", "--context=c", "--verbose"]), max_size=1),
     st.sampled_from(_COMMANDS),
