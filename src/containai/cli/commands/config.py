@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
+from containai.cli.options import add_json_option, add_workspace_option
 from containai.domain import settings as S
 from containai.domain.errors import UsageError
 
 if TYPE_CHECKING:
     import argparse
+
+NAME = "config"
+HELP = "read and change settings and workspace state"
+DESCRIPTION = "Read and change settings (global, repo-local) and workspace state."
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "get", "set", "unset"], help="what to do")
+    p.add_argument("key", nargs="?", metavar="KEY", help="setting, e.g. agent.default")
+    p.add_argument("value", nargs="?", metavar="VALUE", help="new value (for set)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--global", dest="global_", action="store_true", help="the global config file")
+    add_workspace_option(g, "the state of this workspace (default for data_volume)")
+    add_json_option(p, "with list: print JSON")
 
 
 def render(value: Any) -> str:

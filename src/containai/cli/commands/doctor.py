@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
+from containai.cli.options import add_json_option
 from containai.domain.errors import CaiError
 
 if TYPE_CHECKING:
@@ -15,6 +16,18 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from containai.services.doctor import DoctorReport
+
+NAME = "doctor"
+HELP = "check this machine and say how to fix what is missing"
+DESCRIPTION = (
+    "Check the machine (engine, context, isolation, base image, OpenSSH, "
+    "keys, ports, disk) and say how to fix what is missing."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_json_option(p)
+
 
 STATUS_COLUMN_MAX = 88
 """Text lines are padded so the ``[STATUS]`` words line up, up to this column."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_container_option, add_data_volume_option, add_workspace_option
 from containai.domain import validation
 from containai.domain.errors import CaiError, UsageError
 
@@ -20,6 +21,21 @@ if TYPE_CHECKING:
 
     from containai.services.archive import VolumeArchives, VolumeTarget
     from containai.services.lifecycle import Target
+
+NAME = "export"
+HELP = "export a data volume to a .tgz archive"
+DESCRIPTION = (
+    "Export a data volume to a .tgz archive (default: the workspace's "
+    "volume, to ./containai-export-<volume>-<UTC time>.tgz)."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", metavar="PATH", help="archive path, or a directory for it")
+    g = p.add_mutually_exclusive_group()
+    add_container_option(g, "export this container's data volume")
+    add_data_volume_option(g, "export this volume")
+    add_workspace_option(p, "workspace whose volume to export")
 
 
 class Meter:

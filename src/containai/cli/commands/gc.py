@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_dry_run_option, add_force_option, add_json_option
 from containai.domain.errors import ConfirmationNeeded, Failed
 
 if TYPE_CHECKING:
@@ -17,6 +18,21 @@ if TYPE_CHECKING:
 
 LOCK_WAIT_SECONDS = 10.0
 """How long gc waits for a workspace another cai command is working on (then spares it)."""
+
+NAME = "gc"
+HELP = "remove stale stopped containers (and unused images)"
+DESCRIPTION = (
+    "Remove managed containers that have been stopped longer than --age. Never "
+    "a running one, one created with --keep, or a volume."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_dry_run_option(p, "list what would go, change nothing")
+    p.add_argument("--age", metavar="AGE", help="minimum age, e.g. 7d, 36h (default: gc.age, 30d)")
+    add_force_option(p, "do not ask for confirmation")
+    p.add_argument("--images", action="store_true", help="also remove unused containai images")
+    add_json_option(p, "print what was (or would be) removed")
 
 
 def describe(cand: Candidate) -> str:

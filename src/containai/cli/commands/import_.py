@@ -1,8 +1,10 @@
-"""``cai import [--from DIR|ARCHIVE] [--container NAME | --data-volume NAME] [-w PATH]
-[--dry-run] [--no-secrets] [--force]``.
+"""``cai import [--from DIR|ARCHIVE | ARCHIVE] [--container NAME | --data-volume NAME]
+[-w PATH] [--dry-run] [--no-secrets] [--force]``.
 
 * ``--from ARCHIVE`` (a file): restore a ``cai export`` archive, replacing the
   volume's content (checked first; asks on a TTY, else needs ``--force``).
+  ``cai import ARCHIVE`` is the same when ARCHIVE ends in ``.tgz``/``.tar.gz`` or is
+  an existing file.
 * no ``--from``, or ``--from DIR``: copy host configuration (from ``$HOME`` or
   DIR) into the volume by the import manifests. Success prints nothing;
   ``--dry-run`` lists each entry and what would happen.
@@ -15,12 +17,67 @@ from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
 from containai.cli.commands.export import Meter, archives, resolve_target
+from containai.cli.options import (
+    add_container_option,
+    add_data_volume_option,
+    add_dry_run_option,
+    add_force_option,
+    add_workspace_option,
+)
 from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, UsageError
 
 if TYPE_CHECKING:
     import argparse
 
     from containai.services.host_import import ManifestEntry, PlannedEntry
+
+NAME = "import"
+HELP = "import host configuration or an export into a data volume"
+DESCRIPTION = (
+    "Import host configuration (default: from $HOME) or a previous export "
+    "into the data volume. `cai import ARCHIVE` is `cai import --from ARCHIVE` when "
+    "ARCHIVE ends in .tgz or .tar.gz, or is an existing file."
+)
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz")
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="DIR|ARCHIVE",
+        help="directory of host configuration, or a .tgz made by `cai export`",
+    )
+    p.add_argument(
+        "archive",
+        nargs="?",
+        metavar="ARCHIVE",
+        help="same as --from ARCHIVE, for a .tgz made by `cai export`",
+    )
+    g = p.add_mutually_exclusive_group()
+    add_container_option(g, "import into this container's volume")
+    add_data_volume_option(g, "import into this volume")
+    add_workspace_option(p, "workspace whose volume to use")
+    add_dry_run_option(p, "list what would be copied")
+    p.add_argument("--no-secrets", action="store_true", help="skip entries marked secret")
+    add_force_option(p, "replace the volume's content from an archive without asking")
+
+
+def source_of(app: App) -> str | None:
+    """``--from``, or the ARCHIVE positional when it names an archive (``None``: the
+    host configuration in $HOME)."""
+    source: str | None = app.arg("source")
+    archive: str | None = app.arg("archive")
+    if archive is None:
+        return source
+    if source is not None:
+        raise UsageError(f"give the archive once: '{archive}' or --from {source}, not both")
+    if archive.endswith(ARCHIVE_SUFFIXES) or _source_path(app, archive).is_file():
+        return archive
+    raise UsageError(
+        f"'{archive}' is not an archive from `cai export` (.tgz, .tar.gz) nor an existing "
+        "file; to import host configuration from a directory use --from DIR"
+    )
 
 
 def manifest(app: App) -> list[ManifestEntry]:
@@ -133,9 +190,10 @@ def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     app = App(args)
-    if args.source is None:
+    given = source_of(app)
+    if given is None:
         return _import_host(app, args, app.paths.home)
-    source = _source_path(app, args.source)
+    source = _source_path(app, given)
     if not source.exists():
         raise NotFound(f"{source} does not exist: give a directory or an archive from `cai export`")
     if source.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from containai.cli.app import App
+from containai.cli.options import add_json_option
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -10,6 +11,18 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from containai.services.inventory import Listed
+
+NAME = "list"
+HELP = "list every container managed by cai"
+DESCRIPTION = (
+    "List every managed container: name, status, workspace, SSH alias, volume, "
+    "image, isolation, age, keep."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_json_option(p)
+
 
 HEADERS = ("NAME", "STATUS", "WORKSPACE", "SSH", "VOLUME", "IMAGE", "ISOLATION", "AGE", "KEEP")
 

@@ -6,12 +6,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
+from containai.cli.options import add_container_option, add_json_option, add_workspace_option
 from containai.domain.errors import UsageError
 
 if TYPE_CHECKING:
     import argparse
 
     from containai.services.workspace import Settings
+
+NAME = "network"
+HELP = "show and change the workspace's egress allowlist; its log"
+DESCRIPTION = (
+    "The workspace's egress policy (network.policy, presets, allow/deny) enforced "
+    "by its gateway. allow/deny change the global config (or, with --workspace, "
+    "the workspace's state) and apply to running containers at once."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show", "allow", "deny", "log"], help="what to do")
+    p.add_argument("host", nargs="?", metavar="HOST", help="host, *.suffix, HOST:PORT")
+    add_workspace_option(p, "this workspace only")
+    add_container_option(p, "with log: this container")
+    p.add_argument("--follow", "-f", action="store_true", help="with log: keep printing")
+    add_json_option(p)
 
 
 def _show(app: App, workspace: str, settings: Settings) -> int:

@@ -1,4 +1,7 @@
-"""``cai run`` / bare ``cai``, ``cai shell``, ``cai exec``: ensure, then attach over SSH.
+"""``cai run [AGENT]`` / bare ``cai``: ensure the container, then attach over SSH.
+
+Also the handler of ``cai shell`` and ``cai exec`` (their modules declare their own
+arguments), and RUN-OPTIONS, which the three share.
 
 The hot path (DESIGN decision 2): when the container's SSH control master is
 alive, the container is provably up, so attach through it at once, asking the
@@ -10,17 +13,92 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from containai.cli.app import App
+from containai.cli.options import (
+    add_container_option,
+    add_data_volume_option,
+    add_dry_run_option,
+    add_force_option,
+    add_json_option,
+    add_workspace_option,
+)
 from containai.domain import validation
 from containai.domain.errors import EngineUnreachable, UnknownContext, UsageError
 
+TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
+    from containai.cli.options import Arguments
     from containai.services.lifecycle import RunRequest
     from containai.services.workspace import Settings, Workspace
+
+NAME = "run"
+HELP = "start an agent in the workspace's container (the default command)"
+DESCRIPTION = (
+    "Make sure the workspace's container exists, runs and is reachable, then "
+    "start AGENT in it over SSH. Arguments after `--` go to the agent."
+)
+REST = "after --"
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "agent",
+        nargs="?",
+        metavar="AGENT",
+        help="agent to start (default: config agent.default, 'claude')",
+    )
+    add_run_options(p)
+
+
+def add_run_options(p: Arguments) -> None:
+    """RUN-OPTIONS (SPEC section 1), for run, bare ``cai``, shell and exec."""
+    add_workspace_option(p, "workspace directory (default: git top level of the current directory)")
+    add_container_option(p, "use (or create) the container with this name")
+    add_data_volume_option(p, "data volume for agent state")
+    p.add_argument("--template", metavar="NAME", help="image template (default: config template)")
+    p.add_argument(
+        "--fresh",
+        "--restart",
+        dest="fresh",
+        action="store_true",
+        help="remove and recreate the container (same data volume)",
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="recreate the container with a new, empty data volume (old one kept)",
+    )
+    p.add_argument("--keep", action="store_true", help="protect the new container from gc")
+    p.add_argument(
+        "-d",
+        "--detached",
+        action="store_true",
+        help="make sure the container runs and is reachable; attach nothing",
+    )
+    add_dry_run_option(p, "print the plan, change nothing")
+    add_json_option(p, "with --dry-run: print the plan as JSON")
+    p.add_argument(
+        "-e",
+        "--env",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="environment variable for the command (repeatable)",
+    )
+    p.add_argument(
+        "--memory", metavar="SIZE", help="memory limit (default: half the host's, at least 2 GiB)"
+    )
+    p.add_argument("--cpus", metavar="N", help="CPU limit (default: half the host's, at least 1)")
+    p.add_argument(
+        "--runtime",
+        metavar="auto|sysbox-runc|runsc|runc",
+        help="OCI runtime (default auto: the strongest the engine has)",
+    )
+    add_force_option(p, "skip the active-session confirmation of --fresh/--reset")
 
 
 def _validate(args: argparse.Namespace) -> dict[str, str]:
@@ -47,7 +125,7 @@ def _validate(args: argparse.Namespace) -> dict[str, str]:
         key, value = validation.parse_env_assignment(item)
         env[key] = value
     if args.command == "exec" and not args.rest and not args.dry_run and not args.detached:
-        raise UsageError("exec needs a command: cai exec -- CMD [ARGS]")
+        raise UsageError("exec needs a command: cai exec [OPTIONS] [--] CMD [ARGS]")
     if args.command == "shell" and args.rest:
         raise UsageError("shell takes no arguments after '--'; use `cai exec -- CMD`")
     if args.detached and args.rest:
@@ -55,6 +133,11 @@ def _validate(args: argparse.Namespace) -> dict[str, str]:
     if getattr(args, "root", False) and not args.rest and not args.dry_run:
         raise UsageError("exec --root needs a command: cai exec --root -- CMD [ARGS]")
     return env
+
+
+def _agent(args: argparse.Namespace, settings: Settings) -> str:
+    """The agent ``cai run`` starts: AGENT, else the setting ``agent.default``."""
+    return str(args.agent or settings.value("agent.default"))
 
 
 def _remote(app: App, workspace: str, env: dict[str, str], settings: Settings | None) -> str:
@@ -67,9 +150,7 @@ def _remote(app: App, workspace: str, env: dict[str, str], settings: Settings | 
         return remote_command(workspace, [], env)
     from containai.agents import agent_command
 
-    agent = args.agent
-    if agent is None:
-        agent = str((settings or app.settings(workspace)).value("agent.default"))
+    agent = _agent(args, settings or app.settings(workspace))
     if agent == "shell":
         return remote_command(workspace, [], env)
     return agent_command(agent, workspace, list(args.rest), env)
@@ -83,7 +164,7 @@ def _attach(app: App, name: str, remote: str, settings: Settings | None = None) 
     if app.args.command == "run":
         from containai import agents
 
-        agent = app.args.agent or str((settings or app.settings(None)).value("agent.default"))
+        agent = _agent(app.args, settings or app.settings(None))
         for var in agents.send_env(agent, app.env):
             extra += ["-o", f"SendEnv={var}"]
     argv = app.ssh.ssh_argv(name, remote, tty=tty, extra=extra)
@@ -208,7 +289,7 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
         "command": _planned_command(app, settings),
     }
     if app.args.command == "run":
-        plan["agent"] = app.args.agent or str(settings.value("agent.default"))
+        plan["agent"] = _agent(app.args, settings)
     try:
         plan["context"] = app.selection.context or "DOCKER_HOST"
         plan.update(app.lifecycle(settings).plan(req))
@@ -238,7 +319,7 @@ def _planned_command(app: App, settings: Settings) -> list[str] | None:
         return list(args.rest)
     from containai import agents
 
-    name = args.agent or str(settings.value("agent.default"))
+    name = _agent(args, settings)
     if name == "shell":
         return None
     agent = agents.load(name)

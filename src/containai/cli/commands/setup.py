@@ -12,9 +12,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_dry_run_option
 
 if TYPE_CHECKING:
     import argparse
+
+NAME = "setup"
+HELP = "prepare the isolated engine (gVisor) and its Docker context"
+DESCRIPTION = (
+    "Prepare a dedicated engine for agent work: install gVisor (runsc) from "
+    "the distribution, start an engine whose default runtime is the strongest "
+    "available, and create the Docker context 'containai-docker'. The user's own Docker "
+    "configuration is left unchanged."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_dry_run_option(p, "print each step, change nothing")
 
 
 def run(args: argparse.Namespace) -> int:

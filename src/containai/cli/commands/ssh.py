@@ -5,10 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_dry_run_option, add_subcommand, add_subcommands
 from containai.domain.errors import UsageError
 
 if TYPE_CHECKING:
     import argparse
+
+NAME = "ssh"
+HELP = "manage cai's SSH entries"
+DESCRIPTION = "Manage cai's SSH entries."
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    sub = add_subcommands(p, "ssh_command")
+    q = add_subcommand(
+        sub,
+        "cleanup",
+        help="remove SSH entries, pinned keys and control sockets "
+        "of containers that no longer exist",
+        description="Remove SSH entries, pinned host keys and control "
+        "sockets of containers that no longer exist.",
+    )
+    add_dry_run_option(q, "list what would be removed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_container_option, add_json_option, add_workspace_option
 from containai.domain import validation
 from containai.domain.errors import NotFound, UsageError
 
@@ -12,6 +13,16 @@ if TYPE_CHECKING:
     import argparse
 
     from containai.services.status import StatusReport
+
+NAME = "status"
+HELP = "show one container's state"
+DESCRIPTION = "Show the state of the workspace's container (or --container)."
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_container_option(p, "the container to show")
+    add_workspace_option(p, "workspace whose container to show")
+    add_json_option(p)
 
 
 def render_text(report: StatusReport) -> list[str]:

@@ -5,11 +5,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_container_option, add_force_option, add_workspace_option
 from containai.domain import validation
 from containai.domain.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     import argparse
+
+NAME = "stop"
+HELP = "stop (or remove) containers; volumes are never removed"
+DESCRIPTION = "Stop the workspace's container (or remove it). Volumes are never removed."
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    add_container_option(p, "the container to stop")
+    add_workspace_option(p, "workspace whose container to stop")
+    p.add_argument("--all", action="store_true", help="every managed container in the context")
+    p.add_argument(
+        "--remove",
+        action="store_true",
+        help="remove the container(s) and their SSH entries (never a volume)",
+    )
+    add_force_option(p, "do not ask about active sessions")
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="export the data volume first; abort the stop if that fails",
+    )
+    p.add_argument("--output", metavar="PATH", help="with --export: archive path or directory")
 
 
 def run(args: argparse.Namespace) -> int:

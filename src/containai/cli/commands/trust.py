@@ -5,9 +5,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
+from containai.cli.options import add_json_option, add_workspace_option
 
 if TYPE_CHECKING:
     import argparse
+
+NAME = "trust"
+HELP = "accept this repository's own settings (.containai/config.toml)"
+DESCRIPTION = (
+    "Accept this repository's own settings file (.containai/config.toml): its "
+    "exact content (SHA-256) is recorded in the global config, and any change "
+    "un-trusts it. Keys that could weaken the sandbox apply only while trusted; "
+    "some (image.ca_bundle, ssh.forward_agent, network.policy, ...) never come "
+    "from a repository."
+)
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--show", action="store_true", help="show the file, its hash and status")
+    g.add_argument("--revoke", action="store_true", help="forget the trust of this file")
+    add_workspace_option(p, "workspace (default: here)")
+    add_json_option(p, "with --show: print JSON")
 
 
 def run(args: argparse.Namespace) -> int:
