@@ -42,6 +42,14 @@ MANAGED_FILTER: Final = f"{MANAGED}={TRUE}"
 """For ``docker ps --filter label=...``: every container cai manages."""
 
 _ISOLATION: Final = DISPLAY
+SSH_ALIAS_PREFIX: Final = "cai-"
+"""SPEC section 10: the SSH entry of container NAME is ``Host cai-NAME``."""
+
+
+def ssh_alias(container: str) -> str:
+    return SSH_ALIAS_PREFIX + container
+
+
 _KEEP_VALUES: Final = frozenset({"true", "1", "yes", "on"})
 
 

@@ -15,13 +15,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from containai.domain.labels import SSH_ALIAS_PREFIX
 from containai.lazy import sha256_hex
 from containai.paths import Paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-ALIAS_PREFIX: Final = "cai-"
+ALIAS_PREFIX: Final = SSH_ALIAS_PREFIX
 
 # OpenSSH creates the control master socket at "<ControlPath>.<16 random chars>"
 # (mux.c: rbuf[16+1]) and then link()s it into place; sun_path holds 108 bytes

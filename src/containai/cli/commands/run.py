@@ -25,6 +25,7 @@ from containai.cli.options import (
 )
 from containai.domain import validation
 from containai.domain.errors import EngineUnreachable, UnknownContext, UsageError
+from containai.domain.labels import ssh_alias
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
             state = app.config.workspace_state(req.workspace.path).get("container_name")
             plan["container"] = state if isinstance(state, str) else req.workspace.base_name
     if plan["container"] is not None:
-        plan["ssh_alias"] = f"cai-{plan['container']}"
+        plan["ssh_alias"] = ssh_alias(plan["container"])
     if args_json(app):
         app.out.json(plan)
     else:
