@@ -211,6 +211,12 @@ KEYS: dict[str, Key] = {
             _check_each(_lazy_egress("parse_cidr")),
         ),
         Key(
+            "devcontainer",
+            bool,
+            True,
+            "honour the workspace's devcontainer.json (never from a repository)",
+        ),
+        Key(
             "gc.age",
             str,
             "30d",

