@@ -257,6 +257,16 @@ if ((${#owned[@]})); then chown -h "$uid:$gid" -- "${owned[@]}"; fi
 # Single-quote a value for sh.
 shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
+# Per-user installs land on the data volume (home-links: ~/.local/bin, ~/.local/lib,
+# the caches), so they survive `cai --fresh`: npm's global prefix is ~/.local, pip
+# installs for the user when it cannot write the system's (Debian marks the system
+# Python externally managed, PEP 668: a user install does not touch it), and
+# ~/.local/bin comes first on PATH. Sessions only: `cai exec --root` and builds keep
+# the image's settings.
+export PATH="$home/.local/bin:$PATH"
+export NPM_CONFIG_PREFIX="$home/.local"
+export PIP_BREAK_SYSTEM_PACKAGES=1
+
 # Login shells: Debian's /etc/profile resets PATH; restore the image's PATH
 # and start interactive logins in the workspace.
 {
