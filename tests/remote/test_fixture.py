@@ -3,6 +3,7 @@ engine reached only over ``ssh://``, which cai cannot tell from another machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def run_remote(engine: RemoteEngine, *args: str) -> str:
 def read_direct(port: int) -> str:
     """What this machine's own 127.0.0.1:PORT answers ('' when nothing does)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
             return s.recv(64).decode(errors="replace")
     except OSError:
         return ""
@@ -113,6 +114,11 @@ def test_remote_loopback_port_is_reached_only_through_ssh(
 ) -> None:
     cname = name()
     port = 2400 + uuid.uuid4().int % 100  # cai's SSH port range, on the remote's loopback
+    # The same port taken on this machine's loopback does not matter to the remote.
+    local = socket.socket()
+    with contextlib.suppress(OSError):  # already bound here by someone else: as good
+        local.bind(("127.0.0.1", port))
+        local.listen(1)
     run_remote(
         remote_engine,
         "--name",
@@ -146,6 +152,7 @@ def test_remote_loopback_port_is_reached_only_through_ssh(
         assert other.returncode == 255
         assert "administratively prohibited" in other.stderr
     finally:
+        local.close()
         remote_engine.docker("rm", "-f", cname)
 
 
