@@ -1,0 +1,1 @@
+"""A second Docker engine on this machine, reachable only over ssh:// (issue 18)."""
