@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from containai.adapters.engine import DockerEngine, context_exists, current_docker_context
+from containai.domain.engine_objects import ContainerSpec
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
 from tests.conftest import docker
 
@@ -22,10 +23,12 @@ def test_version_and_runtimes() -> None:
 def test_missing_objects_are_none_or_not_found() -> None:
     engine = DockerEngine("default")
     missing = f"cai-missing-{uuid.uuid4().hex[:8]}"
-    assert engine.inspect_container(missing) is None
-    assert engine.inspect_volume(missing) is None
+    assert engine.find(missing) is None
+    assert engine.volume(missing) is None
+    assert engine.network(missing) is None
+    assert engine.image(f"{missing}:none") is None
     assert engine.inspect_image(f"{missing}:none") is None
-    assert engine.inspect_containers([missing]) == []
+    assert engine.find_many([missing]) == []
     with pytest.raises(NotFound) as err:
         engine.start(missing)
     assert err.value.exit_code == 4 and missing in str(err.value)
@@ -59,7 +62,7 @@ def test_unknown_context_is_exit_3(tmp_path: object) -> None:
 def test_other_failures_are_failed_with_the_engines_words() -> None:
     engine = DockerEngine("default")
     with pytest.raises(Failed) as err:
-        engine.create_container(["--name", "Bad Name!", "containai-base:bookworm"])
+        engine.create(ContainerSpec(name="Bad Name!", image="containai-base:bookworm"))
     assert err.value.exit_code == 1 and "create" in str(err.value)
 
 
@@ -70,22 +73,25 @@ def test_label_listing_and_volume_round_trip() -> None:
     name = f"cai-test-engine-{tag}"
     try:
         engine.create_volume(volume, {"containai.test": tag})
-        assert engine.inspect_volume(volume)["Labels"]["containai.test"] == tag  # type: ignore[index]
-        engine.create_container(
-            [
-                "--name",
-                name,
-                "--label",
-                f"containai.test={tag}",
-                "--entrypoint",
-                "true",
-                "containai-base:bookworm",
-            ]
+        found_volume = engine.volume(volume)
+        assert found_volume is not None and found_volume.labels["containai.test"] == tag
+        made = engine.create(
+            ContainerSpec(
+                name=name,
+                labels={"containai.test": tag, "containai.workspace": "/src/a,b=c"},
+                entrypoint="true",
+                image="containai-base:bookworm",
+            )
         )
-        rows = engine.list_containers({"containai.test": tag})
-        assert [r["Names"] for r in rows] == [name]
-        assert engine.container_ids({"containai.test": tag})
+        rows = engine.list_containers({"containai.test": tag}, keys=["containai.workspace"])
+        assert [(r.id, r.name, r.state) for r in rows] == [(made, name, "created")]
+        assert rows[0].labels == {"containai.workspace": "/src/a,b=c"}  # exact, comma and all
+        assert engine.container_ids({"containai.test": tag}) == [made]
         assert engine.list_containers({"containai.test": "other"}) == []
+        info = engine.find(name)
+        assert info is not None and info.labels["containai.test"] == tag
+        assert engine.remove_stopped([made]).removed == (made,)
+        assert engine.find(name) is None
     finally:
         docker("rm", "-f", name)
         docker("volume", "rm", "-f", volume)

@@ -15,6 +15,7 @@ from containai.cli.app import App
 from containai.cli.commands import export as export_cmd
 from containai.cli.commands import import_ as import_cmd
 from containai.domain.archive_rules import Member
+from containai.domain.engine_objects import ContainerInfo, Mount
 from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, UsageError
 from containai.services.archive import VolumeTarget
 from containai.services.lifecycle import Target
@@ -155,7 +156,9 @@ def test_missing_source_is_exit_4(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ stop --export
 def target(name: str, volume: str) -> Target:
-    info = {"Mounts": [{"Type": "volume", "Destination": "/mnt/agent-data", "Name": volume}]}
+    info = ContainerInfo(
+        id=name, name=name, state="exited", mounts=[Mount("volume", volume, "/mnt/agent-data")]
+    )
     return Target(name, info, "/w")
 
 
@@ -188,7 +191,7 @@ def test_export_targets_without_a_data_volume(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     app, _out, err = make_app(monkeypatch, tmp_path, FakeService(), tty=False, answer="")
-    bare = Target("x", {"Mounts": []}, "/w")
+    bare = Target("x", ContainerInfo(id="x", name="x", state="exited"), "/w")
     with pytest.raises(NotFound, match="container 'x' has no data volume"):
         export_cmd.export_targets(app, [bare], None, force=False)
     export_cmd.export_targets(app, [bare], None, force=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +11,14 @@ from typing import Any
 import pytest
 
 from containai.domain.archive_rules import Member
+from containai.domain.engine_objects import (
+    CommandResult,
+    ContainerInfo,
+    ContainerSpec,
+    ImageInfo,
+    Mount,
+    VolumeInfo,
+)
 from containai.domain.errors import Failed, NotFound
 from containai.services.archive import (
     DATA_MOUNT,
@@ -27,81 +34,43 @@ from containai.services.archive import (
     target_of,
 )
 from containai.services.lifecycle import Target
+from tests.fakes import Box, FakeEngine
+
+HELPER = "containai-helper-t0k"
 
 
-class FakeEngine:
-    context = "fake"
-    display_name = "fake"
+class Engine(FakeEngine):
+    """The fake engine with helpers that run: a sweep prints `df`, a swap ends with
+    ``start_code`` (or is interrupted by ``start_error`` while it runs)."""
 
-    def __init__(self, images: Sequence[dict[str, str]] = (), volumes: Sequence[str] = ()) -> None:
-        self.images = list(images)
-        self.volumes = set(volumes)
-        self.containers: dict[str, list[str]] = {}
-        self.calls: list[tuple[Any, ...]] = []
+    def __init__(self, images: Sequence[ImageInfo] = (), volumes: Sequence[str] = ()) -> None:
+        super().__init__(images=list(images), volumes={v: VolumeInfo(v) for v in volumes})
         self.start_code = 0
         self.start_error: BaseException | None = None
-        self.states: dict[str, str] = {}
-        self.ps_lines: list[str] = []  # `docker ps` of the helpers
-        self.created: list[list[str]] = []
         self.df = "overlay 262144000 1000 262144000 1% /mnt/agent-data\n"  # 250 GiB free
+        self.attached = Engine._run_helper
+        self.made: list[Box] = []
 
-    def inspect_container(self, name: str) -> dict[str, Any] | None:
-        if name not in self.containers:
-            return None
-        return {"State": {"Status": self.states.get(name, "created")}}
-
-    def inspect_volume(self, name: str) -> dict[str, Any] | None:
-        return {"Name": name} if name in self.volumes else None
-
-    def create_volume(self, name: str, labels: Any = None) -> None:
-        self.calls.append(("create_volume", name, dict(labels or {})))
-        self.volumes.add(name)
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        for row in self.images:
-            if ref in (f"{row['Repository']}:{row['Tag']}", row["ID"]):
-                return {"Id": row["ID"]}
-        return None
-
-    def list_images(self, reference: str | None = None) -> list[dict[str, Any]]:
-        if reference is None:
-            return list(self.images)
-        repo = reference.split(":")[0]
-        return [r for r in self.images if r["Repository"] == repo]
-
-    def create_container(self, args: Sequence[str]) -> str:
-        name = args[args.index("--name") + 1]
-        self.containers[name] = list(args)
-        self.created.append(list(args))
-        self.calls.append(("create", name))
-        return "id-" + name
-
-    def remove(self, *names: str, force: bool = False) -> None:
-        for name in names:
-            self.calls.append(("remove", name))
-            self.containers.pop(name, None)
-
-    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        self.calls.append(("run", *args))
-        if args[0] == "ps":
-            return subprocess.CompletedProcess(list(args), 0, "\n".join(self.ps_lines), "")
-        if args[0] == "rm":
-            for name in args[1:]:
-                self.containers.pop(name, None)
-            self.ps_lines = [
-                line for line in self.ps_lines if not any(f'"{n}"' in line for n in args[1:])
-            ]
-            return subprocess.CompletedProcess(list(args), 0, "\n".join(args[1:]), "")
-        name = args[-1]
-        if SWEEP_SCRIPT in self.containers.get(name, []):
-            del self.containers[name]
-            return subprocess.CompletedProcess(list(args), 0, self.df, "")
+    def _run_helper(self, box: Box) -> CommandResult:
+        assert box.spec is not None
+        if SWEEP_SCRIPT in box.spec.command:
+            return CommandResult(0, self.df, "")
         if self.start_error is not None:
-            self.states[name] = "running"  # interrupted while the helper runs
+            box.state = "running"  # interrupted while the helper runs
             raise self.start_error
-        if "--rm" in self.containers.get(name, []):
-            del self.containers[name]  # the engine removes an auto-remove helper when it ends
-        return subprocess.CompletedProcess(list(args), self.start_code, "", "boom\n")
+        return CommandResult(self.start_code, "", "boom\n")
+
+    def specs(self) -> list[ContainerSpec]:
+        """Every container created, in order (removed ones too)."""
+        return [b.spec for b in self.made if b.spec is not None]
+
+    def spec(self, name: str) -> ContainerSpec:
+        return next(s for s in reversed(self.specs()) if s.name == name)
+
+    def create(self, spec: ContainerSpec) -> str:
+        made = super().create(spec)
+        self.made.append(self.containers[made])
+        return made
 
 
 @dataclass
@@ -135,13 +104,13 @@ class FakeStreams:
         return []
 
 
-IMG = {"Repository": "containai", "Tag": "default", "ID": "sha256:aaa"}
-BASE = {"Repository": "containai-base", "Tag": "bookworm", "ID": "sha256:bbb"}
-OTHER = {"Repository": "debian", "Tag": "12", "ID": "sha256:ccc"}
-DANGLING = {"Repository": "<none>", "Tag": "<none>", "ID": "sha256:ddd"}
+IMG = ImageInfo("sha256:aaa", "containai", "default")
+BASE = ImageInfo("sha256:bbb", "containai-base", "bookworm")
+OTHER = ImageInfo("sha256:ccc", "debian", "12")
+DANGLING = ImageInfo("sha256:ddd", "<none>", "<none>")
 
 
-def service(engine: FakeEngine, streams: FakeStreams | None = None) -> VolumeArchives:
+def service(engine: Engine, streams: FakeStreams | None = None) -> VolumeArchives:
     return VolumeArchives(engine, streams or FakeStreams(), token=lambda: "t0k")  # type: ignore[arg-type]
 
 
@@ -157,18 +126,18 @@ def service(engine: FakeEngine, streams: FakeStreams | None = None) -> VolumeArc
     ],
 )
 def test_helper_image_is_always_local(
-    images: list[dict[str, str]], preferred: str | None, expected: str
+    images: list[ImageInfo], preferred: str | None, expected: str
 ) -> None:
-    assert service(FakeEngine(images)).helper_image(preferred) == expected
+    assert service(Engine(images)).helper_image(preferred) == expected
 
 
 def test_no_local_image_is_a_clear_failure() -> None:
     with pytest.raises(Failed, match="no local image"):
-        service(FakeEngine([])).helper_image()
+        service(Engine([])).helper_image()
 
 
 def test_export_from_the_workspace_container_needs_no_helper(tmp_path: Path) -> None:
-    engine, streams = FakeEngine([IMG]), FakeStreams()
+    engine, streams = Engine([IMG]), FakeStreams()
     service(engine, streams).export(VolumeTarget("v", "c1"), tmp_path / "a.tgz")
     assert streams.calls == [("export", "c1", DATA_MOUNT, tmp_path / "a.tgz")]
     assert engine.calls == []
@@ -178,156 +147,144 @@ def test_export_from_the_workspace_container_needs_no_helper(tmp_path: Path) -> 
 def test_export_without_container_uses_a_stopped_helper_and_removes_it(
     tmp_path: Path, fail: BaseException | None
 ) -> None:
-    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams(fail=fail)
+    engine, streams = Engine([IMG], volumes=["v"]), FakeStreams(fail=fail)
     archives = service(engine, streams)
     if fail is None:
         archives.export(VolumeTarget("v"), tmp_path / "a.tgz")
     else:
         with pytest.raises(type(fail)):
             archives.export(VolumeTarget("v"), tmp_path / "a.tgz")
-    name = "containai-helper-t0k"
+    name = HELPER
     assert ("create", name) in engine.calls and engine.calls[-1] == ("remove", name)
-    assert not any(c[0] == "run" for c in engine.calls)  # never started
-    assert [c for c in engine.calls if c[0] == "create"] == [("create", name)]
+    assert not any("start" in verb for verb in engine.verbs())  # never started
+    assert engine.calls_of("create") == [("create", name)]
     assert streams.calls[0][1] == name
 
 
 def test_helper_create_arguments() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
+    engine = Engine([IMG], volumes=["v"])
     name = service(engine)._create_helper("v", "containai:default", ["-c", ":"])
-    args = engine.containers[name]
-    assert args[args.index("--label") + 1] == f"{HELPER_LABEL}=true"
-    assert args[args.index("--network") + 1] == "none"
-    assert args[args.index("--mount") + 1] == (
-        f"type=volume,source=v,target={DATA_MOUNT},volume-nocopy=true"
-    )
-    assert args[-3:] == ["containai:default", "-c", ":"]
+    spec = engine.spec(name)
+    assert spec.labels[HELPER_LABEL] == "true"
+    assert spec.network == "none"
+    assert spec.mounts == (Mount("volume", "v", DATA_MOUNT, no_copy=True),)
+    assert (spec.image, spec.command) == ("containai:default", ("-c", ":"))
+    assert (spec.user, spec.entrypoint, spec.auto_remove) == ("0:0", "/bin/sh", False)
 
 
 def test_export_of_a_missing_volume_is_not_found_and_creates_nothing(tmp_path: Path) -> None:
-    engine = FakeEngine([IMG])
+    engine = Engine([IMG])
     with pytest.raises(NotFound, match="'nope'"):
         service(engine).export(VolumeTarget("nope"), tmp_path / "a.tgz")
-    assert engine.calls == []
+    assert engine.calls_of("create") == []
 
 
 def test_restore_copies_into_staging_then_runs_the_swap() -> None:
-    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams()
+    engine, streams = Engine([IMG], volumes=["v"]), FakeStreams()
     service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [Member("a", "file")])
-    name = "containai-helper-t0k"
+    name = HELPER
     assert streams.calls == [
         ("copy_in", name, DATA_MOUNT, ".containai-import-t0k", ".containai-import-t0k.done")
     ]
     create = engine.calls.index(("create", name))
-    start = engine.calls.index(("run", "start", "--attach", name))
+    start = engine.calls.index(("start_attached", name))
     assert create < start
-    assert name not in engine.containers  # it removed itself (--rm)
+    assert engine.box(name) is None  # it removed itself (--rm)
     assert not any(c[0] == "create_volume" for c in engine.calls)
 
 
 @pytest.mark.parametrize("fail", [Failed("copy broke"), KeyboardInterrupt()])
 def test_restore_failure_still_runs_the_cleanup_and_reraises(fail: BaseException) -> None:
-    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams(fail=fail)
+    engine, streams = Engine([IMG], volumes=["v"]), FakeStreams(fail=fail)
     with pytest.raises(type(fail)):
         service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [])
-    name = "containai-helper-t0k"
-    assert ("run", "start", "--attach", name) in engine.calls  # discards the staging dir
-    assert name not in engine.containers
+    name = HELPER
+    assert ("start_attached", name) in engine.calls  # discards the staging dir
+    assert engine.box(name) is None
 
 
 def test_restore_reports_a_failed_swap() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
+    engine = Engine([IMG], volumes=["v"])
     engine.start_code = 1
     with pytest.raises(Failed, match="volume 'v' failed: boom"):
         service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
-    assert "containai-helper-t0k" not in engine.containers
+    assert engine.box(HELPER) is None
 
 
 def test_an_interrupted_swap_is_never_killed() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
+    engine = Engine([IMG], volumes=["v"])
     engine.start_error = KeyboardInterrupt()
     with pytest.raises(KeyboardInterrupt):
         service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
     # still running: left to finish and remove itself; `rm --force` would kill it mid-swap
     assert not any(c[0] == "remove" for c in engine.calls)
-    assert "--rm" in engine.containers["containai-helper-t0k"]
+    assert engine.spec(HELPER).auto_remove and engine.box(HELPER) is not None
 
 
 def test_a_helper_that_never_started_is_removed() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
+    engine = Engine([IMG], volumes=["v"])
     archives = service(engine)
     archives._release_helper(archives._create_helper("v", "img", ["-c", ":"], auto_remove=True))
-    assert engine.calls[-1] == ("remove", "containai-helper-t0k")
+    assert engine.calls[-1] == ("remove", HELPER)
 
 
 def test_restore_creates_a_missing_volume_and_prefers_the_container_image() -> None:
-    engine = FakeEngine([IMG, OTHER])
+    engine = Engine([IMG, OTHER])
     service(engine).restore(VolumeTarget("new", None, "sha256:ccc"), Path("a.tgz"), [])
     assert ("create_volume", "new", {"containai.managed": "true"}) in engine.calls
-    assert "sha256:ccc" in engine.containers.get("containai-helper-t0k", ["sha256:ccc"])
+    assert engine.spec(HELPER).image == "sha256:ccc"
 
 
 def test_swap_script_arguments_and_marker_logic() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
-    archives = service(engine)
-    recorded: dict[str, list[str]] = {}
-    original = engine.create_container
-
-    def create(args: Sequence[str]) -> str:
-        recorded["args"] = list(args)
-        return original(args)
-
-    engine.create_container = create  # type: ignore[method-assign]
-    archives.restore(VolumeTarget("v"), Path("a.tgz"), [])
-    args = recorded["args"]
-    i = args.index("-c")
-    assert args[i + 1] == SWAP_SCRIPT
-    assert args[i + 2 :] == [
+    engine = Engine([IMG], volumes=["v"])
+    service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [])
+    spec = engine.spec(HELPER)
+    assert spec.command == (
+        "-c",
+        SWAP_SCRIPT,
         "containai-import",
         ".containai-import-t0k",
         ".containai-import-t0k.done",
         ".containai-old-t0k",
         "",
-    ]
-    assert args[args.index("--entrypoint") + 1] == "/bin/sh"
-    assert args[args.index("--user") + 1] == "0:0"
+    )
+    assert (spec.entrypoint, spec.user, spec.auto_remove) == ("/bin/sh", "0:0", True)
 
 
 def test_copy_items_through_the_container_or_a_helper() -> None:
-    engine, streams = FakeEngine([IMG], volumes=[]), FakeStreams()
+    engine, streams = Engine([IMG], volumes=[]), FakeStreams()
     archives = service(engine, streams)
     archives.copy_items(VolumeTarget("v", "c1"), [], uid=1000, gid=1001)
     assert streams.calls[-1] == ("items_in", "c1", DATA_MOUNT, 1000, 1001)
-    assert engine.calls == []
+    assert engine.calls_of("create") == []
     archives.copy_items(VolumeTarget("v"), [], uid=1000, gid=1001)
-    assert streams.calls[-1] == ("items_in", "containai-helper-t0k", DATA_MOUNT, 1000, 1001)
+    assert streams.calls[-1] == ("items_in", HELPER, DATA_MOUNT, 1000, 1001)
     assert ("create_volume", "v", {"containai.managed": "true"}) in engine.calls
-    assert engine.calls[-1] == ("remove", "containai-helper-t0k")
+    assert engine.calls[-1] == ("remove", HELPER)
 
 
 def test_check_refuses_bad_members_naming_the_archive() -> None:
     streams = FakeStreams(members=[Member("a", "file"), Member("../x", "file")])
     with pytest.raises(Failed, match=r"a.tgz: member '../x'"):
-        service(FakeEngine(), streams).check(Path("a.tgz"))
+        service(Engine(), streams).check(Path("a.tgz"))
     streams.members = [Member("a", "file")]
-    assert service(FakeEngine(), streams).check(Path("a.tgz")) == [Member("a", "file")]
+    assert service(Engine(), streams).check(Path("a.tgz")) == [Member("a", "file")]
 
 
 def test_volume_of_a_container() -> None:
-    info = {
-        "Image": "sha256:x",
-        "Mounts": [
-            {"Type": "bind", "Destination": "/src", "Source": "/src"},
-            {"Type": "volume", "Destination": DATA_MOUNT, "Name": "vol1"},
-        ],
-        "Config": {"Labels": {"containai.data-volume": "label-vol"}},
-    }
-    assert data_volume_of(info) == "vol1"
-    assert data_volume_of({"Config": {"Labels": {"containai.data-volume": "lv"}}}) == "lv"
-    assert data_volume_of({}) is None
-    assert target_of(Target("c", info, "/w")) == VolumeTarget("vol1", "c", "sha256:x")
+    def info(mounts: Sequence[Mount] = (), labels: dict[str, str] | None = None) -> ContainerInfo:
+        return ContainerInfo(
+            id="x", name="c", state="exited", image_id="sha256:x", mounts=mounts, labels=labels
+        )
+
+    mounts = [Mount("bind", "/src", "/src"), Mount("volume", "vol1", DATA_MOUNT)]
+    labelled = info(mounts, {"containai.data-volume": "label-vol"})
+    assert data_volume_of(labelled) == "vol1"
+    assert data_volume_of(info(labels={"containai.data-volume": "lv"})) == "lv"
+    assert data_volume_of(info()) is None
+    assert target_of(Target("c", labelled, "/w")) == VolumeTarget("vol1", "c", "sha256:x")
     with pytest.raises(NotFound, match="container 'c' has no data volume"):
-        target_of(Target("c", {"Mounts": []}, "/w"))
+        target_of(Target("c", info(), "/w"))
 
 
 NOW = datetime(2024, 3, 5, 7, 8, 9, tzinfo=UTC)
@@ -354,26 +311,29 @@ def test_archive_path(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------ issue 13: leftovers, space, owner
-def _helper_row(name: str, owner: str, volume: str, staging: str = "", age_h: float = 0) -> str:
-    import json
-
-    created = datetime(2025, 1, 1, 12, tzinfo=UTC).timestamp() - age_h * 3600
-    when = datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
-    return json.dumps(
-        {
-            "id": "id-" + name,
-            "name": name,
-            "state": "created",
-            "created": when,
-            "mounts": volume,
-            "containai.helper.owner": owner,
-            "containai.helper.volume": volume,
-            "containai.helper.staging": staging,
-        }
+def _helper(
+    name: str, owner: str, volume: str, staging: str = "", age_h: float = 0, *, old: bool = False
+) -> Box:
+    """A helper as it is listed (``old``: made by an older cai, no volume label)."""
+    created = datetime.fromtimestamp(
+        datetime(2025, 1, 1, 12, tzinfo=UTC).timestamp() - age_h * 3600, UTC
+    ).replace(microsecond=0)
+    labels = {
+        HELPER_LABEL: "true",
+        "containai.helper.owner": owner,
+        "containai.helper.volume": "" if old else volume,
+        "containai.helper.staging": staging,
+    }
+    return Box(
+        name,
+        "created",
+        {k: v for k, v in labels.items() if v},
+        created=created,
+        mounts=(Mount("volume", volume, DATA_MOUNT),),
     )
 
 
-def leftover_service(engine: FakeEngine, streams: FakeStreams | None = None) -> VolumeArchives:
+def leftover_service(engine: Engine, streams: FakeStreams | None = None) -> VolumeArchives:
     return VolumeArchives(
         engine,  # type: ignore[arg-type]
         streams or FakeStreams(),
@@ -385,31 +345,28 @@ def leftover_service(engine: FakeEngine, streams: FakeStreams | None = None) -> 
 
 
 def test_an_import_removes_dead_helpers_and_their_staging_but_not_live_ones() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
-    engine.ps_lines = [
-        _helper_row("containai-helper-dead", "dead", "v", ".containai-import-dead"),
-        _helper_row("containai-helper-live", "live", "v", ".containai-import-live"),
-        _helper_row("containai-helper-far", "other-host", "v", ".containai-import-far", 1),
-        _helper_row("containai-helper-old", "", "v", "", 2),  # an older cai's, 2 h old
-    ]
+    engine = Engine([IMG], volumes=["v"])
+    for helper in (
+        _helper("containai-helper-dead", "dead", "v", ".containai-import-dead"),
+        _helper("containai-helper-live", "live", "v", ".containai-import-live"),
+        _helper("containai-helper-far", "other-host", "v", ".containai-import-far", 1),
+        _helper("containai-helper-old", "", "v", "", 2, old=True),  # an older cai's, 2 h old
+    ):
+        engine.add(helper)
     leftover_service(engine).restore(VolumeTarget("v"), Path("a.tgz"), [], owner=(1000, 1001))
-    removed = [c for c in engine.calls if c[:2] == ("run", "rm")]
-    assert removed == [("run", "rm", "containai-helper-dead", "containai-helper-old")]
-    sweep = next(args for args in engine_created(engine) if SWEEP_SCRIPT in args)
-    keep = sweep[sweep.index(SWEEP_SCRIPT) + 2 :]
-    assert keep == [".containai-import-far", ".containai-import-live"]
-    swap = next(args for args in engine_created(engine) if SWAP_SCRIPT in args)
-    assert swap[-1] == "1000:1001"  # the volume root is cai's, whatever the archive says
-    assert "containai.helper.owner=me" in swap
-    assert "containai.helper.staging=.containai-import-t0k" in swap
-
-
-def engine_created(engine: FakeEngine) -> list[list[str]]:
-    return [list(a) for a in engine.created]
+    removed = engine.calls_of("remove_stopped")
+    assert removed == [("remove_stopped", "containai-helper-dead", "containai-helper-old")]
+    sweep = next(s for s in engine.specs() if SWEEP_SCRIPT in s.command)
+    keep = sweep.command[sweep.command.index(SWEEP_SCRIPT) + 2 :]
+    assert keep == (".containai-import-far", ".containai-import-live")
+    swap = next(s for s in engine.specs() if SWAP_SCRIPT in s.command)
+    assert swap.command[-1] == "1000:1001"  # the volume root is cai's, whatever the archive says
+    assert swap.labels["containai.helper.owner"] == "me"
+    assert swap.labels["containai.helper.staging"] == ".containai-import-t0k"
 
 
 def test_an_archive_too_big_for_the_engine_disk_is_refused_before_the_copy() -> None:
-    engine, streams = FakeEngine([IMG], volumes=["v"]), FakeStreams()
+    engine, streams = Engine([IMG], volumes=["v"]), FakeStreams()
     engine.df = "overlay 10485760 9437184 1048576 90% /mnt/agent-data\n"  # 1 GiB free of 10
     bomb = [Member("./", "dir"), Member("zeros", "file", size=2 * 1024**3)]
     with pytest.raises(Failed) as err:
@@ -418,22 +375,20 @@ def test_an_archive_too_big_for_the_engine_disk_is_refused_before_the_copy() -> 
     assert "refusing to import bomb.tgz into volume 'v'" in text and "nothing was changed" in text
     assert "2.0GB" in text and "\n" not in text
     assert streams.calls == []  # nothing copied
-    assert not any(SWAP_SCRIPT in args for args in engine_created(engine))
+    assert not any(SWAP_SCRIPT in s.command for s in engine.specs())
 
 
 def test_a_failed_copy_says_the_volume_is_unchanged() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
+    engine = Engine([IMG], volumes=["v"])
     streams = FakeStreams(fail=Failed("docker cp failed: file name too long"))
     with pytest.raises(Failed, match="file name too long; volume 'v' was left as it was"):
         leftover_service(engine, streams).restore(VolumeTarget("v"), Path("a.tgz"), [])
 
 
 def test_gc_lists_and_removes_dead_helpers_and_export_temp_files() -> None:
-    engine = FakeEngine([IMG], volumes=["v"])
-    engine.ps_lines = [
-        _helper_row("containai-helper-dead", "dead", "v", ".containai-import-dead"),
-        _helper_row("containai-helper-live", "live", "v", ".containai-import-live"),
-    ]
+    engine = Engine([IMG], volumes=["v"])
+    engine.add(_helper("containai-helper-dead", "dead", "v", ".containai-import-dead"))
+    engine.add(_helper("containai-helper-live", "live", "v", ".containai-import-live"))
 
     class Temps(FakeStreams):
         def stale_exports(self) -> list[Path]:
@@ -451,5 +406,5 @@ def test_gc_lists_and_removes_dead_helpers_and_export_temp_files() -> None:
     ]
     assert "its cai process is gone" in found[0].reason
     assert archives.remove_leftovers(found) == [found[1], found[0]]
-    sweep = next(args for args in engine_created(engine) if SWEEP_SCRIPT in args)
-    assert sweep[sweep.index(SWEEP_SCRIPT) + 2 :] == [".containai-import-live"]
+    sweep = next(s for s in engine.specs() if SWEEP_SCRIPT in s.command)
+    assert sweep.command[sweep.command.index(SWEEP_SCRIPT) + 2 :] == (".containai-import-live",)

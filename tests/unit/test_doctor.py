@@ -4,10 +4,9 @@ decided when the engine is down; time budgets; the text and JSON shapes; exit lo
 
 from __future__ import annotations
 
-import json
-import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import pytest
 
 from containai.cli.commands.doctor import render_text
+from containai.domain import labels as L
+from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import EngineUnreachable
 from containai.domain.isolation import tier
 from containai.services.doctor import (
@@ -36,6 +37,7 @@ from containai.services.doctor import (
     gather,
 )
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
+from tests import fakes
 
 GIB = 1024**3
 KEY = Path("/home/u/.config/containai/keys/id_ed25519")
@@ -43,76 +45,25 @@ SSH_CONFIG = Path("/home/u/.ssh/config")
 INCLUDE = b"Include ~/.ssh/containai.d/*.conf\n"
 
 
-@dataclass
-class FakeEngine:
-    """An engine as doctor sees it: version/info/images/managed containers, or down."""
+class FakeEngine(fakes.FakeEngine):
+    """The shared fake engine as doctor sees it: version/info/images/managed containers
+    (with their SSH ports), or down."""
 
-    name: str | None = "default"
-    up: bool = True
-    server: str = "20.10.24+dfsg1"
-    runtimes: tuple[str, ...] = ("runc", "runsc", "io.containerd.runc.v2")
-    default_runtime: str = "runc"
-    images: set[str] = field(
-        default_factory=lambda: {"containai:default", "containai-gateway:test"}
-    )
-    ports: tuple[int, ...] = ()
-    root: str = "/var/lib/docker"
-    hostname: str = "box"
-    hang: threading.Event | None = None
-    calls: list[str] = field(default_factory=list)
-
-    @property
-    def display_name(self) -> str:
-        return self.name or "DOCKER_HOST=unix:///nonexistent.sock"
-
-    def _answer(self, what: str) -> None:
-        self.calls.append(what)
-        if self.hang is not None:
-            self.hang.wait(10)
-        if not self.up:
-            raise EngineUnreachable(f"the Docker engine of context '{self.display_name}' ...")
-
-    def version(self) -> dict[str, Any]:
-        self._answer("version")
-        return {"Client": {}, "Server": {"Version": self.server, "ApiVersion": "1.41"}}
-
-    def info(self) -> dict[str, Any]:
-        self._answer("info")
-        return {
-            "Runtimes": {r: {"path": r} for r in self.runtimes},
-            "DefaultRuntime": self.default_runtime,
-            "DockerRootDir": self.root,
-            "Name": self.hostname,
-        }
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        self._answer("image")
-        return {"Id": "sha256:x"} if ref in self.images else None
-
-    def run(
+    def __init__(
         self,
-        *args: str,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        text: bool = True,
-    ) -> subprocess.CompletedProcess[Any]:
-        self._answer("ps")
-        assert args[0] == "ps"
-        lines = [
-            json.dumps(
-                {
-                    "id": f"id{i}",
-                    "names": f"c{i}",
-                    "state": "exited",
-                    "image": "containai:default",
-                    "created": "",
-                    "labels": {"containai.managed": "true", "containai.ssh-port": str(port)},
-                }
-            )
-            for i, port in enumerate(self.ports)
-        ]
-        return subprocess.CompletedProcess(list(args), 0, "\n".join(lines) + "\n", "")
+        *,
+        name: str | None = "default",
+        runtimes: tuple[str, ...] = ("runc", "runsc", "io.containerd.runc.v2"),
+        images: Iterable[str] = ("containai:default", "containai-gateway:test"),
+        ports: tuple[int, ...] = (),
+        **kw: Any,
+    ) -> None:
+        super().__init__(name=name, context=name, runtime_names=runtimes, **kw)
+        for ref in images:
+            repo, _, tag = ref.rpartition(":")
+            self.images.append(ImageInfo(f"sha256:{ref}", repo, tag))
+        for i, port in enumerate(ports):
+            self.add(fakes.Box(f"c{i}", "exited", {L.MANAGED: L.TRUE, L.SSH_PORT: str(port)}))
 
 
 @dataclass
@@ -223,7 +174,7 @@ def test_engine_down_fails_with_fix_and_still_runs_host_checks() -> None:
     assert s["ssh-client"] == s["user-key"] == s["ssh-include"] == s["ports"] == OK
     assert "engine down" in report.get("ports").detail
     assert not report.ok
-    assert engine.calls.count("image") == 0 and "ps" not in engine.calls
+    assert "inspect_image" not in engine.verbs() and "list_managed" not in engine.verbs()
 
 
 def test_dedicated_engine_selected_but_down_says_cai_setup() -> None:

@@ -194,66 +194,53 @@ def test_names_are_checked_before_anything_resolves_and_never_by_reverse_lookup(
 def test_a_half_made_gateway_is_made_again() -> None:
     """A run killed between the gateway's `docker create` and its `network connect` left
     a gateway with no address on the workspace's network: the next run re-makes it."""
-    from typing import Any
-
     from containai.services.egress import Egress, gateway_name, network_name
+    from tests.fakes import FakeEngine
 
-    class Fake:
-        def __init__(self) -> None:
-            self.containers: dict[str, dict[str, Any]] = {}
-            self.networks: dict[str, dict[str, Any]] = {}
-            self.removed: list[str] = []
-
-        def inspect_network(self, name: str) -> dict[str, Any] | None:
-            return self.networks.get(name)
-
-        def create_network(self, name: str, labels: Any, **_kw: Any) -> None:
-            self.networks[name] = {
-                "Labels": dict(labels),
-                "Internal": True,
-                "IPAM": {"Config": [{"Subnet": "172.30.0.0/16"}]},
-            }
-
-        def inspect_container(self, name: str) -> dict[str, Any] | None:
-            return self.containers.get(name)
-
-        def create_container(self, args: list[str]) -> str:
-            name = args[args.index("--name") + 1]
-            labels = dict(
-                a.split("=", 1) for i, a in enumerate(args) if i and args[i - 1] == "--label"
-            )
-            self.containers[name] = {
-                "Config": {"Labels": labels},
-                "State": {"Status": "created"},
-                "NetworkSettings": {"Networks": {"bridge": {}}},
-            }
-            return name
-
-        def connect_network(self, network: str, container: str, aliases: Any = ()) -> None:
-            self.containers[container]["NetworkSettings"]["Networks"][network] = {
-                "IPAddress": "172.30.0.2"
-            }
-
-        def remove(self, *names: str, force: bool = False) -> None:
-            for n in names:
-                self.removed.append(n)
-                self.containers.pop(n, None)
-
-        def copy_to(self, name: str, data: bytes, dest: str) -> None:
-            pass
-
-        def start(self, name: str) -> None:
-            self.containers[name]["State"]["Status"] = "running"
-
-    fake = Fake()
-    egress = Egress(fake, image=lambda: "containai-gateway:x")  # type: ignore[arg-type]
+    fake = FakeEngine()
+    egress = Egress(fake, image=lambda: "containai-gateway:x")
     policy = E.build_policy(
         mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
     )
     assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
     # the kill: the same gateway, no longer on the workspace's network
-    gw = fake.containers[gateway_name("app-main")]
-    del gw["NetworkSettings"]["Networks"][network_name("app-main")]
-    gw["State"]["Status"] = "exited"
+    gw = fake.box(gateway_name("app-main"))
+    assert gw is not None
+    del gw.networks[network_name("app-main")]
+    gw.state = "exited"
     assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
-    assert fake.removed == [gateway_name("app-main")]
+    assert fake.calls_of("remove") == [("remove", gateway_name("app-main"))]
+
+
+def test_the_gateway_spec() -> None:
+    """What the gateway is created with: its labels, the only capabilities squid and
+    socat need, SSH published on loopback, the policy installed before it starts."""
+    from containai.domain.engine_objects import Publish
+    from containai.services.egress import SPEC_LABEL, Egress, gateway_name, network_name
+    from tests.fakes import FakeEngine
+
+    fake = FakeEngine()
+    egress = Egress(fake, image=lambda: "containai-gateway:x")
+    egress.ensure("app-main", "/ws", 2300, policy(), "runsc")
+    gw = fake.box(gateway_name("app-main"))
+    assert gw is not None and gw.spec is not None
+    spec = gw.spec
+    assert spec.labels["containai.gateway-of"] == "app-main"
+    assert spec.labels["containai.ssh-port"] == "2300"
+    assert len(spec.labels[SPEC_LABEL]) == 16
+    assert (spec.runtime, spec.init, spec.restart) == ("runsc", True, "unless-stopped")
+    assert spec.memory == 256 * 1024**2
+    assert spec.cap_drop == ("ALL",) and "NET_ADMIN" not in spec.cap_add
+    assert spec.publish == (Publish("127.0.0.1", 2300, E.SSH_LISTEN_PORT),)
+    assert spec.env["CAI_CLIENT_SUBNET"] == "172.30.0.0/16"
+    net = fake.networks[network_name("app-main")]
+    assert net.internal and net.labels["containai.network-of"] == "app-main"
+    # no address of the host on it: the host's services are out of the workspace's reach
+    assert fake.calls_of("create_network") == [
+        ("create_network", network_name("app-main"), "internal=True", "host_address=False")
+    ]
+    verbs = fake.verbs()
+    assert verbs.index("copy_in") < verbs.index("start")  # the policy is there first
+    # the same request again: the gateway is kept (its spec did not change)
+    egress.ensure("app-main", "/ws", 2300, policy(), "runsc")
+    assert fake.calls_of("remove") == []

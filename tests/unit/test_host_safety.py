@@ -257,7 +257,7 @@ def test_lifecycle_warns_and_grants_nothing_outside(repo: Path, tmp_path: Path) 
     life._guard_mounts(RunRequest(Workspace(str(repo), "main")), 1000, 1000)  # re-created
     assert granted == [[str(repo)], [str(repo)]]
     assert len(warned) == 1 and "/etc" in warned[0]
-    assert "/etc" not in " ".join(args).replace(str(repo), "")
+    assert "/etc" not in " ".join(m.source + m.target for m in args).replace(str(repo), "")
 
 
 # ------------------------------------------------------------------- host adapter

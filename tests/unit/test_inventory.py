@@ -14,24 +14,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from containai.adapters.engine import DockerEngine
+from containai.adapters.engine.shapes import (
+    LIST_FORMAT,
+    container_of,
+    container_of_row,
+    parse_mem_usage,
+    parse_percent,
+    parse_size,
+    stats_of,
+)
 from containai.cli.commands.list_ import HEADERS, render_table
 from containai.cli.commands.status import render_text
+from containai.domain import labels as L
+from containai.domain.engine_objects import ContainerInfo, ContainerStats
 from containai.domain.errors import EngineUnreachable
 from containai.domain.sessions import Sessions
-from containai.services.inventory import (
-    LIST_FORMAT,
-    Listed,
-    display_status,
-    list_managed,
-    parse_list_row,
-)
+from containai.services.inventory import Listed, display_status, list_managed, listed
 from containai.services.status import (
     Resources,
     StatusReport,
     container_status,
-    parse_mem_usage,
-    parse_percent,
-    parse_size,
     resources_from_stats,
 )
 
@@ -107,11 +110,11 @@ def test_parse_size_binary_units(number: int, unit: str) -> None:
 
 def test_resources_from_a_stats_row() -> None:
     row = {"MemUsage": "1.2GiB / 4GiB", "CPUPerc": "5.20%", "MemPerc": "30.00%"}
-    res = resources_from_stats(row)
+    res = resources_from_stats(stats_of(row))
     assert res == Resources(round(1.2 * GIB), 4 * GIB, 5.2)
     assert res.memory_percent == pytest.approx(30.0)
     assert resources_from_stats(None) == Resources()
-    assert resources_from_stats({"MemUsage": "--", "CPUPerc": "--"}) == Resources()
+    assert resources_from_stats(stats_of({"MemUsage": "--", "CPUPerc": "--"})) == Resources()
 
 
 def test_display_status_says_stopped_for_exited() -> None:
@@ -130,26 +133,29 @@ def inspect_doc(
     status: str = "running",
     started: str = "2026-11-24T07:47:59.500000001Z",
     labels: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "Id": "f" * 64,
-        "Name": "/" + name,
-        "Created": "2026-11-20T10:00:00Z",
-        "State": {"Status": status, "Running": status == "running", "StartedAt": started},
-        "Config": {
-            "Image": "containai:default",
-            "Labels": {
-                "containai.managed": "true",
-                "containai.workspace": "/src/myapp",
-                "containai.ssh-port": "2301",
-                "containai.data-volume": "containai-data",
-                "containai.runtime": "runsc",
-            }
-            if labels is None
-            else labels,
-        },
-        "HostConfig": {"Runtime": "runsc"},
-    }
+) -> ContainerInfo:
+    """A container as `docker container inspect` describes it, read by the adapter."""
+    return container_of(
+        {
+            "Id": "f" * 64,
+            "Name": "/" + name,
+            "Created": "2026-11-20T10:00:00Z",
+            "State": {"Status": status, "Running": status == "running", "StartedAt": started},
+            "Config": {
+                "Image": "containai:default",
+                "Labels": {
+                    "containai.managed": "true",
+                    "containai.workspace": "/src/myapp",
+                    "containai.ssh-port": "2301",
+                    "containai.data-volume": "containai-data",
+                    "containai.runtime": "runsc",
+                }
+                if labels is None
+                else labels,
+            },
+            "HostConfig": {"Runtime": "runsc"},
+        }
+    )
 
 
 class FakeStats:
@@ -161,12 +167,12 @@ class FakeStats:
         self.row, self.delay, self.error = row, delay, error
         self.calls: list[tuple[str, float]] = []
 
-    def stats(self, name: str, timeout: float = 5.0) -> dict[str, Any] | None:
+    def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         self.calls.append((name, timeout))
         time.sleep(min(self.delay, timeout + 1))
         if self.error:
             raise EngineUnreachable("the engine did not answer 'docker stats' within 5 s")
-        return self.row
+        return None if self.row is None else stats_of(self.row)
 
 
 class FakeSessions:
@@ -370,6 +376,13 @@ def ps_line(
     )
 
 
+def parse_list_row(line: str, now: datetime) -> Listed | None:
+    """One line of `docker ps --format LIST_FORMAT`, as the adapter reads it and list
+    shows it; ``None`` for an unmanaged one."""
+    row = container_of_row(json.loads(line))
+    return listed(row, now) if L.is_managed(row.labels) else None
+
+
 def test_label_values_with_commas_quotes_and_equals_are_exact() -> None:
     workspace = '/src/a,containai.keep=true,b="c"'
     labels = {"containai.managed": "true", "containai.workspace": workspace, "containai.keep": ""}
@@ -439,10 +452,11 @@ def test_keep_label(keep: str) -> None:
     assert row is not None and row.keep is True
 
 
-class FakePs:
-    """`docker ps` in memory: records every call and answers with fixed lines."""
+class FakePs(DockerEngine):
+    """The real adapter over a `docker` that answers every call with fixed lines."""
 
     def __init__(self, lines: list[str]) -> None:
+        super().__init__("default")
         self.lines = lines
         self.calls: list[tuple[str, ...]] = []
 

@@ -8,18 +8,15 @@ from typing import Any
 import pytest
 
 from containai.domain.errors import Failed, Refused
-from containai.services.lifecycle import Lifecycle, RunRequest, key_tar, mount_arg
+from containai.services.lifecycle import Lifecycle, RunRequest, key_tar
 from containai.services.workspace import Workspace
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost
 
 WS = "/src/app"
 
 
-def container(name: str, labels: dict[str, str], status: str = "running") -> dict[str, Any]:
-    return {
-        "Name": "/" + name,
-        "Config": {"Labels": labels, "Image": "containai:default"},
-        "State": {"Status": status},
-    }
+def container(name: str, labels: dict[str, str], status: str = "running") -> Box:
+    return Box(name, status, labels)
 
 
 def managed(ws: str = WS, port: int = 2300, **extra: str) -> dict[str, str]:
@@ -33,81 +30,22 @@ def managed(ws: str = WS, port: int = 2300, **extra: str) -> dict[str, str]:
     }
 
 
-class FakeEngine:
-    context = "fake"
-    display_name = "fake"
-
-    def __init__(self, containers: dict[str, dict[str, Any]]) -> None:
-        self.containers = containers
-
-    def inspect_container(self, name: str) -> dict[str, Any] | None:
-        return self.containers.get(name)
-
-    def list_containers(
-        self, labels: dict[str, str | None] | None = None, *, all: bool = True
-    ) -> list[dict[str, Any]]:
-        rows = []
-        for name, info in self.containers.items():
-            have = info["Config"]["Labels"]
-            if all_match(have, labels or {}):
-                rows.append(
-                    {"Names": name, "Labels": ",".join(f"{k}={v}" for k, v in have.items())}
-                )
-        return rows
-
-    def runtimes(self) -> list[str]:
-        return ["runc", "runsc"]
-
-    def ssh_ports_in_use(self) -> list[tuple[str, int]]:
-        return [
-            (name, int(info["Config"]["Labels"]["containai.ssh-port"]))
-            for name, info in self.containers.items()
-            if info["Config"]["Labels"].get("containai.ssh-port", "").isdigit()
-        ]
-
-
-def all_match(have: dict[str, str], want: dict[str, str | None]) -> bool:
-    return all(k in have and (v is None or have[k] == v) for k, v in want.items())
-
-
-class FakeConfig:
-    def __init__(self, state: dict[str, dict[str, Any]] | None = None) -> None:
-        self.state = state or {}
-
-    def workspace_state(self, workspace: str) -> dict[str, Any]:
-        return dict(self.state.get(workspace, {}))
-
-
-class FakeHost:
-    def __init__(self, bound: set[int] | None = None) -> None:
-        self.bound = bound or set()
-
-    def port_is_free(self, port: int) -> bool:
-        return port not in self.bound
-
-    def memory_bytes(self) -> int:
-        return 8 * 1024**3
-
-    def cpu_count(self) -> int:
-        return 4
-
-    def uid_gid(self) -> tuple[int, int]:
-        return 1000, 1000
-
-
 def lifecycle(
-    containers: dict[str, dict[str, Any]],
+    containers: dict[str, Box],
     state: dict[str, Any] | None = None,
     bound: set[int] | None = None,
 ) -> Lifecycle:
+    engine = FakeEngine()
+    for box in containers.values():
+        engine.add(box)
     return Lifecycle(
-        FakeEngine(containers),
-        None,
-        FakeConfig(state),
+        engine,
         None,  # type: ignore[arg-type]
-        FakeHost(bound),
-        None,
-    )  # type: ignore[arg-type]
+        FakeConfig(state or {}),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        FakeHost(bound or set()),
+        None,  # type: ignore[arg-type]
+    )
 
 
 WORKSPACE = Workspace(WS, "main")
@@ -192,12 +130,6 @@ def test_plan_create_picks_runtime_from_the_engine() -> None:
     assert (plan["action"], plan["runtime"], plan["container"]) == ("create", "runsc", "app-main")
 
 
-def test_mount_arg_quotes_commas_and_quotes() -> None:
-    assert mount_arg("bind", "/a/b", "/a/b") == "type=bind,source=/a/b,target=/a/b"
-    assert mount_arg("bind", "/a,b", "/a,b") == 'type=bind,"source=/a,b","target=/a,b"'
-    assert mount_arg("bind", '/a"b', '/a"b') == 'type=bind,"source=/a""b","target=/a""b"'
-
-
 def test_key_tar_modes() -> None:
     import io
     import tarfile
@@ -224,12 +156,8 @@ def test_a_start_killed_for_memory_names_the_cause() -> None:
     translated = DockerEngine("default")._translate(["start", "app-main"], RUNSC_OOM)
     assert isinstance(translated, Failed) and "exit status 137" in str(translated)
 
-    class Starting(FakeEngine):
-        def start(self, name: str) -> None:
-            raise translated
-
     life = lifecycle({})
-    life.engine = Starting({})
+    life.engine.start_errors["app-main"] = translated  # type: ignore[attr-defined]
     with pytest.raises(Failed) as err:
         life._start("app-main")
     text = str(err.value)

@@ -165,8 +165,8 @@ class App:
             agent_packages=agents.npm_packages,
             npm_registry=lambda: npm_registry(self.env),
             progress=self.out.progress,
-            bootstrap=lambda docker, tag: rootfs.bootstrap_base_image(
-                docker, tag, log=self.out.progress
+            bootstrap=lambda tag: rootfs.bootstrap_base_image(
+                self.engine.argv(), tag, log=self.out.progress
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,

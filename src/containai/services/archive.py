@@ -28,15 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from containai import jsonfast
 from containai.domain import labels as L
-from containai.domain.age import parse_engine_time
 from containai.domain.archive_rules import (
     STAGING_PREFIX,
     Member,
@@ -44,6 +42,7 @@ from containai.domain.archive_rules import (
     expanded_bytes,
     space_problem,
 )
+from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount
 from containai.domain.errors import CaiError, Failed, NotFound, summarize
 from containai.domain.gc_policy import helper_stale
 from containai.services.lifecycle import DATA_MOUNT, Target
@@ -54,15 +53,6 @@ HELPER_OWNER = "containai.helper.owner"  # the cai process that made it (adapter
 HELPER_VOLUME = "containai.helper.volume"
 HELPER_STAGING = "containai.helper.staging"  # an import's staging directory in that volume
 FALLBACK_IMAGE = "containai-base:bookworm"
-_HELPER_FORMAT = (
-    '{"id":{{json .ID}},"name":{{json .Names}},"state":{{json .State}},'
-    '"created":{{json .CreatedAt}},"mounts":{{json .Mounts}}'
-    + "".join(
-        f',"{key}":{{{{json (.Label "{key}")}}}}'
-        for key in (HELPER_OWNER, HELPER_VOLUME, HELPER_STAGING)
-    )
-    + "}"
-)
 
 # Run by a helper as root before an import: removes the staging directories (and
 # their completion markers) that no live helper owns ($@: the ones to keep), then
@@ -185,26 +175,21 @@ class VolumeTarget:
     image: str | None = None  # that container's image: local for sure, usable for helpers
 
 
-def data_volume_of(info: Mapping[str, Any]) -> str | None:
+def data_volume_of(info: ContainerInfo) -> str | None:
     """The volume a container mounts at /mnt/agent-data (else its data-volume label)."""
-    for mount in info.get("Mounts") or []:
-        if mount.get("Destination") == DATA_MOUNT and mount.get("Type") == "volume":
-            name = mount.get("Name")
-            if isinstance(name, str) and name:
-                return name
-    labels = (info.get("Config") or {}).get("Labels") or {}
-    value = labels.get(L.DATA_VOLUME)
-    return value if isinstance(value, str) and value else None
+    for mount in info.mounts:
+        if mount.target == DATA_MOUNT and mount.kind == "volume" and mount.source:
+            return mount.source
+    return info.labels.get(L.DATA_VOLUME) or None
 
 
 def target_of(found: Target) -> VolumeTarget:
     """The volume of an existing container (``NotFound`` when it mounts none)."""
-    info = found.info or {}
-    volume = data_volume_of(info)
-    if volume is None:
+    info = found.info
+    volume = None if info is None else data_volume_of(info)
+    if info is None or volume is None:
         raise NotFound(f"container '{found.name}' has no data volume mounted at {DATA_MOUNT}")
-    image = info.get("Image")
-    return VolumeTarget(volume, found.name, image if isinstance(image, str) and image else None)
+    return VolumeTarget(volume, found.name, info.image_id or None)
 
 
 def default_archive_name(volume: str, now: datetime) -> str:
@@ -284,7 +269,7 @@ class VolumeArchives:
 
     # ------------------------------------------------------------- helpers
     def volume_exists(self, volume: str) -> bool:
-        return self.engine.inspect_volume(volume) is not None
+        return self.engine.volume(volume) is not None
 
     def helper_image(self, preferred: str | None = None) -> str:
         """A local image for helper containers: never pulled.
@@ -292,26 +277,22 @@ class VolumeArchives:
         ``preferred`` (the workspace container's image), else any ``containai:*``
         image, else ``containai-base:bookworm``, else any local image.
         """
-        if preferred and self.engine.inspect_image(preferred) is not None:
+        if preferred and self.engine.image(preferred) is not None:
             return preferred
-        rows = [
-            r
-            for r in self.engine.list_images("containai:*")
-            if r.get("Tag") not in (None, "", "<none>")
-        ]
-        rows.sort(key=lambda r: (r.get("Tag") != "default", str(r.get("Tag"))))
-        if rows:
-            return f"{rows[0].get('Repository', 'containai')}:{rows[0]['Tag']}"
-        if self.engine.inspect_image(FALLBACK_IMAGE) is not None:
+        ours = [i for i in self.engine.list_images("containai:*") if i.tag not in ("", "<none>")]
+        ours.sort(key=lambda i: (i.tag != "default", i.tag))
+        if ours:
+            return f"{ours[0].repository or 'containai'}:{ours[0].tag}"
+        if self.engine.image(FALLBACK_IMAGE) is not None:
             return FALLBACK_IMAGE
         local = self.engine.list_images()
-        for row in local:
-            repo, tag = row.get("Repository"), row.get("Tag")
+        for image in local:
+            repo, tag = image.repository, image.tag
             if repo and repo != "<none>" and tag and tag != "<none>":
                 return f"{repo}:{tag}"
-        for row in local:
-            if row.get("ID"):
-                return str(row["ID"])
+        for image in local:
+            if image.id:
+                return image.id
         raise Failed(
             "no local image to run a helper container from (export and import pull nothing); "
             "build one with `cai image build`"
@@ -332,28 +313,23 @@ class VolumeArchives:
         interrupted cai never has to kill it mid-way.
         """
         name = f"containai-helper-{self.token()}"
-        self.engine.create_container(
-            [
-                *(["--rm"] if auto_remove else []),
-                "--name",
-                name,
-                "--label",
-                f"{HELPER_LABEL}=true",
-                "--label",
-                f"{HELPER_VOLUME}={volume}",
-                *(["--label", f"{HELPER_OWNER}={self.owner}"] if self.owner else []),
-                *(["--label", f"{HELPER_STAGING}={staging}"] if staging else []),
-                "--network",
-                "none",
-                "--user",
-                "0:0",
-                "--entrypoint",
-                "/bin/sh",
-                "--mount",
-                f"type=volume,source={volume},target={DATA_MOUNT},volume-nocopy=true",
-                image,
-                *command,
-            ]
+        labels = {HELPER_LABEL: "true", HELPER_VOLUME: volume}
+        if self.owner:
+            labels[HELPER_OWNER] = self.owner
+        if staging:
+            labels[HELPER_STAGING] = staging
+        self.engine.create(
+            ContainerSpec(
+                name=name,
+                auto_remove=auto_remove,
+                labels=labels,
+                network="none",
+                user="0:0",
+                entrypoint="/bin/sh",
+                mounts=[Mount("volume", volume, DATA_MOUNT, no_copy=True)],
+                image=image,
+                command=command,
+            )
         )
         return name
 
@@ -363,8 +339,8 @@ class VolumeArchives:
 
     def _release_helper(self, name: str) -> None:
         """Remove an auto-removing helper unless it is still running (it then removes itself)."""
-        info = self.engine.inspect_container(name)
-        if info is None or (info.get("State") or {}).get("Status") == "running":
+        info = self.engine.find(name)
+        if info is None or info.state == "running":
             return
         with contextlib.suppress(NotFound, Failed):  # Failed: removal already in progress
             self.engine.remove(name, force=True)
@@ -375,38 +351,25 @@ class VolumeArchives:
         from datetime import UTC
         from datetime import datetime as _dt
 
-        out = self.engine.run(
-            "ps",
-            "--all",
-            "--no-trunc",
-            "--filter",
-            f"label={HELPER_LABEL}=true",
-            "--format",
-            _HELPER_FORMAT,
-        ).stdout
+        found = self.engine.list_containers(
+            {HELPER_LABEL: "true"}, keys=(HELPER_OWNER, HELPER_VOLUME, HELPER_STAGING), mounts=True
+        )
         now = self.clock() if self.clock is not None else _dt.now(UTC)
         helpers: list[_Helper] = []
-        for line in str(out).splitlines():
-            if not line.strip():
-                continue
-            row = jsonfast.loads(line)
-            name = str(row.get("name") or "").split(",")[0]
-            state = str(row.get("state") or "")
-            owner = str(row.get(HELPER_OWNER) or "")
-            volume = str(row.get(HELPER_VOLUME) or "")
+        for row in found:
+            owner = row.labels.get(HELPER_OWNER, "")
+            volume = row.labels.get(HELPER_VOLUME, "")
             if not volume:  # made by an older cai: its only volume mount
-                mounts = [m for m in str(row.get("mounts") or "").split(",") if m]
-                volume = mounts[0] if len(mounts) == 1 else ""
-            created = parse_engine_time(str(row.get("created") or ""))
-            age = None if created is None else now - created
+                volume = row.mounts[0].source if len(row.mounts) == 1 else ""
+            age = None if row.created is None else now - row.created
             alive = self.owner_alive(owner) if owner else None
             helpers.append(
                 _Helper(
-                    name,
-                    state,
+                    row.name,
+                    row.state,
                     volume or None,
-                    str(row.get(HELPER_STAGING) or "") or None,
-                    helper_stale(state, owner or None, alive, age),
+                    row.labels.get(HELPER_STAGING) or None,
+                    helper_stale(row.state, owner or None, alive, age),
                 )
             )
         return helpers
@@ -434,8 +397,10 @@ class VolumeArchives:
         names = [f.name for f in found if f.kind == "helper"]
         if not names:
             return removed
-        proc = self.engine.run("rm", *names, check=False)
-        gone = {line.strip() for line in str(proc.stdout or "").splitlines()}
+        try:
+            gone = set(self.engine.remove_stopped(names).removed)
+        except Failed:
+            gone = set()
         removed += [f for f in found if f.kind == "helper" and f.name in gone]
         volumes = sorted({f.volume for f in removed if f.volume})
         if volumes:
@@ -458,10 +423,10 @@ class VolumeArchives:
             auto_remove=True,
         )
         try:
-            proc = self.engine.run("start", "--attach", helper, check=False, timeout=300)
+            proc = self.engine.start_attached(helper, timeout=300)
         finally:
             self._release_helper(helper)
-        return _df(str(proc.stdout or "")) if proc.returncode == 0 else None
+        return _df(proc.stdout) if proc.returncode == 0 else None
 
     def _prepare(self, volume: str) -> tuple[int, int] | None:
         """Before an import into ``volume``: remove the helpers whose ``cai`` is gone, then
@@ -469,7 +434,8 @@ class VolumeArchives:
         helpers = self._helpers()
         stale = [h.name for h in helpers if h.stale is not None]
         if stale:
-            self.engine.run("rm", *stale, check=False)  # a failure: gc tries again
+            with contextlib.suppress(Failed):  # a failure: gc tries again
+                self.engine.remove_stopped(stale)
         return self._sweep_volume(volume, helpers)
 
     def _require_volume(self, volume: str) -> None:
@@ -561,13 +527,13 @@ class VolumeArchives:
             # directory (and the copy's own error is the one to report).
             if copy_error is not None:
                 with contextlib.suppress(Exception):
-                    self.engine.run("start", "--attach", helper, check=False, timeout=3600)
+                    self.engine.start_attached(helper, timeout=3600)
                 if isinstance(copy_error, CaiError) and "left as it was" not in copy_error.message:
                     copy_error.message += f"; volume '{target.volume}' was left as it was"
                 raise copy_error
-            proc = self.engine.run("start", "--attach", helper, check=False, timeout=3600)
+            proc = self.engine.start_attached(helper, timeout=3600)
             if proc.returncode != 0:
-                text = (str(proc.stdout or "") + str(proc.stderr or "")).strip()
+                text = (proc.stdout + proc.stderr).strip()
                 detail = (
                     summarize(text.splitlines()[-1]) if text else f"exit code {proc.returncode}"
                 )

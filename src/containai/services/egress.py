@@ -5,9 +5,9 @@ Per workspace, measured and chosen (docs/network.md): a container on an internal
 Docker network cannot publish a port, so the gateway that publishes the workspace's
 SSH port on 127.0.0.1 (socat to sshd) is the workspace's own, and it carries that
 workspace's squid (its policy) and a resolver with no upstream (refuse-dns). The network is
-created with no address on the host's side of the bridge
-(``com.docker.network.bridge.inhibit_ipv4``): an internal network alone still lets
-a container reach the host's services on the bridge address.
+created with no address on the host's side of the bridge (``host_address=False``;
+Docker's ``com.docker.network.bridge.inhibit_ipv4``): an internal network alone still
+lets a container reach the host's services on the bridge address.
 
 Services never print; the caller renders.
 """
@@ -18,10 +18,17 @@ import io
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from containai.domain import egress as E
 from containai.domain import labels as L
+from containai.domain.engine_objects import (
+    CommandResult,
+    ContainerInfo,
+    ContainerSpec,
+    NetworkInfo,
+    Publish,
+)
 from containai.domain.errors import Failed
 from containai.lazy import sha256_hex
 
@@ -33,11 +40,13 @@ POLICY_LABEL = L.NETWORK_POLICY  # on a workspace container: its mode at creatio
 GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"
 SPEC_LABEL = "containai.gateway-spec"  # on a gateway: hash of what it was created with
 SQUID_CONF = "/etc/containai/squid.conf"
-INHIBIT_HOST_ADDRESS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
+GATEWAY_MEMORY = 256 * 1024**2
 
 
 class GatewayEngine(Protocol):
-    def inspect_network(self, name: str) -> dict[str, Any] | None: ...
+    """What egress needs from the engine (``services/ports.Engine`` has it all)."""
+
+    def network(self, name: str) -> NetworkInfo | None: ...
 
     def create_network(
         self,
@@ -45,7 +54,7 @@ class GatewayEngine(Protocol):
         labels: Mapping[str, str],
         *,
         internal: bool = False,
-        options: Mapping[str, str] | None = None,
+        host_address: bool = True,
     ) -> None: ...
 
     def remove_network(self, name: str) -> bool: ...
@@ -54,13 +63,17 @@ class GatewayEngine(Protocol):
         self, network: str, container: str, aliases: Sequence[str] = ()
     ) -> None: ...
 
-    def inspect_container(self, name: str) -> dict[str, Any] | None: ...
+    def find(self, name: str) -> ContainerInfo | None: ...
 
     def list_containers(
-        self, labels: Mapping[str, str | None] | None = None, *, all: bool = True
-    ) -> list[dict[str, Any]]: ...
+        self,
+        labels: Mapping[str, str | None] | None = None,
+        *,
+        keys: Sequence[str] = (),
+        mounts: bool = False,
+    ) -> list[ContainerInfo]: ...
 
-    def create_container(self, args: Sequence[str]) -> str: ...
+    def create(self, spec: ContainerSpec) -> str: ...
 
     def start(self, name: str) -> None: ...
 
@@ -77,11 +90,11 @@ class GatewayEngine(Protocol):
         input: str | None = None,
         timeout: float | None = None,
         check: bool = True,
-    ) -> Any: ...
+    ) -> CommandResult: ...
 
     def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]: ...
 
-    def copy_to(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
+    def copy_in(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
 
 
 def network_name(container: str) -> str:
@@ -142,32 +155,25 @@ class Egress:
         self.host_addresses = host_addresses
 
     # ---------------------------------------------------------------- network
-    def _network(self, container: str, workspace: str) -> dict[str, Any]:
+    def _network(self, container: str, workspace: str) -> NetworkInfo:
         name = network_name(container)
-        info = self.engine.inspect_network(name)
+        info = self.engine.network(name)
         if info is None:
             labels = {NETWORK_LABEL: container, L.WORKSPACE: workspace}
             try:
-                self.engine.create_network(
-                    name, labels, internal=True, options=INHIBIT_HOST_ADDRESS
-                )
+                self.engine.create_network(name, labels, internal=True, host_address=False)
             except Failed:
-                if self.engine.inspect_network(name) is None:  # not a concurrent create
+                if self.engine.network(name) is None:  # not a concurrent create
                     raise
-            info = self.engine.inspect_network(name)
+            info = self.engine.network(name)
             if info is None:
                 raise Failed(f"network '{name}' disappeared right after it was created")
-        if (info.get("Labels") or {}).get(NETWORK_LABEL) != container or not info.get("Internal"):
+        if info.labels.get(NETWORK_LABEL) != container or not info.internal:
             raise Failed(
                 f"network '{name}' exists but was not made by cai for container "
                 f"'{container}' (or is not internal); remove it with `docker network rm {name}`"
             )
         return info
-
-    @staticmethod
-    def _subnets(info: Mapping[str, Any]) -> list[str]:
-        configs = (info.get("IPAM") or {}).get("Config") or []
-        return [str(c["Subnet"]) for c in configs if c.get("Subnet")]
 
     def render(self, policy: E.Policy, subnets: Sequence[str]) -> str:
         return E.squid_conf(
@@ -187,29 +193,25 @@ class Egress:
         started as needed), publishing ``ssh_port``; returns how to attach to them."""
         net = self._network(container, workspace)
         name = gateway_name(container)
-        conf = self.render(policy, self._subnets(net)).encode()
-        subnets = [n for n in self._subnets(net) if ":" not in n] or ["255.255.255.255/32"]
-        args = self._args(name, container, workspace, ssh_port, runtime, self.image())
-        args[-1:-1] = ["--env", f"CAI_CLIENT_SUBNET={subnets[0]}"]
-        spec = sha256_hex("\0".join(args))[:16]
-        info = self.engine.inspect_container(name)
-        if info is not None:
-            labels = (info.get("Config") or {}).get("Labels") or {}
-            attached = network_name(container) in (
-                (info.get("NetworkSettings") or {}).get("Networks") or {}
-            )
-            if (
-                labels.get(GATEWAY_LABEL) != container
-                or labels.get(SPEC_LABEL) != spec
-                or not attached  # a run killed between its create and its connect
-            ):
-                # made by another version, for another port or image, or half made:
-                # it holds no data
-                self.engine.remove(name, force=True)
-                info = None
+        conf = self.render(policy, net.subnets).encode()
+        subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
+        spec = self._spec(name, container, workspace, ssh_port, runtime, self.image(), subnets[0])
+        fingerprint = spec.fingerprint()
+        info = self.engine.find(name)
+        if info is not None and (
+            info.labels.get(GATEWAY_LABEL) != container
+            or info.labels.get(SPEC_LABEL) != fingerprint
+            # a run killed between its create and its connect
+            or network_name(container) not in info.networks
+        ):
+            # made by another version, for another port or image, or half made:
+            # it holds no data
+            self.engine.remove(name, force=True)
+            info = None
         if info is None:
-            self._create(name, container, [*args[:-1], "--label", f"{SPEC_LABEL}={spec}", args[-1]])
-        state = ((info or {}).get("State") or {}).get("Status")
+            labelled = spec.replace(labels={**spec.labels, SPEC_LABEL: fingerprint})
+            self._create(name, container, labelled)
+        state = None if info is None else info.state
         self._install_conf(name, conf, running=state == "running")
         if state == "running":
             self._reconfigure(name)
@@ -217,52 +219,43 @@ class Egress:
             self.engine.start(name)
         return Attachment(network_name(container), self._address(name, container))
 
-    def _args(
-        self, name: str, container: str, workspace: str, ssh_port: int, runtime: str, image: str
-    ) -> list[str]:
-        """``docker create`` arguments of the gateway; the image comes last."""
-        return [
-            "--name",
-            name,
-            "--label",
-            f"{GATEWAY_LABEL}={container}",
-            "--label",
-            f"{GATEWAY_WORKSPACE_LABEL}={workspace}",
-            "--label",
-            f"{L.SSH_PORT}={ssh_port}",  # the port it publishes (leases skip it)
-            "--runtime",
-            runtime,
-            "--init",  # squid refuses to signal a PID 1 (`squid -k reconfigure`)
-            "--restart",
-            "unless-stopped",
-            "--memory",
-            "256m",
-            "--security-opt",
-            "no-new-privileges",
-            "--cap-drop",
-            "ALL",
-            "--cap-add",
-            "CHOWN",
-            "--cap-add",
-            "SETUID",
-            "--cap-add",
-            "SETGID",
-            "--cap-add",
-            "NET_BIND_SERVICE",
-            "--cap-add",
-            "DAC_OVERRIDE",
-            "--publish",
-            f"127.0.0.1:{ssh_port}:{E.SSH_LISTEN_PORT}",
-            "--env",
-            f"CAI_SSH_TARGET={container}:2222",
-            "--env",
-            f"CAI_SSH_LISTEN={E.SSH_LISTEN_PORT}",
-            image,
-        ]
+    def _spec(
+        self,
+        name: str,
+        container: str,
+        workspace: str,
+        ssh_port: int,
+        runtime: str,
+        image: str,
+        client_subnet: str,
+    ) -> ContainerSpec:
+        """What the gateway is created from."""
+        return ContainerSpec(
+            name=name,
+            labels={
+                GATEWAY_LABEL: container,
+                GATEWAY_WORKSPACE_LABEL: workspace,
+                L.SSH_PORT: str(ssh_port),  # the port it publishes (leases skip it)
+            },
+            runtime=runtime,
+            init=True,  # squid refuses to signal a PID 1 (`squid -k reconfigure`)
+            restart="unless-stopped",
+            memory=GATEWAY_MEMORY,
+            security_opts=["no-new-privileges"],
+            cap_drop=["ALL"],
+            cap_add=["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "DAC_OVERRIDE"],
+            publish=[Publish("127.0.0.1", ssh_port, E.SSH_LISTEN_PORT)],
+            env={
+                "CAI_SSH_TARGET": f"{container}:2222",
+                "CAI_SSH_LISTEN": str(E.SSH_LISTEN_PORT),
+                "CAI_CLIENT_SUBNET": client_subnet,
+            },
+            image=image,
+        )
 
-    def _create(self, name: str, container: str, args: list[str]) -> None:
+    def _create(self, name: str, container: str, spec: ContainerSpec) -> None:
         try:
-            self.engine.create_container(args)
+            self.engine.create(spec)
         except Failed as exc:
             if "already in use" not in str(exc):
                 raise
@@ -270,9 +263,8 @@ class Egress:
         self.engine.connect_network(network_name(container), name, [E.GATEWAY_ALIAS])
 
     def _address(self, name: str, container: str) -> str:
-        info = self.engine.inspect_container(name) or {}
-        nets = (info.get("NetworkSettings") or {}).get("Networks") or {}
-        address = str((nets.get(network_name(container)) or {}).get("IPAddress") or "")
+        info = self.engine.find(name)
+        address = "" if info is None else info.networks.get(network_name(container), "")
         if not address:
             raise Failed(
                 f"gateway '{name}' has no address on network '{network_name(container)}'; "
@@ -294,12 +286,12 @@ class Egress:
         """Render ``policy`` into the running gateway of ``container`` (live, no restart);
         ``False`` when it has none."""
         name = gateway_name(container)
-        info = self.engine.inspect_container(name)
-        net = self.engine.inspect_network(network_name(container))
+        info = self.engine.find(name)
+        net = self.engine.network(network_name(container))
         if info is None or net is None:
             return False
-        conf = self.render(policy, self._subnets(net)).encode()
-        running = (info.get("State") or {}).get("Status") == "running"
+        conf = self.render(policy, net.subnets).encode()
+        running = info.state == "running"
         self._install_conf(name, conf, running=running)
         if running:
             self._reconfigure(name)
@@ -309,7 +301,7 @@ class Egress:
         """The policy file into the gateway: by ``docker cp`` before it runs; through the
         running container itself after (gVisor does not see files changed under it)."""
         if not running:
-            self.engine.copy_to(name, _tar_one(SQUID_CONF, conf), "/")
+            self.engine.copy_in(name, _tar_one(SQUID_CONF, conf), "/")
             return
         proc = self.engine.exec(
             name,
@@ -322,33 +314,29 @@ class Egress:
             raise Failed(f"could not update the policy of gateway '{name}': {proc.stderr.strip()}")
 
     def running(self, container: str) -> bool:
-        info = self.engine.inspect_container(gateway_name(container))
-        return bool(info and (info.get("State") or {}).get("Status") == "running")
+        info = self.engine.find(gateway_name(container))
+        return info is not None and info.state == "running"
 
     def stop(self, container: str) -> None:
-        info = self.engine.inspect_container(gateway_name(container))
-        if info and (info.get("State") or {}).get("Status") in ("running", "restarting"):
+        info = self.engine.find(gateway_name(container))
+        if info is not None and info.state in ("running", "restarting"):
             self.engine.stop(gateway_name(container), timeout=2)
 
     def remove(self, container: str) -> None:
         """Remove the gateway and the network of ``container`` (they hold no data)."""
-        if self.engine.inspect_container(gateway_name(container)) is not None:
+        if self.engine.find(gateway_name(container)) is not None:
             self.engine.remove(gateway_name(container), force=True)
         self.engine.remove_network(network_name(container))
 
     def orphans(self) -> list[tuple[str, str]]:
         """``(gateway, container)`` of gateways whose container no longer exists (removed
         by other means than cai): ``cai gc`` removes them and their networks."""
-        names = {
-            str(row.get("Names", "")).split(",")[0] for row in self.engine.list_containers(all=True)
-        }
+        names = {c.name for c in self.engine.list_containers()}
         out = []
-        for row in self.engine.list_containers({GATEWAY_LABEL: None}):
-            labels = _row_labels(str(row.get("Labels", "")))
-            container = labels.get(GATEWAY_LABEL, "")
-            gateway = str(row.get("Names", "")).split(",")[0]
-            if container and container not in names and gateway == gateway_name(container):
-                out.append((gateway, container))
+        for gateway in self.engine.list_containers({GATEWAY_LABEL: None}, keys=(GATEWAY_LABEL,)):
+            container = gateway.labels.get(GATEWAY_LABEL, "")
+            if container and container not in names and gateway.name == gateway_name(container):
+                out.append((gateway.name, container))
         return sorted(out)
 
     # -------------------------------------------------------------------- log
@@ -367,14 +355,3 @@ class Egress:
             parsed = E.parse_log_line(line)
             if parsed is not None:
                 yield parsed
-
-
-def _row_labels(text: str) -> dict[str, str]:
-    """``docker ps``'s ``Labels`` (``k=v,k=v``); a value holding a comma is cut, which the
-    gateway label (a container name) never does."""
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        key, _, value = item.partition("=")
-        if key:
-            out[key] = value
-    return out

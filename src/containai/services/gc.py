@@ -1,7 +1,7 @@
 """Garbage collection (``cai gc``, SPEC section 12) and ``cai ssh cleanup`` (section 10).
 
-Listing is ONE ``docker ps`` of the managed containers (exact labels and state,
-see ``inventory.LIST_FORMAT``); running, paused and kept ones are decided from it.
+Listing is ONE ``docker ps`` of the managed containers (``Engine.list_managed``:
+exact labels and state); running, paused and kept ones are decided from it.
 The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
 ``docker inspect`` for their age. Removal goes in batches; for each batch gc
 
@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
-from containai.domain.age import parse_engine_time
-from containai.domain.errors import CaiError, Failed, summarize
+from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
+from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
-from containai.services.inventory import PsRow, managed_rows
-from containai.services.ports import RunEngine
+from containai.services.inventory import managed_rows
+from containai.services.ports import ListEngine
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
@@ -55,24 +55,36 @@ BATCH: Final = 200
 IMAGE_REPOSITORIES: Final = ("containai",)
 IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
 
-_RUNNING_MARKERS: Final = ("cannot remove a running container", "stop the container before")
-_GONE_MARKERS: Final = ("no such container",)
 _IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
 GONE: Final = "no longer exists (removed meanwhile)"
 
 
-class GcEngine(RunEngine, Protocol):
+class GcEngine(ListEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
 
     def container_ids(
         self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
     ) -> list[str]: ...
 
-    def inspect_containers(self, names: Iterable[str]) -> list[dict[str, Any]]: ...
+    def find_many(self, refs: Iterable[str]) -> list[ContainerInfo]: ...
 
-    def list_images(self, reference: str | None = None) -> list[dict[str, Any]]: ...
+    def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
+
+    def list_images(self, reference: str | None = None) -> list[ImageInfo]: ...
 
     def remove_image(self, ref: str) -> None: ...
+
+
+class NamesEngine(Protocol):
+    """What ``ssh cleanup`` needs: the containers there are."""
+
+    def list_containers(
+        self,
+        labels: Mapping[str, str | None] | None = None,
+        *,
+        keys: Sequence[str] = (),
+        mounts: bool = False,
+    ) -> list[ContainerInfo]: ...
 
 
 class GcSsh(Protocol):
@@ -186,15 +198,14 @@ class GcResult:
 
 
 # ------------------------------------------------------------------ pure helpers
-def view_of(info: Mapping[str, Any]) -> GcView:
-    """A ``docker inspect`` document -> what the gc policy looks at."""
-    state = info.get("State") or {}
+def view_of(info: ContainerInfo) -> GcView:
+    """A container as the engine knows it -> what the gc policy looks at."""
     return GcView(
-        name=str(info.get("Name") or "").lstrip("/"),
-        state=str(state.get("Status") or ""),
-        labels=dict((info.get("Config") or {}).get("Labels") or {}),
-        created=parse_engine_time(str(info.get("Created") or "")),
-        finished_at=parse_engine_time(str(state.get("FinishedAt") or "")),
+        name=info.name,
+        state=info.state,
+        labels=dict(info.labels),
+        created=info.created,
+        finished_at=info.finished,
     )
 
 
@@ -206,23 +217,9 @@ def is_cai_image(reference: str) -> bool:
     return repo in IMAGE_REPOSITORIES or repo.startswith(IMAGE_PREFIXES)
 
 
-def _image_reference(row: Mapping[str, Any]) -> str | None:
-    repo, tag = str(row.get("Repository") or ""), str(row.get("Tag") or "")
-    if not repo or not tag or "<none>" in (repo, tag):
-        return None
-    return f"{repo}:{tag}"
-
-
 def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidate]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _line_about(stderr: str, *keys: str) -> str | None:
-    for line in stderr.splitlines():
-        if any(k and k in line for k in keys):
-            return summarize(line.strip().removeprefix("Error response from daemon: "))
-    return None
 
 
 # ---------------------------------------------------------------------- service
@@ -245,7 +242,7 @@ class GarbageCollector:
         self.locks = locks
         self.clock = clock
         self.batch = max(1, batch)
-        self._listed: dict[str, PsRow] = {}  # id -> its row in the last survey
+        self._listed: dict[str, ContainerInfo] = {}  # id -> as the last survey listed it
 
     # ---------------------------------------------------------------- listing
     def _survey(self) -> tuple[list[Candidate], list[Spared]]:
@@ -299,13 +296,12 @@ class GarbageCollector:
             for cand in never_started:
                 row = self._listed[cand.id]
                 if cand.id in still:
-                    created = parse_engine_time(row.created)
-                    views[cand.id] = GcView(row.name, "created", row.labels, created, None)
+                    views[cand.id] = GcView(row.name, "created", row.labels, row.created, None)
                 else:
                     rest.append(cand)
         if rest:
-            for info in self.engine.inspect_containers([c.id for c in rest]):
-                views[str(info.get("Id"))] = view_of(info)
+            for info in self.engine.find_many([c.id for c in rest]):
+                views[info.id] = view_of(info)
         return views
 
     def _decide(
@@ -439,31 +435,18 @@ class GarbageCollector:
                 spare(listed, reason, changed=False)
         if not go:
             return []
-        proc = self.engine.run("rm", *(c.id for c in go), check=False)
-        done = {line.strip() for line in str(proc.stdout or "").splitlines() if line.strip()}
-        stderr = str(proc.stderr or "")
+        outcome = self.engine.remove_stopped([c.id for c in go])  # Failed: as a whole
         removed: list[Candidate] = []
-        unexplained: list[Candidate] = []
         for cand in go:
-            if cand.id in done or cand.name in done:
+            if cand.id in outcome.removed:
                 removed.append(cand)
-                continue
-            line = _line_about(stderr, cand.id, cand.name)
-            low = (line or "").lower()
-            if any(m in low for m in _RUNNING_MARKERS):
+            elif cand.id in outcome.running:
                 spare(cand, "running (started after it was listed)")
-            elif any(m in low for m in _GONE_MARKERS):
+            elif cand.id in outcome.gone:
                 spare(cand, GONE)
-            elif line is not None:
-                result.failed.append(Spared(cand.name, line))
             else:
-                unexplained.append(cand)
-        if unexplained:
-            last = summarize(stderr.strip().splitlines()[-1]) if stderr.strip() else "no message"
-            if not removed and len(unexplained) == len(go):
-                raise Failed(f"docker rm failed: {last.removeprefix('Error: ')}")
-            for cand in unexplained:
-                result.failed.append(Spared(cand.name, f"docker rm failed: {last}"))
+                reason = outcome.failed.get(cand.id, "docker rm failed: no message")
+                result.failed.append(Spared(cand.name, reason))
         result.removed.extend(removed)
         return removed
 
@@ -471,15 +454,15 @@ class GarbageCollector:
     def _used_image_ids(self, exclude: Collection[str]) -> set[str]:
         """Image ids of every container (managed or not), but those in ``exclude``."""
         ids = [i for i in self.engine.container_ids({}) if i not in exclude]
-        infos = self.engine.inspect_containers(ids) if ids else []
-        return {str(info.get("Image")) for info in infos if info.get("Image")}
+        infos = self.engine.find_many(ids) if ids else []
+        return {info.image_id for info in infos if info.image_id}
 
     def _unused_images(self, exclude: Collection[str]) -> list[UnusedImage]:
         used = self._used_image_ids(exclude)
         out: set[UnusedImage] = set()
-        for row in self.engine.list_images():
-            ref = _image_reference(row)
-            image_id = str(row.get("ID") or "")
+        for image in self.engine.list_images():
+            ref = image.reference
+            image_id = image.id
             if ref is None or not is_cai_image(ref) or not image_id:
                 continue
             if image_id in used or (
@@ -504,18 +487,12 @@ class GarbageCollector:
 
 
 # ------------------------------------------------------------------ ssh cleanup
-def existing_names(engine: RunEngine) -> set[str]:
-    """Names of every container of the engine (managed or not): one ``docker ps -a``."""
-    out = engine.run("ps", "--all", "--no-trunc", "--format", "{{.Names}}").stdout
-    return {
-        name.strip().lstrip("/")
-        for line in str(out).splitlines()
-        for name in line.split(",")
-        if name.strip()
-    }
+def existing_names(engine: NamesEngine) -> set[str]:
+    """Names of every container of the engine (managed or not): one listing."""
+    return {c.name for c in engine.list_containers() if c.name}
 
 
-def ssh_cleanup(engine: RunEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[str]:
+def ssh_cleanup(engine: NamesEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[str]:
     """Names whose SSH entry, pinned key or control socket outlived their container
     (removed unless ``dry_run``). SSH files are read *before* the engine is asked,
     so the files of a container created meanwhile are never taken for stale ones."""

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from containai.domain.archive_rules import Member, member_problem
+from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount
 from containai.domain.errors import ConfigError, Failed
 from containai.services.ports import Engine
 
@@ -408,12 +409,9 @@ def rebase(items: Sequence[TarItem], home: str) -> list[TarItem]:
     return out
 
 
-def agent_ids_of(info: Mapping[str, Any] | None) -> tuple[int, int] | None:
+def agent_ids_of(info: ContainerInfo | None) -> tuple[int, int] | None:
     """The agent uid/gid an existing container was created with (``CAI_UID``/``CAI_GID``)."""
-    env = {}
-    for item in (info or {}).get("Config", {}).get("Env") or []:
-        key, _, value = str(item).partition("=")
-        env[key] = value
+    env = {} if info is None else info.env
     uid, gid = env.get("CAI_UID", ""), env.get("CAI_GID", "")
     if uid.isdigit() and gid.isdigit():
         return int(uid), int(gid)
@@ -430,26 +428,20 @@ def state_dir_in(engine: Engine, volume: str, uid: int, image: str, running: str
     command = ["sh", "-c", STATE_DIR_SCRIPT, "containai-state", str(uid)]
     if running is not None:
         proc = engine.exec(running, command, timeout=60, check=False)
-    elif engine.inspect_volume(volume) is None:
+    elif engine.volume(volume) is None:
         return VOLUME_HOME
     else:
-        proc = engine.run(
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--label",
-            "containai.helper=true",
-            "--entrypoint",
-            command[0],
-            "--mount",
-            f"type=volume,source={volume},target=/mnt/agent-data,readonly",
-            image,
-            *command[1:],
-            check=False,
-            timeout=120,
+        helper = ContainerSpec(
+            auto_remove=True,
+            network="none",
+            labels={"containai.helper": "true"},
+            entrypoint=command[0],
+            mounts=[Mount("volume", volume, "/mnt/agent-data", readonly=True)],
+            image=image,
+            command=command[1:],
         )
-    name = str(proc.stdout).strip()
+        proc = engine.run_once(helper, timeout=120)
+    name = proc.stdout.strip()
     if proc.returncode != 0 or not re.fullmatch(r"home(-[0-9]+)?", name):
         raise Failed(f"could not read the layout of volume '{volume}': {proc.stderr}")
     return name

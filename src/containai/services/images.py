@@ -39,7 +39,8 @@ SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Bumped when how cai builds changes in a way the input files do not show (e.g. labels).
 BUILD_RECIPE = "2"
 
-Bootstrap = Callable[[Sequence[str], str], None]
+Bootstrap = Callable[[str], None]
+"""Make the base image ``tag`` from the apt mirror (debootstrap) on the engine."""
 
 
 @dataclass(frozen=True)
@@ -196,14 +197,14 @@ class Images(ImageProvider):
         offline when it must."""
         wanted = base or self.base_image
         if not offline:
-            if self.engine.inspect_image(wanted) is not None:
+            if self.engine.image(wanted) is not None:
                 return wanted
-            if wanted == DEFAULT_BASE and self.engine.inspect_image(OFFLINE_BASE):
+            if wanted == DEFAULT_BASE and self.engine.image(OFFLINE_BASE):
                 return OFFLINE_BASE
             self.progress(f"pulling base image {wanted}")
             if self.engine.pull(wanted):
                 return wanted
-        if self.engine.inspect_image(OFFLINE_BASE) is not None:
+        if self.engine.image(OFFLINE_BASE) is not None:
             return OFFLINE_BASE
         if (
             self._bootstrap is None
@@ -216,7 +217,7 @@ class Images(ImageProvider):
                 "load an image with `docker load` or set `cai config set image.base IMAGE`"
             )
         self.progress(f"bootstrapping {OFFLINE_BASE} from the apt mirror (debootstrap)")
-        self._bootstrap(self.engine.argv(), OFFLINE_BASE)
+        self._bootstrap(OFFLINE_BASE)
         return OFFLINE_BASE
 
     # --------------------------------------------------------------- gateway
@@ -231,10 +232,10 @@ class Images(ImageProvider):
         """The egress gateway's image ``containai-gateway:<hash>`` (``templates/gateway``:
         Debian's squid and socat), built when missing."""
         tag = f"{GATEWAY_REPO}:{self.gateway_hash()}"
-        if self.engine.inspect_image(tag) is not None:
+        if self.engine.image(tag) is not None:
             return tag
         with self._lock("image-gateway"):
-            if self.engine.inspect_image(tag) is not None:
+            if self.engine.image(tag) is not None:
                 return tag
             return self.build_gateway()
 
@@ -268,11 +269,8 @@ class Images(ImageProvider):
             return self.build(template)
 
     def _is_current(self, template: str, wanted: str) -> bool:
-        info = self.engine.inspect_image(self.tag(template))
-        if info is None:
-            return False
-        image_labels = (info.get("Config") or {}).get("Labels") or {}
-        return bool(image_labels.get(L.TEMPLATE_HASH) == wanted)
+        info = self.engine.image(self.tag(template))
+        return info is not None and info.labels.get(L.TEMPLATE_HASH) == wanted
 
     def build(self, template: str, *, offline: bool = False) -> ImageRef:
         t = self.template(template)

@@ -1,11 +1,8 @@
 """What exists: ``cai list``, every managed container of the engine (SPEC section 7).
 
 Required facts (name, status, image) come from the engine's own records.
-``list`` costs ONE engine round trip: ``docker ps`` with a Go template that
-emits one JSON object per container. Each label is read with ``.Label "key"``
-and JSON-quoted by the engine's client, so values holding commas, quotes or
-``=`` (a workspace path ``/src/a,b=c``) come back exactly; the comma-joined
-``.Labels`` string of ``docker ps`` is ambiguous and is not used.
+``list`` costs ONE engine round trip (``Engine.list_managed``: one ``docker ps``
+whose labels come back exactly, see ``adapters/engine/shapes.py``).
 
 One container in detail (``cai status``) is ``services/status.py``. This module is on
 ``cai list``'s path: it imports no subprocess, regex or thread machinery.
@@ -16,35 +13,29 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from containai import jsonfast
 from containai.domain import labels as L
-from containai.domain.age import parse_engine_time
+from containai.domain.engine_objects import ContainerInfo
 from containai.record import Record
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     from typing import Any, Final
 
-    # What `list` needs of the engine: `docker ARGS` (imported for mypy only, so
-    # `cai list` builds none of the Protocol classes of `ports`).
-    from containai.services.ports import RunEngine as ListEngine
+    # What `list` needs of the engine (imported for mypy only, so `cai list` builds
+    # none of the Protocol classes of `ports`).
+    from containai.services.ports import ListEngine
 
 SSH_ALIAS_PREFIX: Final = "cai-"  # SPEC section 10: `Host cai-<name>`
 
 _STATUS_NAMES: Final = {"exited": "stopped"}
+
+PsRow = ContainerInfo  # the name services/doctor.py imports (a listed container)
 
 
 # ---------------------------------------------------------------- pure parsing
 def display_status(state: str) -> str:
     """The engine's state as cai shows it: ``exited`` -> ``stopped``; others unchanged."""
     return _STATUS_NAMES.get(state, state or "unknown")
-
-
-def port_of(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit():
-        return None
-    port = int(value)
-    return port if 0 < port < 65536 else None
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -58,33 +49,6 @@ def seconds_since(moment: datetime | None, now: datetime) -> int | None:
 
 
 # ------------------------------------------------------------------------ list
-# One JSON object per container. Labels through `.Label "key"` + `json`: exact values.
-_LIST_FIELDS: Final = (
-    ("id", "{{json .ID}}"),
-    ("names", "{{json .Names}}"),
-    ("state", "{{json .State}}"),
-    ("image", "{{json .Image}}"),
-    ("created", "{{json .CreatedAt}}"),
-)
-_LIST_LABELS: Final = (
-    L.MANAGED,
-    L.WORKSPACE,
-    L.SSH_PORT,
-    L.DATA_VOLUME,
-    L.RUNTIME,
-    L.KEEP,
-    L.WEAKENED,
-    L.NETWORK_POLICY,
-)
-LIST_FORMAT: Final = (
-    "{"
-    + ",".join(f'"{key}":{tpl}' for key, tpl in _LIST_FIELDS)
-    + ',"labels":{'
-    + ",".join(f'"{key}":{{{{json (.Label "{key}")}}}}' for key in _LIST_LABELS)
-    + "}}"
-)
-
-
 class Listed(Record):
     """One managed container as ``cai list`` shows it."""
 
@@ -176,59 +140,18 @@ class Listed(Record):
         }
 
 
-class PsRow(Record):
-    """One line of ``docker ps --format LIST_FORMAT``: exact labels, empty ones dropped."""
-
-    __slots__ = ("created", "id", "image", "labels", "name", "state")
-
-    def __init__(
-        self, id: str, name: str, state: str, image: str, created: str, labels: dict[str, str]
-    ) -> None:
-        self._set(id=id, name=name, state=state, image=image, created=created, labels=labels)
-
-    id: str
-    name: str
-    state: str
-    image: str
-    created: str
-    labels: dict[str, str]
+def managed_rows(engine: ListEngine) -> list[ContainerInfo]:
+    """Every managed container of the engine: ONE engine call."""
+    return engine.list_managed()
 
 
-def parse_ps_line(line: str) -> PsRow:
-    row = jsonfast.loads(line)
-    raw_labels = row.get("labels") or {}
-    return PsRow(
-        id=str(row.get("id") or ""),
-        name=str(row.get("names") or "").split(",")[0].lstrip("/"),
-        state=str(row.get("state") or ""),
-        image=str(row.get("image") or ""),
-        created=str(row.get("created") or ""),
-        labels={str(k): str(v) for k, v in raw_labels.items() if v not in (None, "")},
-    )
-
-
-def managed_rows(engine: ListEngine) -> list[PsRow]:
-    """Every managed container of the engine (``docker ps`` rows): ONE engine call."""
-    out = engine.run(
-        "ps",
-        "--all",
-        "--no-trunc",
-        "--filter",
-        f"label={L.MANAGED_FILTER}",
-        "--format",
-        LIST_FORMAT,
-    ).stdout
-    rows = [parse_ps_line(line) for line in str(out).splitlines() if line.strip()]
-    return [r for r in rows if L.is_managed(r.labels)]
-
-
-def listed(row: PsRow, now: datetime) -> Listed:
-    created = parse_engine_time(row.created)
+def listed(row: ContainerInfo, now: datetime) -> Listed:
+    created = row.created
     return Listed(
         name=row.name,
         state=row.state,
         workspace=row.labels.get(L.WORKSPACE),
-        ssh_port=port_of(row.labels.get(L.SSH_PORT)),
+        ssh_port=row.ssh_port,
         data_volume=row.labels.get(L.DATA_VOLUME),
         image=row.image,
         runtime=row.labels.get(L.RUNTIME),
@@ -240,13 +163,7 @@ def listed(row: PsRow, now: datetime) -> Listed:
     )
 
 
-def parse_list_row(line: str, now: datetime) -> Listed | None:
-    """One line of ``docker ps --format LIST_FORMAT``; ``None`` for an unmanaged one."""
-    row = parse_ps_line(line)
-    return listed(row, now) if L.is_managed(row.labels) else None
-
-
 def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed]:
-    """Every managed container of the engine, sorted by name: one ``docker ps``."""
+    """Every managed container of the engine, sorted by name: one engine call."""
     now = now or datetime.now(UTC)
     return sorted((listed(r, now) for r in managed_rows(engine)), key=lambda r: r.name)

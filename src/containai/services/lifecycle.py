@@ -18,11 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from containai.domain import labels as L
 from containai.domain import naming
 from containai.domain.egress import Policy
+from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount, Publish, VolumeInfo
 from containai.domain.errors import (
     CaiError,
     ConfirmationNeeded,
@@ -118,10 +119,11 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class Target:
-    """A container found for a workspace (or by name), with its inspect data if it exists."""
+    """A container found for a workspace (or by name), with what the engine knows of it
+    if it exists."""
 
     name: str
-    info: dict[str, Any] | None
+    info: ContainerInfo | None
     workspace: str
 
     @property
@@ -132,13 +134,13 @@ class Target:
     def labels(self) -> dict[str, str]:
         if self.info is None:
             return {}
-        return dict((self.info.get("Config") or {}).get("Labels") or {})
+        return dict(self.info.labels)
 
     @property
     def state(self) -> str:
         if self.info is None:
             return "absent"
-        return str((self.info.get("State") or {}).get("Status", "unknown"))
+        return self.info.state or "unknown"
 
 
 @dataclass(frozen=True)
@@ -160,24 +162,12 @@ def agent_user(uid: int) -> str:
     return AGENT_USER
 
 
-def container_user(info: Mapping[str, Any] | None) -> str:
+def container_user(info: ContainerInfo | None) -> str:
     """The agent account an existing container was created with (``CAI_USER``): an
     older cai made root the agent when it ran as root."""
-    for item in (info or {}).get("Config", {}).get("Env") or []:
-        if isinstance(item, str) and item.startswith("CAI_USER="):
-            return item.removeprefix("CAI_USER=") or AGENT_USER
-    return AGENT_USER
-
-
-def _csv_field(text: str) -> str:
-    """One field of ``--mount``'s CSV syntax, quoted when it holds a comma or quote."""
-    if any(c in text for c in ',"\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def mount_arg(kind: str, source: str, target: str) -> str:
-    return ",".join(_csv_field(f) for f in (f"type={kind}", f"source={source}", f"target={target}"))
+    if info is None or "CAI_USER" not in info.env:
+        return AGENT_USER
+    return info.env["CAI_USER"] or AGENT_USER
 
 
 def key_tar(host_private: bytes, host_public: str, authorized: str) -> bytes:
@@ -234,12 +224,12 @@ class Lifecycle:
         self._guard_warned: set[str] = set()  # once per run, even if created again
 
     # ------------------------------------------------------------------ lookup
-    def _owner(self, name: str, seen: dict[str, dict[str, Any] | None]) -> naming.Owner:
-        """Who holds ``name`` (``seen`` keeps the inspect for the caller)."""
-        info = seen[name] = self.engine.inspect_container(name)
+    def _owner(self, name: str, seen: dict[str, ContainerInfo | None]) -> naming.Owner:
+        """Who holds ``name`` (``seen`` keeps what the engine said for the caller)."""
+        info = seen[name] = self.engine.find(name)
         if info is None:
             return None
-        labels = (info.get("Config") or {}).get("Labels") or {}
+        labels = info.labels
         if not L.is_managed(labels):
             return naming.UNMANAGED
         return str(labels.get(L.WORKSPACE, ""))
@@ -248,10 +238,10 @@ class Lifecycle:
         """The container serving ``workspace`` (SPEC section 3 lookup order), or the name a
         new one would get. ``--container`` names it directly."""
         if container is not None:
-            info = self.engine.inspect_container(container)
+            info = self.engine.find(container)
             if info is None:
                 return Target(container, None, workspace.path)
-            labels = (info.get("Config") or {}).get("Labels") or {}
+            labels = info.labels
             if not L.is_managed(labels):
                 raise Refused(
                     f"container '{container}' is not managed by cai (no label "
@@ -260,27 +250,27 @@ class Lifecycle:
             return Target(container, info, str(labels.get(L.WORKSPACE) or workspace.path))
         state_name = self.config.workspace_state(workspace.path).get("container_name")
         if isinstance(state_name, str) and state_name:
-            info = self.engine.inspect_container(state_name)
+            info = self.engine.find(state_name)
             if info is not None:
-                labels = (info.get("Config") or {}).get("Labels") or {}
+                labels = info.labels
                 if L.is_managed(labels) and labels.get(L.WORKSPACE) == workspace.path:
                     return Target(state_name, info, workspace.path)
         rows = self.engine.list_containers({L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
-        names = sorted({str(r.get("Names", "")).split(",")[0] for r in rows if r.get("Names")})
+        names = sorted({r.name for r in rows if r.name})
         if len(names) > 1:
             raise Refused(
                 f"workspace {workspace.path} has several containers ({', '.join(names)}); "
                 "choose one with --container NAME"
             )
         if names:
-            info = self.engine.inspect_container(names[0])
+            info = self.engine.find(names[0])
             if info is not None:
                 return Target(names[0], info, workspace.path)
-        seen: dict[str, dict[str, Any] | None] = {}
+        seen: dict[str, ContainerInfo | None] = {}
         name = naming.choose_name(
             workspace.base_name, workspace.path, lambda n: self._owner(n, seen)
         )
-        info = seen[name] if name in seen else self.engine.inspect_container(name)
+        info = seen[name] if name in seen else self.engine.find(name)
         return Target(name, info, workspace.path)
 
     def find_existing(self, workspace: Workspace, container: str | None) -> Target:
@@ -326,14 +316,13 @@ class Lifecycle:
         avoid: set[int] | None = None,
         own: str | None = None,
     ) -> int:
-        # One label per line (a comma-joined label string cannot be split back when a
-        # workspace path holds a comma). Every container with the label: cai's own and
-        # their gateways (which publish the port), running or not; but the gateway of
-        # ``own`` (the container being made), which is re-made for whatever port it gets.
+        # Every container with an SSH port label: cai's own and their gateways (which
+        # publish the port), running or not; but the gateway of ``own`` (the container
+        # being made), which is re-made for whatever port it gets.
         mine = gateway_name(own) if own else None
         used = set(avoid or ())
         held_by_mine: set[int] = set()  # published by this container's own gateway
-        for name, p in self.engine.ssh_ports_in_use():
+        for name, p in self.engine.used_ssh_ports():
             (held_by_mine if name == mine else used).add(p)
         start, end = port_range
         if (
@@ -391,7 +380,7 @@ class Lifecycle:
         # (a round trip each); nothing is created before the runtime is known to exist.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
-            existing_volume = pool.submit(self.engine.inspect_volume, volume)
+            existing_volume = pool.submit(self.engine.volume, volume)
             image = self.images.ensure(req.template)
             available = runtimes.result()
             runtime, warning = choose_runtime(
@@ -407,7 +396,7 @@ class Lifecycle:
             try:
                 self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
             except Failed:
-                if self.engine.inspect_volume(volume) is None:
+                if self.engine.volume(volume) is None:
                     raise
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
@@ -418,7 +407,7 @@ class Lifecycle:
             for _attempt in range(5):
                 port = self._lease_port(req.port_range, preferred_port, taken, own=name)
                 try:
-                    network = self._network_args(req, name, port, runtime)
+                    network = self._wiring(req, name, port, runtime)
                     break
                 except Failed as exc:
                     # The engine still holds the port (a container it has not released):
@@ -429,8 +418,7 @@ class Lifecycle:
                     preferred_port = None
             else:
                 raise Failed(f"no SSH port could be published for container '{name}'")
-            args: list[str] = ["--name", name, "--hostname", naming.hostname_for(name)]
-            for k, v in L.build_labels(
+            labels = L.build_labels(
                 workspace=req.workspace.path,
                 ssh_port=port,
                 data_volume=volume,
@@ -439,47 +427,43 @@ class Lifecycle:
                 runtime=runtime,
                 keep=req.keep,
                 weakened=is_weakened(runtime, available),
-            ).items():
-                args += ["--label", f"{k}={v}"]
-            args += [
-                "--runtime",
-                runtime,
-                "--init",
-                "--security-opt",
-                "no-new-privileges",
-                "--cap-drop",
-                "NET_RAW",  # no spoofed or raw packets, even from root inside
-                "--mount",
-                mount_arg("volume", volume, DATA_MOUNT),
-                "--mount",
-                mount_arg("bind", req.workspace.path, req.workspace.path),
-                *guard_mounts,
-                *self._ca_mount(),
-                "--workdir",
-                req.workspace.path,
-                *network,
-                "--memory",
-                str(memory),
-                "--cpus",
-                f"{cpus:g}",
-                "--env",
-                f"CAI_UID={uid}",
-                "--env",
-                f"CAI_GID={gid}",
-                "--env",
-                f"CAI_USER={agent_user(uid)}",
-                "--env",
-                f"CAI_WORKSPACE={req.workspace.path}",
-                "--env",
-                f"CAI_TEMPLATE={image.template}",
-            ]
+            )
+            env = {
+                **network.env,
+                "CAI_UID": str(uid),
+                "CAI_GID": str(gid),
+                "CAI_USER": agent_user(uid),
+                "CAI_WORKSPACE": req.workspace.path,
+                "CAI_TEMPLATE": image.template,
+            }
             if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
-                args += ["--env", "CAI_SSH_FORWARD_AGENT=true"]
-            for k, v in req.env.items():
-                args += ["--env", f"{k}={v}"]
-            args.append(image.tag)
+                env["CAI_SSH_FORWARD_AGENT"] = "true"
+            env.update(req.env)
+            spec = ContainerSpec(
+                name=name,
+                hostname=naming.hostname_for(name),
+                labels={**labels, **network.labels},
+                runtime=runtime,
+                init=True,
+                security_opts=["no-new-privileges"],
+                cap_drop=["NET_RAW"],  # no spoofed or raw packets, even from root inside
+                mounts=[
+                    Mount("volume", volume, DATA_MOUNT),
+                    Mount("bind", req.workspace.path, req.workspace.path),
+                    *guard_mounts,
+                    *self._ca_mount(),
+                ],
+                workdir=req.workspace.path,
+                network=network.network,
+                dns=network.dns,
+                publish=network.publish,
+                memory=memory,
+                cpus=cpus,
+                env=env,
+                image=image.tag,
+            )
             try:
-                self.engine.create_container(args)
+                self.engine.create(spec)
             except Failed as exc:
                 if "already in use" not in str(exc):
                     raise
@@ -494,33 +478,26 @@ class Lifecycle:
                     "the next free name) or choose one with --container NAME"
                 ) from None
         self.ssh.pin_host_key(name, public)
-        self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
+        self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
         return port, runtime
 
-    def _network_args(self, req: RunRequest, name: str, port: int, runtime: str) -> list[str]:
+    def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> _Wiring:
         """Under an allowlist (or none) policy: the workspace's internal network, its
         gateway made and started first (it publishes the SSH port and is the resolver),
         and the proxy variables. Open: the engine's default network, SSH published."""
         policy = req.egress
         if policy is None or policy.mode == "open" or self.egress is None:
-            return [
-                "--label",
-                f"{POLICY_LABEL}=open",
-                "--publish",
-                f"127.0.0.1:{port}:{CONTAINER_SSH_PORT}",
-            ]
+            return _Wiring(
+                labels={POLICY_LABEL: "open"},
+                publish=(Publish("127.0.0.1", port, CONTAINER_SSH_PORT),),
+            )
         attach = self.egress.ensure(name, req.workspace.path, port, policy, runtime)
-        args = [
-            "--label",
-            f"{POLICY_LABEL}={policy.mode}",
-            "--network",
-            attach.network,
-            "--dns",
-            attach.dns,
-        ]
-        for key, value in proxy_env().items():
-            args += ["--env", f"{key}={value}"]
-        return args
+        return _Wiring(
+            labels={POLICY_LABEL: policy.mode},
+            network=attach.network,
+            dns=(attach.dns,),
+            env=proxy_env(),
+        )
 
     def _ensure_gateway(
         self, req: RunRequest, target: Target, port: int, runtime: str, *, attach: bool = False
@@ -550,7 +527,7 @@ class Lifecycle:
             policy = policy._replace(mode=mode)
         self.egress.ensure(target.name, target.workspace, port, policy, runtime)
 
-    def _guard_mounts(self, req: RunRequest, uid: int, gid: int) -> list[str]:
+    def _guard_mounts(self, req: RunRequest, uid: int, gid: int) -> list[Mount]:
         """The git guard's mounts (SPEC section 14), after letting the agent write what
         it must: when cai runs as root on a root-owned workspace, the agent's group gets
         write access to the workspace and a worktree's common git directory."""
@@ -560,27 +537,27 @@ class Lifecycle:
                 self._guard_warned.add(message)
                 self.warn(message)
         self.host.grant([req.workspace.path, *guard.shared], uid, gid)
-        args: list[str] = []
-        for path, read_only in guard.mounts(config_writable=req.git_config_writable):
-            args += ["--mount", mount_arg("bind", path, path) + (",readonly" if read_only else "")]
-        return args
+        return [
+            Mount("bind", path, path, readonly=read_only)
+            for path, read_only in guard.mounts(config_writable=req.git_config_writable)
+        ]
 
-    def _ca_mount(self) -> list[str]:
+    def _ca_mount(self) -> list[Mount]:
         """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
         ca = self.images.ca_bundle_path()
         if ca is None:
             return []
-        return ["--mount", mount_arg("bind", str(ca), HOST_CA) + ",readonly"]
+        return [Mount("bind", str(ca), HOST_CA, readonly=True)]
 
     def _labels_of(self, name: str) -> dict[str, str]:
-        info = self.engine.inspect_container(name) or {}
-        return dict((info.get("Config") or {}).get("Labels") or {})
+        info = self.engine.find(name)
+        return {} if info is None else dict(info.labels)
 
     def _install_keys(self, name: str) -> None:
         """Re-send the SSH files to an existing container (after a crash mid-creation)."""
         private, public = self.ssh.ensure_host_key(name)
         self.ssh.pin_host_key(name, public)
-        self.engine.copy_to(name, key_tar(private, public, self.ssh.public_key()), "/")
+        self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
 
     def _start(self, name: str) -> None:
         try:
@@ -665,13 +642,13 @@ class Lifecycle:
                 if known is not None:
                     status, known = known, None
                 else:
-                    info = self.engine.inspect_container(target.name)
+                    info = self.engine.find(target.name)
                     if info is None:
                         raise Failed(
                             f"container '{target.name}' disappeared while starting it; "
                             "run the command again"
                         )
-                    status = str((info.get("State") or {}).get("Status"))
+                    status = info.state
                 if status == "running":
                     if not created:
                         self._ensure_gateway(req, target, port, runtime, attach=True)
@@ -836,7 +813,7 @@ class Lifecycle:
             action=action,
             workspace=target.workspace,
             data_volume=volume,
-            image=str((target.info or {}).get("Config", {}).get("Image") or plan.get("image")),
+            image=str((target.info.image if target.info else "") or plan.get("image")),
             template=labels.get(L.TEMPLATE, req.template),
             runtime=labels.get(L.RUNTIME),
             ssh_port=port,
@@ -849,13 +826,10 @@ class Lifecycle:
     # -------------------------------------------------------------- stopping
     def managed_targets(self) -> list[Target]:
         ids = self.engine.container_ids({L.MANAGED: L.TRUE})
-        infos = self.engine.inspect_containers(ids)
-        out = []
-        for info in infos:
-            name = str(info.get("Name", "")).lstrip("/")
-            labels = (info.get("Config") or {}).get("Labels") or {}
-            out.append(Target(name, info, str(labels.get(L.WORKSPACE, ""))))
-        return out
+        return [
+            Target(info.name, info, info.labels.get(L.WORKSPACE, ""))
+            for info in self.engine.find_many(ids)
+        ]
 
     def stop(
         self, targets: Sequence[Target], *, remove: bool, force: bool, confirm: Confirm
@@ -894,6 +868,16 @@ class _PortTaken(Exception):
     pass
 
 
+class _Wiring(NamedTuple):
+    """How a new container is wired to the network (labels, env: merged into its spec)."""
+
+    labels: dict[str, str]
+    network: str | None = None
+    dns: tuple[str, ...] = ()
+    publish: tuple[Publish, ...] = ()
+    env: dict[str, str] = {}  # noqa: RUF012 - never mutated
+
+
 def _int(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -901,11 +885,11 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def check_volume_owner(volume: str, info: Mapping[str, Any], workspace: str) -> None:
+def check_volume_owner(volume: str, info: VolumeInfo, workspace: str) -> None:
     """A data volume that did not come from ``--data-volume`` must be one cai created
     (label ``containai.managed``) and not another workspace's (SPEC section 14), so a
     setting cannot mount any volume on the engine into this container."""
-    labels = info.get("Labels") or {}
+    labels = info.labels
     if not L.is_managed(labels):
         raise Refused(
             f"data volume '{volume}' was not created by cai (no label {L.MANAGED}=true), so "

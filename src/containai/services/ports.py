@@ -1,46 +1,50 @@
 """The Protocols through which services reach the outside world.
 
 Concrete adapters (``containai.adapters``) satisfy these structurally; the CLI
-wires them (composition root). Unit tests hand in small in-memory fakes.
+wires them (composition root). Unit tests hand in the in-memory fakes of
+``tests/fakes.py`` (type-checked against these Protocols). The values the engine
+answers with are ``containai.domain.engine_objects``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-class Completed(Protocol):
-    """A finished ``docker`` call (``subprocess.CompletedProcess`` has this shape)."""
-
-    returncode: int
-    stdout: Any
-    stderr: Any
-
-
-class RunEngine(Protocol):
-    """``docker ARGS`` against the selected engine (``DockerEngine.run``)."""
-
-    def run(
-        self,
-        *args: str,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = None,
-        text: bool = True,
-    ) -> Completed: ...
+    from containai.domain.engine_objects import (
+        CommandResult,
+        ContainerInfo,
+        ContainerSpec,
+        ContainerStats,
+        ImageInfo,
+        NetworkInfo,
+        Removal,
+        VolumeInfo,
+    )
 
 
-class Engine(RunEngine, Protocol):
+class ListEngine(Protocol):
+    """What listing the managed containers needs (``services/inventory.py``)."""
+
+    def list_managed(self) -> list[ContainerInfo]: ...
+
+
+# The name services/doctor.py imports for the engine of `managed_rows` (it was the raw
+# `docker ARGS` call); the lead renames that import to ListEngine.
+RunEngine = ListEngine
+
+
+class Engine(ListEngine, Protocol):
+    """The engine in cai's terms (``adapters.engine.DockerEngine``); Docker's argv,
+    formats and JSON shapes stay behind it."""
+
     context: str | None
 
     @property
     def display_name(self) -> str: ...
-
-    def argv(self, *args: str) -> list[str]: ...
 
     def version(self) -> dict[str, Any]: ...
 
@@ -48,27 +52,38 @@ class Engine(RunEngine, Protocol):
 
     def runtimes(self) -> list[str]: ...
 
-    def inspect_container(self, name: str) -> dict[str, Any] | None: ...
+    # containers
+    def find(self, name: str) -> ContainerInfo | None: ...
 
-    def inspect_containers(self, names: Iterable[str]) -> list[dict[str, Any]]: ...
+    def find_many(self, refs: Iterable[str]) -> list[ContainerInfo]: ...
 
     def list_containers(
-        self, labels: Mapping[str, str | None] | None = None, *, all: bool = True
-    ) -> list[dict[str, Any]]: ...
+        self,
+        labels: Mapping[str, str | None] | None = None,
+        *,
+        keys: Sequence[str] = (),
+        mounts: bool = False,
+    ) -> list[ContainerInfo]: ...
 
     def container_ids(
         self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
     ) -> list[str]: ...
 
-    def ssh_ports_in_use(self) -> list[tuple[str, int]]: ...
+    def used_ssh_ports(self) -> list[tuple[str, int]]: ...
 
-    def create_container(self, args: Sequence[str]) -> str: ...
+    def create(self, spec: ContainerSpec) -> str: ...
+
+    def run_once(self, spec: ContainerSpec, *, timeout: float) -> CommandResult: ...
 
     def start(self, name: str) -> None: ...
+
+    def start_attached(self, name: str, *, timeout: float) -> CommandResult: ...
 
     def stop(self, name: str, *, timeout: int = 10) -> None: ...
 
     def remove(self, *names: str, force: bool = False) -> None: ...
+
+    def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
 
     def exec(
         self,
@@ -79,21 +94,43 @@ class Engine(RunEngine, Protocol):
         input: str | None = None,
         timeout: float | None = None,
         check: bool = True,
-    ) -> Completed: ...
+    ) -> CommandResult: ...
 
-    def copy_to(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
+    def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]: ...
+
+    def copy_in(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
 
     def logs_tail(self, name: str, lines: int = 20) -> str: ...
 
-    def stats(self, name: str, timeout: float = 5.0) -> dict[str, Any] | None: ...
+    def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None: ...
 
-    def inspect_volume(self, name: str) -> dict[str, Any] | None: ...
+    # volumes
+    def volume(self, name: str) -> VolumeInfo | None: ...
 
     def create_volume(self, name: str, labels: Mapping[str, str] | None = None) -> None: ...
 
-    def inspect_image(self, ref: str) -> dict[str, Any] | None: ...
+    # networks
+    def network(self, name: str) -> NetworkInfo | None: ...
 
-    def list_images(self, reference: str | None = None) -> list[dict[str, Any]]: ...
+    def create_network(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        *,
+        internal: bool = False,
+        host_address: bool = True,
+    ) -> None: ...
+
+    def remove_network(self, name: str) -> bool: ...
+
+    def connect_network(
+        self, network: str, container: str, aliases: Sequence[str] = ()
+    ) -> None: ...
+
+    # images
+    def image(self, ref: str) -> ImageInfo | None: ...
+
+    def list_images(self, reference: str | None = None) -> list[ImageInfo]: ...
 
     def remove_image(self, ref: str) -> None: ...
 

@@ -1,99 +1,38 @@
 """One container in detail: ``cai status`` (SPEC section 7).
 
-Required facts (name, status, image) come from ``docker inspect``. The best-effort
-ones (uptime, sessions, memory, CPU) have a budget of 5 seconds each and are
-``None`` when unavailable: never guessed. The sessions probe and ``docker stats``
-run concurrently, so ``cai status`` stays within the budget.
+Required facts (name, status, image) come from the engine's record of the
+container (``Engine.find``). The best-effort ones (uptime, sessions, memory, CPU)
+have a budget of 5 seconds each and are ``None`` when unavailable: never guessed.
+The sessions probe and the engine's stats run concurrently, so ``cai status``
+stays within the budget.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from containai.domain import labels as L
-from containai.domain.age import parse_engine_time
+from containai.domain.engine_objects import ContainerInfo, ContainerStats
 from containai.domain.errors import CaiError
 from containai.domain.sessions import Sessions
-from containai.services.inventory import SSH_ALIAS_PREFIX, display_status, port_of, seconds_since
+from containai.services.inventory import SSH_ALIAS_PREFIX, display_status, seconds_since
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
 BEST_EFFORT_SECONDS: Final = 5.0
-_SLACK_SECONDS: Final = 0.5  # for the subprocess timeout to fire and the thread to return
-
-_SIZE_RE: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([A-Za-z]*)")
-_SIZE_UNITS: Final = {
-    "": 1,
-    "b": 1,
-    # docker's binary units (MemUsage uses these: units.BytesSize)
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
-    "pib": 1024**5,
-    # docker's decimal units (NetIO/BlockIO: units.HumanSize)
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-    "pb": 1000**5,
-}
-_PERCENT_RE: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*%")
+_SLACK_SECONDS: Final = 0.5  # for the engine call's own timeout to fire and the thread to return
 
 
 class StatsEngine(Protocol):
     """What ``status`` needs from the engine (``DockerEngine`` satisfies it)."""
 
-    def stats(self, name: str, timeout: float = 5.0) -> dict[str, Any] | None: ...
+    def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None: ...
 
 
 SessionsProbe = Callable[[str, float], Sessions | None]
-
-
-# ---------------------------------------------------------------- pure parsing
-def parse_size(text: str) -> int | None:
-    """``1.2GiB`` -> bytes (binary ``KiB``/``MiB``/``GiB``, decimal ``kB``/``MB``/``GB``,
-    plain ``B``); ``None`` for anything else (``--``, empty)."""
-    match = _SIZE_RE.fullmatch(text.strip())
-    if match is None:
-        return None
-    factor = _SIZE_UNITS.get(match.group(2).lower())
-    if factor is None:
-        return None
-    value = float(match.group(1)) * factor
-    if not math.isfinite(value):
-        return None
-    return round(value)
-
-
-def parse_mem_usage(text: str) -> tuple[int | None, int | None]:
-    """``docker stats`` MemUsage ``'1.2GiB / 4GiB'`` -> (used bytes, limit bytes).
-
-    ``'--'`` and ``'0B / 0B'`` (what the engine reports for a container it has no
-    cgroup data for) are unknown: ``(None, None)``, never "0 of 0".
-    """
-    used_text, sep, limit_text = text.partition("/")
-    if not sep:
-        return None, None
-    used, limit = parse_size(used_text), parse_size(limit_text)
-    if limit is None or limit <= 0:
-        return None, None
-    return used, limit
-
-
-def parse_percent(text: str) -> float | None:
-    """``'5.2%'`` -> 5.2; ``'--'``, empty or anything else -> ``None``."""
-    match = _PERCENT_RE.fullmatch(text.strip())
-    if match is None:
-        return None
-    value = float(match.group(1))
-    return value if math.isfinite(value) else None
 
 
 # ---------------------------------------------------------------------- status
@@ -109,12 +48,11 @@ class Resources(NamedTuple):
         return 100.0 * self.memory_bytes / self.memory_limit_bytes
 
 
-def resources_from_stats(row: Mapping[str, Any] | None) -> Resources:
-    """A ``docker stats --format '{{json .}}'`` row -> what is known of it."""
-    if not row:
+def resources_from_stats(stats: ContainerStats | None) -> Resources:
+    """What is known of a container's resource use."""
+    if stats is None:
         return Resources()
-    used, limit = parse_mem_usage(str(row.get("MemUsage") or ""))
-    return Resources(used, limit, parse_percent(str(row.get("CPUPerc") or "")))
+    return Resources(stats.memory_bytes, stats.memory_limit_bytes, stats.cpu_percent)
 
 
 class StatusReport(NamedTuple):
@@ -162,24 +100,20 @@ class StatusReport(NamedTuple):
         }
 
 
-def _runtime_of(labels: Mapping[str, str], info: Mapping[str, Any]) -> str | None:
-    runtime = labels.get(L.RUNTIME)
-    if runtime:
-        return runtime
-    host_runtime = (info.get("HostConfig") or {}).get("Runtime")
-    return str(host_runtime) if host_runtime else None
+def _runtime_of(info: ContainerInfo) -> str | None:
+    return info.labels.get(L.RUNTIME) or info.runtime or None
 
 
 def _quietly(call: Callable[[], Any]) -> Any:
     """A best-effort probe: any failure (engine error, timeout, bad output) is "unknown"."""
     try:
         return call()
-    except (CaiError, OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+    except (CaiError, OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def container_status(
-    info: Mapping[str, Any],
+    info: ContainerInfo,
     *,
     engine: StatsEngine,
     sessions: SessionsProbe,
@@ -187,14 +121,12 @@ def container_status(
     budget: float = BEST_EFFORT_SECONDS,
     denials: Callable[[str], int | None] | None = None,
 ) -> StatusReport:
-    """Everything ``cai status`` shows about the container ``info`` (``docker inspect``)."""
+    """Everything ``cai status`` shows about the container ``info`` (``Engine.find``)."""
     now = now or datetime.now(UTC)
-    name = str(info.get("Name") or "").lstrip("/")
-    config = info.get("Config") or {}
-    labels: dict[str, str] = dict(config.get("Labels") or {})
-    state = info.get("State") or {}
-    status = str(state.get("Status") or "")
-    runtime = _runtime_of(labels, info)
+    name = info.name
+    labels = info.labels
+    status = info.state
+    runtime = _runtime_of(info)
 
     uptime: int | None = None
     denied: int | None = None
@@ -203,7 +135,7 @@ def container_status(
     if status == "running":
         from concurrent.futures import ThreadPoolExecutor  # not on `cai list`'s path
 
-        uptime = seconds_since(parse_engine_time(str(state.get("StartedAt") or "")), now)
+        uptime = seconds_since(info.started, now)
         pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="cai-status")
         try:
             f_sessions: Future[Any] = pool.submit(_quietly, lambda: sessions(name, budget))
@@ -224,10 +156,10 @@ def container_status(
     return StatusReport(
         container=name,
         status=display_status(status),
-        image=str(config.get("Image") or info.get("Image") or ""),
+        image=info.image or info.image_id or "",
         runtime=runtime,
         isolation=L.isolation_label(runtime or "", L.is_weakened(labels)),
-        ssh_port=port_of(labels.get(L.SSH_PORT)),
+        ssh_port=info.ssh_port,
         data_volume=labels.get(L.DATA_VOLUME) or None,
         workspace=labels.get(L.WORKSPACE) or None,
         uptime_seconds=uptime,

@@ -112,11 +112,11 @@ def _agent_state(app: App, target: Any, workspace_flag: str | None) -> tuple[int
     from containai.adapters.host import Host
     from containai.services.host_import import agent_ids_of, state_dir_in
 
-    info = app.engine.inspect_container(target.container) if target.container else None
+    info = app.engine.find(target.container) if target.container else None
     ids = agent_ids_of(info)
     if ids is None:
         ids = Host(app.env).agent_ids(app.workspace(workspace_flag).path)
-    running = target.container if (info or {}).get("State", {}).get("Running") else None
+    running = target.container if info is not None and info.running else None
     image = archives(app).helper_image(target.image) if running is None else ""
     return (*ids, state_dir_in(app.engine, target.volume, ids[0], image, running))
 
