@@ -130,6 +130,17 @@ def npm_packages(agent_names: Sequence[str]) -> list[str]:
     return [load(name).install.npm for name in agent_names if load(name).install.npm]
 
 
+def pypi_specs(agent_names: Sequence[str]) -> list[str]:
+    """The default template's ``PYPI_AGENTS``: ``name|binary|package|python-versions``."""
+    out = []
+    for name in agent_names:
+        agent = load(name)
+        if agent.install.pypi:
+            fields = (agent.name, agent.binary, agent.install.pypi, agent.install.python)
+            out.append("|".join(fields))
+    return out
+
+
 def pypi_packages(agent_names: Sequence[str]) -> list[str]:
     """PyPI packages of ``agent_names``, each installed in a virtual environment of its own."""
     return [load(name).install.pypi for name in agent_names if load(name).install.pypi]

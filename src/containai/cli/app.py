@@ -152,7 +152,7 @@ class App:
     def images(self, settings: Settings) -> Images:
         from containai import agents
         from containai.adapters import rootfs
-        from containai.adapters.host import npm_registry
+        from containai.adapters.host import npm_registry, pypi_index
         from containai.adapters.locks import FileLocks
         from containai.services.images import Images
 
@@ -164,6 +164,10 @@ class App:
             agents=list(settings.value("agents")),
             agent_packages=agents.npm_packages,
             npm_registry=lambda: npm_registry(self.env),
+            pypi_agents=agents.pypi_specs,
+            pypi_index=lambda: pypi_index(self.env),
+            home_links=agents.home_links,
+            packages=list(settings.value("image.packages")),
             progress=self.out.progress,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
                 self.engine.argv(), tag, log=self.out.progress

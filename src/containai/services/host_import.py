@@ -5,7 +5,7 @@ entries) names paths relative to the source directory (default ``$HOME``).
 Each entry that exists is copied into the data volume at ``home/<path>`` (or
 ``home-<uid>/<path>`` when another uid owns ``home``: ``rebase``), owned by the
 agent's uid, where the container's entrypoint links the agent's ``~/<path>``
-(templates/system/home-links), so it survives ``cai --fresh``.
+(home-links, made from the manifests' `state`), so it survives ``cai --fresh``.
 
 Rules (enforced here, whatever a manifest says):
 

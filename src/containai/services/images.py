@@ -86,6 +86,10 @@ class Images(ImageProvider):
         agents: Sequence[str] = ("claude",),
         agent_packages: Callable[[Sequence[str]], list[str]] = lambda names: [],
         npm_registry: Callable[[], str | None] = lambda: None,
+        pypi_agents: Callable[[Sequence[str]], list[str]] = lambda names: [],
+        pypi_index: Callable[[], str | None] = lambda: None,
+        home_links: Callable[[], str] | None = None,
+        packages: Sequence[str] = (),
         progress: Callable[[str], None] = lambda _m: None,
         bootstrap: Bootstrap | None = None,
         bootstrap_possible: Callable[[], bool] | None = None,
@@ -99,6 +103,10 @@ class Images(ImageProvider):
         self.agents = list(agents)
         self._agent_packages = agent_packages
         self._npm_registry = npm_registry
+        self._pypi_agents = pypi_agents
+        self._pypi_index = pypi_index
+        self._home_links = home_links or _manifest_home_links
+        self.packages = list(packages)
         self.progress = progress
         self._bootstrap = bootstrap
         self._bootstrap_possible = bootstrap_possible
@@ -188,6 +196,10 @@ class Images(ImageProvider):
                 f"base={self.base_image}",
                 f"ca={ca_digest}",
                 f"agents={','.join(self.agents)}",
+                f"npm={' '.join(self._agent_packages(self.agents))}",
+                f"pypi={' '.join(self._pypi_agents(self.agents))}",
+                f"packages={' '.join(self.packages)}",
+                f"home-links={hashlib.sha256(self._home_links().encode()).hexdigest()}",
             ],
         )
 
@@ -293,20 +305,30 @@ class Images(ImageProvider):
                     "BASE_IMAGE": base,
                     "AGENT_PACKAGES": " ".join(self._agent_packages(self.agents)),
                     "NPM_REGISTRY": self._npm_registry() or "",
+                    "PYPI_AGENTS": " ".join(self._pypi_agents(self.agents)),
+                    "PYPI_INDEX": self._pypi_index() or "",
                 },
                 stream=None,
             )
             sysctx = Path(tmp) / "system"
             shutil.copytree(builtin_templates_root() / SYSTEM_DIR, sysctx, symlinks=True)
             _write_ca(sysctx / "ca.crt", ca)
+            # made from the agent manifests (their one home), not a file of the layer
+            (sysctx / "home-links").write_text(self._home_links())
             self.progress(f"adding cai's system layer -> {self.tag(template)}")
             self.engine.build(
                 sysctx,
                 tag=self.tag(template),
-                build_args={"BASE_IMAGE": intermediate},
+                build_args={"BASE_IMAGE": intermediate, "EXTRA_PACKAGES": " ".join(self.packages)},
                 labels=labels,
             )
         return ImageRef(self.tag(template), template, template_hash)
+
+
+def _manifest_home_links() -> str:
+    from containai import agents
+
+    return agents.home_links()
 
 
 def _write_ca(dest: Path, ca: Path | None) -> None:
