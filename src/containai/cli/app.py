@@ -80,8 +80,6 @@ class App:
             lambda p: git.branch_of(p, self.env),
             homes=self._homes(),
         )
-        if self.arg("container") is None:
-            found.check()  # /tmp, ~, /: exit 2 (an existing --container is still reachable)
         return found
 
     def _homes(self) -> tuple[str, ...]:

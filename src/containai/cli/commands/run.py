@@ -202,6 +202,8 @@ def _fast_path(app: App, env: dict[str, str]) -> int | None:
     from containai.adapters import hotcache
 
     workspace = app.workspace()
+    if app.arg("container") is None:
+        workspace.check()  # /, /tmp, ~: exit 2 before anything is made or granted
     name = hotcache.read(
         app.paths, workspace.path, hotcache.engine_key(app.paths, app.env, args.context)
     )
@@ -338,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
     if fast is not None:  # pragma: no cover - execvp replaced the process
         return fast
     workspace = app.workspace()
+    if app.arg("container") is None:
+        workspace.check()  # /, /tmp, ~: exit 2 before anything is made or granted
     req, settings = build_request(app, workspace, env)
     if args.dry_run:
         return _dry_run(app, req, settings)
