@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from containai.adapters import host as host_mod
-from containai.adapters.host import Host, npm_registry
+from containai.adapters.host import Host
+from containai.adapters.netconf import npm_registry
 
 
 def test_a_listening_port_is_taken_and_free_again_once_closed() -> None:
@@ -158,3 +159,17 @@ def test_npm_registry_without_npm_or_home(npm_env: dict[str, str], tmp_path: Pat
     env = {**npm_env, "HOME": str(tmp_path / "no-home"), "NPM_ANSWER": "http://r.example.org"}
     assert npm_registry(env) == "http://r.example.org"
     assert Path(npm_env["NPM_SEEN"]).read_text().split("\n")[0] == "/"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://pypi.example.org/simple", "https://pypi.example.org/simple"),
+        ("file:///opt/pypi/simple", None),  # on this disk only: no image build reaches it
+        ("/opt/wheels", None),
+    ],
+)
+def test_pip_index_only_an_http_index_reaches_builds(value: str, expected: str | None) -> None:
+    from containai.adapters.netconf import pip_index
+
+    assert pip_index({"PIP_INDEX_URL": value, "PATH": "/nonexistent"}) == expected

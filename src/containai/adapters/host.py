@@ -9,7 +9,6 @@ import pwd
 import socket
 import stat
 import struct
-import subprocess
 from collections.abc import Mapping, Sequence
 
 # POSIX ACL xattr (linux/posix_acl_xattr.h): version, then (tag, perm, id) entries.
@@ -206,44 +205,3 @@ def _grant_fd(fd: int, st: os.stat_result, uid: int, gid: int) -> int:
         return changed
     except OSError:
         return 0
-
-
-def pypi_index(env: Mapping[str, str]) -> str | None:
-    """The host pip's index URL when it is an http(s) one (a ``file://`` index or a
-    local directory is not reachable from a build), for PyPI agents in builds."""
-    try:
-        home = env.get("HOME") or "/"
-        proc = subprocess.run(
-            ["python3", "-m", "pip", "config", "get", "global.index-url"],
-            capture_output=True,
-            text=True,
-            env=dict(env),
-            timeout=30,
-            check=False,
-            cwd=home if os.path.isdir(home) else "/",
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = proc.stdout.strip()
-    return value if proc.returncode == 0 and value.startswith(("http://", "https://")) else None
-
-
-def npm_registry(env: Mapping[str, str]) -> str | None:
-    """The npm registry the host's npm is configured with (for agent installs in builds)."""
-    try:
-        # From the user's home, never the current directory: a repository's own .npmrc
-        # must not choose the registry agents are installed from.
-        home = env.get("HOME") or "/"
-        proc = subprocess.run(
-            ["npm", "config", "get", "registry"],
-            capture_output=True,
-            text=True,
-            env=dict(env),
-            timeout=30,
-            check=False,
-            cwd=home if os.path.isdir(home) else "/",
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = proc.stdout.strip()
-    return value if proc.returncode == 0 and value.startswith(("http://", "https://")) else None

@@ -76,18 +76,43 @@ def _deb822_uris(text: str) -> list[str]:
     return out
 
 
+def _pip_config(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """pip's configuration as ``(key, value)`` pairs (``global.index-url``, ...)."""
+    out = []
+    for line in _run(["python3", "-I", "-m", "pip", "config", "list"], env).splitlines():
+        key, _, value = line.partition("=")
+        out.append((key, value.strip().strip("'\"")))
+    return out
+
+
+def pip_index(env: Mapping[str, str]) -> str | None:
+    """The index URL pip is configured with (``PIP_INDEX_URL``, else its config), when it
+    is an http(s) one: a ``file://`` index is not reachable from an image build. For
+    PyPI agents in builds; ``None``: PyPI."""
+    urls = env.get("PIP_INDEX_URL", "").split()
+    if not urls:
+        urls = [v for k, v in _pip_config(env) if k.endswith(".index-url")][-1:]
+    url = urls[0] if urls else ""
+    return url if _host(url) else None
+
+
+def npm_registry(env: Mapping[str, str]) -> str | None:
+    """The npm registry the host's npm is configured with (agent installs in builds), asked
+    from the user's home, never the current directory (a repository's ``.npmrc``)."""
+    registry = _run(["npm", "config", "get", "registry"], env).strip()
+    return registry if registry.startswith(("http://", "https://")) else None
+
+
 def pip_hosts(env: Mapping[str, str]) -> list[str]:
     """Hosts of pip's configured index and extra index URLs; without a configured
     index, pip's own default index and file host (read from the installed pip)."""
     urls: list[str] = []
     for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         urls += env.get(key, "").split()
-    configured = _run(["python3", "-I", "-m", "pip", "config", "list"], env)
     index_set = any(k == "PIP_INDEX_URL" for k in env)
-    for line in configured.splitlines():
-        key, _, value = line.partition("=")
+    for key, value in _pip_config(env):
         if key.endswith(("index-url", "extra-index-url")):
-            urls += value.strip().strip("'\"").split()
+            urls += value.split()
             index_set = index_set or key.endswith(".index-url")
     if not index_set:
         default = _run(
@@ -105,8 +130,7 @@ def pip_hosts(env: Mapping[str, str]) -> list[str]:
 
 
 def npm_hosts(env: Mapping[str, str]) -> list[str]:
-    registry = _run(["npm", "config", "get", "registry"], env).strip()
-    host = _host(registry)
+    host = _host(npm_registry(env) or "")
     return [host] if host else []
 
 

@@ -150,8 +150,8 @@ class App:
     def images(self, settings: Settings) -> Images:
         from containai import agents
         from containai.adapters import rootfs
-        from containai.adapters.host import npm_registry, pypi_index
         from containai.adapters.locks import FileLocks
+        from containai.adapters.netconf import npm_registry, pip_index
         from containai.services.images import Images
 
         return Images(
@@ -163,7 +163,7 @@ class App:
             agent_packages=agents.npm_packages,
             npm_registry=lambda: npm_registry(self.env),
             pypi_agents=agents.pypi_specs,
-            pypi_index=lambda: pypi_index(self.env),
+            pypi_index=lambda: pip_index(self.env),
             home_links=agents.home_links,
             packages=list(settings.value("image.packages")),
             progress=self.out.progress,

@@ -17,20 +17,19 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 from containai.domain import egress as E
 from containai.domain import labels as L
 from containai.domain.engine_objects import (
-    CommandResult,
-    ContainerInfo,
     ContainerSpec,
     NetworkInfo,
     Publish,
 )
 from containai.domain.errors import Failed
 from containai.lazy import sha256_hex
+from containai.services.ports import Engine
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
 GATEWAY_LABEL = "containai.gateway-of"  # on a gateway container: the container it serves
@@ -41,60 +40,6 @@ GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"
 SPEC_LABEL = "containai.gateway-spec"  # on a gateway: hash of what it was created with
 SQUID_CONF = "/etc/containai/squid.conf"
 GATEWAY_MEMORY = 256 * 1024**2
-
-
-class GatewayEngine(Protocol):
-    """What egress needs from the engine (``services/ports.Engine`` has it all)."""
-
-    def network(self, name: str) -> NetworkInfo | None: ...
-
-    def create_network(
-        self,
-        name: str,
-        labels: Mapping[str, str],
-        *,
-        internal: bool = False,
-        host_address: bool = True,
-    ) -> None: ...
-
-    def remove_network(self, name: str) -> bool: ...
-
-    def connect_network(
-        self, network: str, container: str, aliases: Sequence[str] = ()
-    ) -> None: ...
-
-    def find(self, name: str) -> ContainerInfo | None: ...
-
-    def list_containers(
-        self,
-        labels: Mapping[str, str | None] | None = None,
-        *,
-        keys: Sequence[str] = (),
-        mounts: bool = False,
-    ) -> list[ContainerInfo]: ...
-
-    def create(self, spec: ContainerSpec) -> str: ...
-
-    def start(self, name: str) -> None: ...
-
-    def stop(self, name: str, *, timeout: int = 10) -> None: ...
-
-    def remove(self, *names: str, force: bool = False) -> None: ...
-
-    def exec(
-        self,
-        name: str,
-        command: Sequence[str],
-        *,
-        user: str | None = None,
-        input: str | None = None,
-        timeout: float | None = None,
-        check: bool = True,
-    ) -> CommandResult: ...
-
-    def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]: ...
-
-    def copy_in(self, name: str, tar_bytes: bytes, dest: str) -> None: ...
 
 
 def network_name(container: str) -> str:
@@ -145,7 +90,7 @@ def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
 class Egress:
     def __init__(
         self,
-        engine: GatewayEngine,
+        engine: Engine,
         *,
         image: Callable[[], str],
         host_addresses: Callable[[], Sequence[str]] = lambda: (),
