@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, docker
 
 PLAN_FIELDS = {  # SPEC's fields, plus agent and command (docs/decisions.md)
     "schema",
@@ -160,3 +160,16 @@ def test_plan_shows_the_agent_command(sandbox: Sandbox) -> None:
     assert res.json["command"] == ["make", "test"] and res.json["agent"] is None
     res = sandbox.cai("run", "--dry-run", "--json", "nosuchagent", cwd=ws)
     assert res.returncode == 4 and "nosuchagent" in res.stderr
+
+
+def test_no_container_is_made_for_a_directory_holding_home(sandbox: Sandbox) -> None:
+    """The sandbox root holds HOME: cai refuses it as a workspace (it would mount ~/.ssh),
+    with or without --container, and makes nothing; commands that only read settings
+    still work there."""
+    name = f"holdshome-{sandbox.root.name[-6:]}".lower().replace("_", "-")
+    for extra in ([], ["--container", name]):
+        res = sandbox.cai("run", "--detached", *extra, cwd=sandbox.root)
+        assert res.returncode == 2, res.stderr
+        assert "contains your home directory" in res.stderr
+    assert docker("inspect", name).returncode != 0
+    assert sandbox.cai("config", "list", cwd=sandbox.root).returncode == 0

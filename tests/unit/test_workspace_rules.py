@@ -68,3 +68,16 @@ def test_a_sticky_project_directory_is_refused(tmp_path: Path) -> None:
     os.chmod(shared, 0o1777)
     with pytest.raises(UsageError, match="sticky"):
         _identify(shared, ())
+
+
+def test_image_packages_are_debian_names_never_shell_words() -> None:
+    """image.packages reaches `apt-get install $EXTRA_PACKAGES` unquoted in the system
+    layer (a trusted repository may set it): only Debian package names pass."""
+    from containai.domain.settings import KEYS
+
+    check = KEYS["image.packages"].check
+    assert check is not None
+    check(["postgresql-client", "g++", "libssl3"])
+    for bad in ["a;rm -rf /", "$(id)", "-oAPT::x=1", "pkg name", "Pkg"]:
+        with pytest.raises(ValueError, match="Debian package name"):
+            check([bad])

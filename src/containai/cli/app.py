@@ -87,11 +87,11 @@ class App:
         homes = [self.env["HOME"]] if self.env.get("HOME") else []
         sudo_uid = self.env.get("SUDO_UID", "")
         if sudo_uid.isdigit():
+            import contextlib
             import pwd
 
-            entry = next((e for e in pwd.getpwall() if e.pw_uid == int(sudo_uid)), None)
-            if entry is not None:
-                homes.append(entry.pw_dir)
+            with contextlib.suppress(KeyError):
+                homes.append(pwd.getpwuid(int(sudo_uid)).pw_dir)
         return tuple(homes)
 
     def settings(self, workspace: str | None, cli: Mapping[str, Any] | None = None) -> Settings:

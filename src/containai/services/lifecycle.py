@@ -373,8 +373,11 @@ class Lifecycle:
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
     ) -> tuple[int, str]:
         """Create the container (not started); return its SSH port and its runtime
-        (``auto`` resolved to the strongest the engine has)."""
+        (``auto`` resolved to the strongest the engine has). Never for a directory that
+        may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
         from concurrent.futures import ThreadPoolExecutor
+
+        req.workspace.check()
 
         # The engine's runtimes, the data volume and the image are asked for at once
         # (a round trip each); nothing is created before the runtime is known to exist.
