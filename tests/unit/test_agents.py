@@ -31,7 +31,7 @@ def test_spec_agents_have_manifests(name: str) -> None:
 def test_manifests_have_only_known_keys(name: str) -> None:
     data = tomllib.loads((resources.files("containai.agents") / f"{name}.toml").read_text())
     assert set(data) <= agents.KEYS, set(data) - agents.KEYS
-    assert set(data.get("install", {})) <= {"npm", "pypi", "python"}
+    assert set(data.get("install", {})) <= {"npm", "pypi", "python", "fetches"}
     assert data["name"] == name
 
 

@@ -37,6 +37,9 @@ class Install:
     npm: str = ""
     pypi: str = ""
     python: str = ""
+    #: hosts the package's own install script downloads from at build time, outside the
+    #: package registries (e.g. GitHub releases)
+    fetches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ def load(name: str) -> Agent:
             npm=install.get("npm", ""),
             pypi=install.get("pypi", ""),
             python=install.get("python", ""),
+            fetches=tuple(install.get("fetches", ())),
         ),
         default_args=tuple(data.get("default_args", ())),
         env=tuple(data.get("env", ())),
@@ -120,7 +124,8 @@ def home_links() -> str:
         "# containai: agent state kept on the data volume (/mnt/agent-data/home/).\n"
         "# Made by cai from the agent manifests (src/containai/agents/); do not edit.\n"
         '# An entry ending in "/" is a directory; any other entry is a file (created empty,\n'
-        '# or "{}" for *.json). The entrypoint links ~/<entry> -> the volume on every start.\n'
+        '# or "{}" for *.json, *.yml, *.yaml). The entrypoint links ~/<entry> -> the volume\n'
+        "# on every start.\n"
     )
     return header + "".join(f"{e}\n" for e in entries)
 

@@ -183,7 +183,8 @@ link_state() {
 	if [[ ! -e $dst ]]; then
 		if ((is_dir)); then
 			mkdir "$dst"
-		elif [[ $dst == *.json ]]; then
+		elif [[ $dst == *.json || $dst == *.yml || $dst == *.yaml ]]; then
+			# an empty mapping: tools refuse an empty JSON file, and aider an empty YAML one
 			printf '{}\n' >"$dst"
 		else
 			: >"$dst"
