@@ -559,14 +559,16 @@ class FakeHost:
 # mypy proves each fake implements its Protocol (`mypy --strict src tests/fakes.py`).
 def _conforms() -> None:
     from containai.services.doctor import DoctorEngine
-    from containai.services.gc import CleanupSsh, GcConfig, GcEngine, GcLocks, GcSsh
+    from containai.services.gc import GcConfig, GcEngine, GcLocks, GcSsh
     from containai.services.ports import Engine, HostProbe, Locks
+    from containai.services.ssh_cleanup import CleanupSsh, NamesEngine
 
     _engine: Engine = FakeEngine()
     _doctor: DoctorEngine = FakeEngine()
     _gc: GcEngine = FakeEngine()
     _ssh: GcSsh = FakeSsh()
     _cleanup: CleanupSsh = FakeSsh()
+    _names: NamesEngine = FakeEngine()
     _config: GcConfig = FakeConfig()
     _locks: GcLocks = FakeLocks()
     _all_locks: Locks = FakeLocks()
