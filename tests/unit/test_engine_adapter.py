@@ -28,15 +28,19 @@ from containai.adapters.engine.shapes import (
     container_of_row,
     image_of,
     image_of_row,
+    info_of,
     network_of,
     ps_format,
     removal_of,
     stats_of,
+    version_of,
     volume_of,
 )
 from containai.domain.engine_objects import (
     ContainerSpec,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     Mount,
     Publish,
     Removal,
@@ -114,6 +118,21 @@ def test_volume_network_and_image() -> None:
     assert (
         image_of_row({"ID": "sha256:x", "Repository": "<none>", "Tag": "<none>"}).reference is None
     )
+
+
+def test_engine_version_and_info() -> None:
+    version = version_of(recorded("version.json"))
+    assert (version.server, version.api) == ("20.10.24+dfsg1", "1.41")
+    info = info_of(recorded("info.json"))
+    assert info.runtimes == ("runc", "runsc")
+    assert (info.default_runtime, info.root_dir, info.host_name) == (
+        "runc",
+        "/var/lib/docker",
+        "box",
+    )
+    # an engine that says nothing: unknown, not invented
+    assert version_of({}) == EngineVersion("unknown", None)
+    assert info_of({"Runtimes": None}) == EngineInfo()
 
 
 def test_missing_inspect_fields_are_unknown_not_invented() -> None:

@@ -46,7 +46,6 @@ from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
 from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
-from containai.services.inventory import managed_rows
 from containai.services.ports import ListEngine
 from containai.services.ssh_cleanup import ContainerSsh, forget
 
@@ -231,7 +230,7 @@ class GarbageCollector:
         maybe: list[Candidate] = []
         spared: list[Spared] = []
         self._listed = {}
-        for row in managed_rows(self.engine):
+        for row in self.engine.list_managed():
             if row.id:
                 self._listed[row.id] = row
             view = GcView(row.name, row.state, row.labels, None, None)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
+        EngineInfo,
+        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,
@@ -33,11 +35,6 @@ class ListEngine(Protocol):
     def list_managed(self) -> list[ContainerInfo]: ...
 
 
-# The name services/doctor.py imports for the engine of `managed_rows` (it was the raw
-# `docker ARGS` call); the lead renames that import to ListEngine.
-RunEngine = ListEngine
-
-
 class Engine(ListEngine, Protocol):
     """The engine in cai's terms (``adapters.engine.DockerEngine``); Docker's argv,
     formats and JSON shapes stay behind it."""
@@ -47,9 +44,11 @@ class Engine(ListEngine, Protocol):
     @property
     def display_name(self) -> str: ...
 
-    def version(self) -> dict[str, Any]: ...
+    def engine_version(self) -> EngineVersion:
+        """``EngineUnreachable`` when the engine does not answer."""
+        ...
 
-    def info(self) -> dict[str, Any]: ...
+    def engine_info(self) -> EngineInfo: ...
 
     def runtimes(self) -> list[str]: ...
 
