@@ -45,7 +45,7 @@ from containai.domain.engine_objects import (
     Publish,
     Removal,
 )
-from containai.domain.errors import Failed
+from containai.domain.errors import Failed, ImageInUse, NameInUse, NotFound, PortTaken
 
 SHAPES = Path(__file__).parent / "docker_shapes"
 NAME = "cai-rec4d6e2de0"
@@ -384,3 +384,34 @@ def test_create_and_remove_stopped() -> None:
     assert engine.calls[0] == ("create", *create_args(workspace_spec()))
     assert engine.remove_stopped([ID]) == Removal(running=[ID])
     assert engine.calls[1] == ("rm", ID)  # never --force
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        (
+            "Error response from daemon: driver failed programming external connectivity on "
+            "endpoint x: Bind for 127.0.0.1:2300 failed: port is already allocated",
+            PortTaken,
+        ),
+        (
+            "Error response from daemon: conflict: unable to remove repository reference "
+            '"containai:old" (must force) - container 1234 is using its referenced image 5678',
+            ImageInUse,
+        ),
+        (
+            'Error response from daemon: Conflict. The container name "/cai-a" is already in '
+            'use by container "abc". You have to remove (or rename) that container.',
+            NameInUse,
+        ),
+        ("Error response from daemon: something else broke", Failed),
+        ("Error: No such image: containai:gone", NotFound),
+    ],
+)
+def test_engine_refusals_are_cai_errors_not_wording(stderr: str, kind: type[Exception]) -> None:
+    """Services catch PortTaken/NameInUse/ImageInUse; the wording stays in the adapter.
+    The message is the one a plain failure has (a subclass of Failed: same exit code)."""
+    err = Docker({})._translate(["run"], stderr)
+    assert type(err) is kind
+    if kind is not NotFound:
+        assert isinstance(err, Failed) and str(err).startswith("docker run failed: ")
