@@ -129,9 +129,7 @@ class VolumeArchives:
         owner_alive: Callable[[str], bool | None] = lambda _owner: None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        """``owner``: this process's token (``adapters/procs.owner_token``), put on each
-        helper; ``owner_alive`` says whether a token's process still runs (``None``:
-        cannot tell)."""
+        """The keyword arguments are ``VolumeHelpers``'s (``token`` names staging too)."""
         self.engine = engine
         self.streams = streams
         self.helpers = VolumeHelpers(
