@@ -41,7 +41,7 @@ from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.workspace import Workspace
 
 CONTAINER_SSH_PORT = 2222
-DATA_MOUNT = "/mnt/agent-data"
+DATA_MOUNT = L.DATA_MOUNT
 KEY_DIR = "/etc/containai/ssh"
 HOST_CA = "/etc/containai/host-ca.crt"
 GIB = 1024**3
