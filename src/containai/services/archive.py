@@ -45,7 +45,8 @@ from containai.domain.archive_rules import (
 from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount
 from containai.domain.errors import CaiError, Failed, NotFound, summarize
 from containai.domain.gc_policy import helper_stale
-from containai.services.lifecycle import DATA_MOUNT, Target
+from containai.services.container_spec import DATA_MOUNT
+from containai.services.lookup import Target
 from containai.services.ports import Engine
 
 HELPER_LABEL = "containai.helper"

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from containai.cli.options import Arguments
-    from containai.services.lifecycle import RunRequest
+    from containai.services.run_request import RunRequest
     from containai.services.workspace import Settings, Workspace
 
 NAME = "run"
@@ -219,7 +219,7 @@ def _fast_path(app: App, env: dict[str, str]) -> int | None:
 def build_request(
     app: App, workspace: Workspace, env: dict[str, str]
 ) -> tuple[RunRequest, Settings]:
-    from containai.services.lifecycle import RunRequest
+    from containai.services.run_request import RunRequest
 
     args = app.args
     settings = app.settings(
@@ -295,7 +295,10 @@ def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
         plan["agent"] = _agent(app.args, settings)
     try:
         plan["context"] = app.selection.context or "DOCKER_HOST"
-        plan.update(app.lifecycle(settings).plan(req))
+        from containai.adapters.host import Host
+        from containai.services.run_plan import plan as engine_plan
+
+        plan.update(engine_plan(app.lookup, Host(app.env), req))
     except UnknownContext:
         raise  # naming a context that does not exist is an error even for a plan (exit 3)
     except EngineUnreachable as exc:
