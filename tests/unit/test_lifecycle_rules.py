@@ -11,7 +11,7 @@ from containai.domain.errors import Failed, Refused
 from containai.services.container_keys import key_tar
 from containai.services.lifecycle import Lifecycle
 from containai.services.port_lease import lease_port
-from containai.services.run_plan import plan as run_plan
+from containai.services.run_plan import plan_engine as run_plan
 from containai.services.run_request import RunRequest
 from containai.services.workspace import Workspace
 from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost

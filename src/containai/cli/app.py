@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
+    from containai.adapters.host import Host
+    from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
     from containai.services.egress import Egress
@@ -215,6 +217,19 @@ class App:
         )
 
     @once
+    def host(self) -> Host:
+        from containai.adapters.host import Host
+
+        return Host(self.env)
+
+    @once
+    def container_cache(self) -> ContainerCache:
+        """Which container served a workspace last, under this engine selection."""
+        from containai.adapters.hotcache import ContainerCache
+
+        return ContainerCache(self.paths, self.env, self.arg("context"))
+
+    @once
     def lookup(self) -> Lookup:
         """Finding containers (read-only): what status, stop, export and network need."""
         from containai.services.lookup import Lookup
@@ -235,7 +250,6 @@ class App:
         )
 
     def lifecycle(self, settings: Settings) -> Lifecycle:
-        from containai.adapters.host import Host
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
 
@@ -244,7 +258,7 @@ class App:
             self.ssh,
             self.config,
             FileLocks(self.paths.locks_dir),
-            Host(self.env),
+            self.host,
             self.images(settings),
             warn=self.out.warn,
             info=self.out.info,
