@@ -33,7 +33,7 @@ from containai.services.archive import (
     default_archive_name,
     target_of,
 )
-from containai.services.lifecycle import Target
+from containai.services.lookup import Target
 from tests.fakes import Box, FakeEngine
 
 HELPER = "containai-helper-t0k"

@@ -26,7 +26,7 @@ from containai.domain import labels as L
 from containai.domain.archive_rules import Member
 from containai.domain.engine_objects import ContainerInfo
 from containai.domain.errors import Failed, NotFound
-from containai.services.lifecycle import Target
+from containai.services.lookup import Target
 from containai.services.ports import Engine, ExportResult, Progress, Streams
 from containai.services.volume_helpers import (
     DATA_MOUNT,

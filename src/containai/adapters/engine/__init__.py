@@ -247,6 +247,23 @@ class DockerEngine(DockerCli):
         proc = self.run(*args, name, *command, input=input, timeout=timeout, check=check)
         return _result(proc)
 
+    def exec_argv(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str,
+        workdir: str,
+        env: Mapping[str, str],
+        tty: bool,
+    ) -> list[str]:
+        """The ``docker exec`` command line to exec into (``cai exec --root``): stdin
+        always passes through, a TTY only when asked."""
+        args = ["exec", "-it" if tty else "-i", "-u", user, "-w", workdir]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        return self.argv(*args, name, *command)
+
     def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]:
         """The output lines of ``command`` in container ``name`` as they come (``tail -F``);
         the process ends when the caller stops iterating."""
