@@ -170,6 +170,7 @@ def test_no_accepted_entry_renders_outside_its_acl_line(text: str) -> None:
     )
     allowed = {"#", "http_port", "pid_filename", "cache", "cache_mem", "memory_pools"}
     allowed |= {"logformat", "access_log", "cache_log", "coredump_dir", "shutdown_lifetime"}
+    allowed |= {"pinger_enable", "client_db"}
     allowed |= {"forwarded_for", "via", "httpd_suppress_version_string", "acl", "http_access"}
     assert {line.split(" ", 1)[0] for line in conf.splitlines()} <= allowed
     assert entry.squid_domain() in conf
