@@ -390,7 +390,7 @@ class Bench:
             for i in range(self.n_cold):
                 for policy, out in (("allowlist", behind), ("open", open_)):
                     cfg.write_text(f'[network]\npolicy = "{policy}"\n')
-                    ws = self.workspace(f"eg{runtime[-1]}{policy[0]}{i}")
+                    ws = self.workspace(f"eg{runtime}{policy[0]}{i}")
                     argv = [CAI, "run", "--detached", "--runtime", runtime]
                     out.append(timed(lambda ws=ws, argv=argv: run(argv, self.env, ws)))
                     run([CAI, "stop", "--remove", "--force"], self.env, ws)
