@@ -429,7 +429,8 @@ class Bench:
                 cfg.write_text(f'[network]\npolicy = "{policy}"\n{allow}')
                 ws = self.workspace(f"blob-{runtime}-{policy}")
                 run([CAI, "run", "--detached", "--runtime", runtime], self.env, ws)
-                name = f"{ws.name}-main"
+                dry = run([CAI, "run", "--dry-run", "--json"], self.env, ws).stdout
+                name = json.loads(dry)["container"]
                 # the test host's network stands for the internet: the gateway reaches it
                 # (allowlist), the container itself does (open)
                 attach = f"{name}-gateway" if policy == "allowlist" else name
