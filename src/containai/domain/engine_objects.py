@@ -334,6 +334,7 @@ class ContainerSpec(Record):
         "restart",
         "runtime",
         "security_opts",
+        "sysctls",
         "user",
         "workdir",
     )
@@ -363,6 +364,7 @@ class ContainerSpec(Record):
         workdir: str | None = None,
         user: str | None = None,
         auto_remove: bool = False,
+        sysctls: Mapping[str, str] | None = None,
     ) -> None:
         self._set(
             image=image,
@@ -387,6 +389,7 @@ class ContainerSpec(Record):
             workdir=workdir,
             user=user,
             auto_remove=auto_remove,
+            sysctls=dict(sysctls or {}),
         )
 
     image: str
@@ -411,6 +414,7 @@ class ContainerSpec(Record):
     workdir: str | None
     user: str | None
     auto_remove: bool  # removed by the engine when it ends
+    sysctls: dict[str, str]  # namespaced kernel settings (``--sysctl``)
 
     def replace(self, **changes: object) -> ContainerSpec:
         """A copy with ``changes`` (field names as in ``__init__``)."""
