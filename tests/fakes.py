@@ -15,6 +15,7 @@ engine that does not answer, ``hang`` makes calls wait.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,13 @@ from containai.domain.engine_objects import (
     Removal,
     VolumeInfo,
 )
-from containai.domain.errors import EngineUnreachable, Failed, NotFound
+from containai.domain.errors import (
+    EngineUnreachable,
+    Failed,
+    NameInUse,
+    NotFound,
+    SubnetTaken,
+)
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -251,7 +258,7 @@ class FakeEngine:
         self._call("create", spec.name)
         name = spec.name or f"anon-{len(self.containers)}"
         if self.box(name) is not None:
-            raise Failed(
+            raise NameInUse(
                 f'docker create failed: Conflict. The container name "/{name}" is already in use'
             )
         box = self.add(
@@ -392,19 +399,36 @@ class FakeEngine:
         *,
         internal: bool = False,
         host_address: bool = True,
+        subnet: str | None = None,
+        automatic: str | None = None,
     ) -> None:
         self._call("create_network", name, f"internal={internal}", f"host_address={host_address}")
-        self.networks[name] = NetworkInfo(
-            name, labels, internal=internal, subnets=["172.30.0.0/16"]
-        )
+        if name in self.networks:
+            raise NameInUse(
+                f"docker network create failed: network with name {name} already exists"
+            )
+        mine = ipaddress.ip_network(subnet or "172.30.0.0/16")
+        for other in self.networks.values():
+            if any(mine.overlaps(ipaddress.ip_network(s)) for s in other.subnets):
+                raise SubnetTaken(
+                    "docker network create failed: Pool overlaps with other one on this "
+                    "address space"
+                )
+        self.networks[name] = NetworkInfo(name, labels, internal=internal, subnets=[str(mine)])
 
     def remove_network(self, name: str) -> bool:
         self._call("remove_network", name)
         return self.networks.pop(name, None) is not None
 
-    def connect_network(self, network: str, container: str, aliases: Sequence[str] = ()) -> None:
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        aliases: Sequence[str] = (),
+        address: str | None = None,
+    ) -> None:
         self._call("connect_network", network, container)
-        self._existing(container).networks[network] = self.address
+        self._existing(container).networks[network] = address or self.address
 
     # ----------------------------------------------------------------- images
     def _image(self, ref: str) -> ImageInfo | None:

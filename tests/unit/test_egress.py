@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from containai.domain import egress as E
-from containai.domain.errors import UsageError
+from containai.domain.errors import Failed, SubnetTaken, UsageError
+from containai.services.egress import ADDRESS_LABEL, Egress, gateway_name, network_name
+from tests.fakes import FakeEngine
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 DOCS = ("192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
@@ -203,14 +208,17 @@ def test_a_half_made_gateway_is_made_again() -> None:
     policy = E.build_policy(
         mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
     )
-    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
+    fixed = E.gateway_address(E.workspace_subnet("app-main"))
+    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == fixed
     # the kill: the same gateway, no longer on the workspace's network
     gw = fake.box(gateway_name("app-main"))
     assert gw is not None
     del gw.networks[network_name("app-main")]
     gw.state = "exited"
-    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == "172.30.0.2"
+    assert egress.ensure("app-main", "/ws", 2300, policy, "runc").dns == fixed
     assert fake.calls_of("remove") == [("remove", gateway_name("app-main"))]
+    made = fake.box(gateway_name("app-main"))
+    assert made is not None and made.networks[network_name("app-main")] == fixed
 
 
 def test_the_gateway_spec() -> None:
@@ -238,9 +246,10 @@ def test_the_gateway_spec() -> None:
     assert spec.cap_drop == ("ALL",) and spec.cap_add == ()
     assert spec.sysctls == {"net.ipv4.ip_unprivileged_port_start": "53"}
     assert spec.publish == (Publish("127.0.0.1", 2300, E.SSH_LISTEN_PORT),)
-    assert spec.env["CAI_CLIENT_SUBNET"] == "172.30.0.0/16"
+    subnet = E.workspace_subnet("app-main")
+    assert spec.env["CAI_CLIENT_SUBNET"] == subnet
     conf = base64.b64decode(spec.env["CAI_SQUID_CONF"]).decode()
-    assert "acl clients src 172.30.0.0/16" in conf and "http_access deny all" in conf
+    assert f"acl clients src {subnet}" in conf and "http_access deny all" in conf
     net = fake.networks[network_name("app-main")]
     assert net.internal and net.labels["containai.network-of"] == "app-main"
     # no address of the host on it: the host's services are out of the workspace's reach
@@ -262,3 +271,109 @@ def test_the_gateway_spec() -> None:
     assert fake.calls_of("remove") == []
     after = fake.verbs()[before:]
     assert "create" not in after and after.index("copy_in") < after.index("start")
+
+
+# ------------------------------------------- the workspace network's subnet (cai's choice)
+@settings(max_examples=300)
+@given(
+    container=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=63),
+    attempt=st.integers(min_value=0, max_value=E.SUBNET_TRIES - 1),
+)
+def test_the_chosen_subnet_is_a_refused_block_with_the_gateway_off_the_automatic_range(
+    container: str, attempt: int
+) -> None:
+    """Every candidate is an aligned block of the pool, the same for the same name and
+    attempt; squid refuses it as a destination (a NEVER range); the gateway's fixed
+    address is in it, not the block's own, and outside the range the engine hands out
+    by itself (and takes its bridge address from), which is inside the block."""
+    import ipaddress
+
+    subnet = E.workspace_subnet(container, attempt)
+    assert subnet == E.workspace_subnet(container, attempt)
+    net = ipaddress.IPv4Network(subnet)  # strict: aligned on its prefix
+    assert net.prefixlen == E.SUBNET_PREFIX
+    assert net.subnet_of(ipaddress.IPv4Network(E.SUBNET_POOL))
+    assert any(
+        net.subnet_of(n)
+        for n in map(ipaddress.ip_network, E.NEVER_CIDRS)
+        if isinstance(n, ipaddress.IPv4Network)
+    )
+    gateway = ipaddress.IPv4Address(E.gateway_address(subnet))
+    automatic = ipaddress.IPv4Network(E.automatic_range(subnet))
+    assert gateway in net and gateway != net.network_address
+    assert automatic.subnet_of(net) and gateway not in automatic
+    assert automatic.num_addresses >= 4  # the container and a few more
+
+
+@given(container=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1))
+def test_the_candidates_of_one_name_differ(container: str) -> None:
+    blocks = {E.workspace_subnet(container, i) for i in range(E.SUBNET_TRIES)}
+    assert len(blocks) >= E.SUBNET_TRIES - 1  # 262,144 blocks: a repeat is a fluke
+
+
+def test_names_spread_over_the_pool() -> None:
+    """Runs for different workspaces pick different blocks, but for the birthday rarity
+    (about 2 shared blocks among 1,000 names; the retry takes the next candidate)."""
+    blocks = {E.workspace_subnet(f"ws{i}-main") for i in range(1000)}
+    assert len(blocks) >= 990
+
+
+def _egress() -> tuple[FakeEngine, Egress]:
+    fake = FakeEngine()
+    return fake, Egress(fake, image=lambda: "containai-gateway:x")
+
+
+def test_a_taken_block_moves_the_network_to_the_next_candidate() -> None:
+    """Another network (anyone's) on the first candidate: the next one is used, and the
+    gateway's address follows the block actually made."""
+    fake, egress = _egress()
+    first, second = E.workspace_subnet("app-main", 0), E.workspace_subnet("app-main", 1)
+    fake.create_network("someone-elses", {}, subnet=first)
+    attach, net = egress.prepare("app-main", "/ws")
+    assert list(net.subnets) == [second]
+    assert attach == (network_name("app-main"), E.gateway_address(second))
+    assert net.labels[ADDRESS_LABEL] == attach.dns
+    assert egress.ensure("app-main", "/ws", 2300, policy(), "runc", net).dns == attach.dns
+    gw = fake.box(gateway_name("app-main"))
+    assert gw is not None and gw.networks[network_name("app-main")] == attach.dns
+
+
+def test_every_candidate_taken_is_one_line_and_bounded() -> None:
+    fake, egress = _egress()
+    for i in range(E.SUBNET_TRIES):
+        with contextlib.suppress(SubnetTaken):  # two candidates may share a /16's ...
+            fake.create_network(f"squat-{i}", {}, subnet=E.workspace_subnet("app-main", i))
+    with pytest.raises(Failed) as err:
+        egress.prepare("app-main", "/ws")
+    assert "no free subnet" in str(err.value) and "\n" not in str(err.value)
+    assert len(fake.calls_of("create_network")) == E.SUBNET_TRIES * 2
+
+
+def test_a_network_made_concurrently_is_taken_as_it_is() -> None:
+    fake, egress = _egress()
+    original = fake.create_network
+
+    def racing(name: str, labels: Mapping[str, str], **kw: Any) -> None:
+        original(name, labels, **kw)  # the other run's
+        original(name, labels, **kw)  # ours: the name is taken now
+
+    fake.create_network = racing  # type: ignore[method-assign]
+    attach, _net = egress.prepare("app-main", "/ws")
+    assert attach.dns == E.gateway_address(E.workspace_subnet("app-main"))
+
+
+def test_a_network_of_an_older_cai_is_made_again_before_a_create() -> None:
+    """A network on a subnet the engine chose has no fixed gateway address: before a new
+    container is made on it, it and its gateway are made again (they hold no data)."""
+    fake, egress = _egress()
+    fake.create_network(
+        network_name("app-main"), {"containai.network-of": "app-main"}, internal=True
+    )
+    egress.ensure("app-main", "/ws", 2300, policy(), "runc")  # the older gateway
+    assert fake.box(gateway_name("app-main")) is not None
+    attach, net = egress.prepare("app-main", "/ws")
+    assert net.labels[ADDRESS_LABEL] == attach.dns and list(net.subnets) == [
+        E.workspace_subnet("app-main")
+    ]
+    assert fake.box(gateway_name("app-main")) is None
+    assert ("remove_network", network_name("app-main")) in fake.calls

@@ -45,7 +45,15 @@ from containai.domain.engine_objects import (
     Publish,
     Removal,
 )
-from containai.domain.errors import Failed, ImageInUse, NameInUse, NotFound, PortTaken
+from containai.domain.errors import (
+    Failed,
+    ImageInUse,
+    NameInUse,
+    NotFound,
+    OutOfMemory,
+    PortTaken,
+    SubnetTaken,
+)
 
 SHAPES = Path(__file__).parent / "docker_shapes"
 NAME = "cai-rec4d6e2de0"
@@ -404,6 +412,14 @@ def test_create_and_remove_stopped() -> None:
             'use by container "abc". You have to remove (or rename) that container.',
             NameInUse,
         ),
+        (
+            "Error response from daemon: Pool overlaps with other one on this address space",
+            SubnetTaken,
+        ),
+        (
+            "Error response from daemon: network with name cai-net-a already exists",
+            NameInUse,
+        ),
         ("Error response from daemon: something else broke", Failed),
         ("Error: No such image: containai:gone", NotFound),
     ],
@@ -415,3 +431,43 @@ def test_engine_refusals_are_cai_errors_not_wording(stderr: str, kind: type[Exce
     assert type(err) is kind
     if kind is not NotFound:
         assert isinstance(err, Failed) and str(err).startswith("docker run failed: ")
+
+
+RUNSC_OOM = (
+    "Error response from daemon: failed to create shim task: OCI runtime create failed: "
+    "/var/lib/docker/runtimes/runsc did not terminate successfully: exit status 137: unknown\n"
+    "Error: failed to start containers: app-main\n"
+)
+
+
+def test_start_says_out_of_memory_port_taken_or_failed() -> None:
+    """A start the runtime was killed in for lack of memory is ``OutOfMemory``; a taken
+    port stays ``PortTaken``; anything else a plain ``Failed``."""
+    with pytest.raises(OutOfMemory, match="exit status 137"):
+        Docker({"start": (1, "", RUNSC_OOM)}).start("app-main")
+    taken = "Error response from daemon: Bind for 127.0.0.1:2300 failed: port is already allocated"
+    with pytest.raises(PortTaken):
+        Docker({"start": (1, "", taken)}).start("app-main")
+    with pytest.raises(Failed) as err:
+        Docker({"start": (1, "", "Error response from daemon: broke")}).start("app-main")
+    assert type(err.value) is Failed
+
+
+def test_network_with_a_subnet_and_a_fixed_address() -> None:
+    engine = Docker({})
+    engine.create_network(
+        "cai-net-a", {"k": "v"}, internal=True, host_address=False,
+        subnet="100.64.0.16/28", automatic="100.64.0.24/29",
+    )  # fmt: skip
+    args = engine.calls[0]
+    assert args[:4] == ("network", "create", "--driver", "bridge") and args[-1] == "cai-net-a"
+    assert "--internal" in args
+    assert args[args.index("--subnet") + 1] == "100.64.0.16/28"
+    assert args[args.index("--ip-range") + 1] == "100.64.0.24/29"
+    engine.connect_network("cai-net-a", "a-gateway", ["cai-gateway"], "100.64.0.18")
+    assert engine.calls[1] == (
+        "network", "connect", "--ip", "100.64.0.18", "--alias", "cai-gateway",
+        "cai-net-a", "a-gateway",
+    )  # fmt: skip
+    engine.create_network("cai-net-b", {})
+    assert "--subnet" not in engine.calls[2] and "--ip-range" not in engine.calls[2]

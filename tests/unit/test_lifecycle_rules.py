@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from containai.domain.errors import Failed, Refused
+from containai.domain.errors import Failed, OutOfMemory, Refused
 from containai.services.container_keys import key_tar
 from containai.services.lifecycle import Lifecycle
 from containai.services.port_lease import lease_port
@@ -151,27 +151,22 @@ def test_key_tar_modes() -> None:
 
 
 # Issue 13 item 3: a start the runtime gives up on (too little memory) is one line that
-# says so (exit 1), not an engine that "did not answer".
-RUNSC_OOM = (
-    "Error response from daemon: failed to create shim task: OCI runtime create failed: "
-    "/var/lib/docker/runtimes/runsc did not terminate successfully: exit status 137: unknown\n"
-    "Error: failed to start containers: app-main\n"
-)
-
-
+# says so (exit 1), not an engine that "did not answer". The adapter says which
+# (``OutOfMemory``, tests/unit/test_engine_adapter.py); the service reads no wording.
 def test_a_start_killed_for_memory_names_the_cause() -> None:
-    from containai.adapters.engine import DockerEngine
-
-    translated = DockerEngine("default")._translate(["start", "app-main"], RUNSC_OOM)
-    assert isinstance(translated, Failed) and "exit status 137" in str(translated)
-
     life = lifecycle({})
-    life.engine.start_errors["app-main"] = translated  # type: ignore[attr-defined]
+    cause = "docker start failed: OCI runtime create failed: exit status 137: unknown"
+    life.engine.start_errors["app-main"] = OutOfMemory(cause)  # type: ignore[attr-defined]
     with pytest.raises(Failed) as err:
         life._start("app-main")
     text = str(err.value)
     assert "container 'app-main' did not start" in text and "memory limit is too small" in text
     assert "--memory" in text and "\n" not in text and err.value.exit_code == 1
+    # the same words in a plain failure are not read as memory
+    life.engine.start_errors["app-main"] = Failed(cause)  # type: ignore[attr-defined]
+    with pytest.raises(Failed) as err:
+        life._start("app-main")
+    assert "memory limit" not in str(err.value)
 
 
 def test_port_lease_keeps_the_port_its_own_gateway_holds() -> None:

@@ -17,6 +17,7 @@ Order of decisions, first match wins:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -75,6 +76,40 @@ NEVER_CIDRS: Final = (
     "fe80::/10",
     "ff00::/8",
 )
+
+# The workspace network's subnet is cai's choice, not the engine's: its gateway then has
+# a known address before anything starts (the workspace container's resolver), so the
+# gateway and the workspace container are made and started side by side. A small block
+# of CGNAT space (squid refuses it as a destination, NEVER_CIDRS): the gateway at the
+# block's third address, automatic addresses only from the upper half (``--ip-range``;
+# the engine reserves the first of it for its bridge, even with no address on the
+# host's side), so nothing else ever takes the gateway's.
+SUBNET_POOL: Final = "100.64.0.0/10"
+SUBNET_PREFIX: Final = 28  # 16 addresses: the gateway, the container, room for a few more
+SUBNET_TRIES: Final = 8  # blocks tried when the engine already uses one (a collision)
+
+
+def workspace_subnet(container: str, attempt: int = 0) -> str:
+    """The ``attempt``-th candidate block for ``container``'s network: spread over the
+    pool by a hash of the name (concurrent runs for other workspaces pick other
+    blocks), the same for the same name and attempt."""
+    pool = ipaddress.IPv4Network(SUBNET_POOL)
+    blocks = 1 << (SUBNET_PREFIX - pool.prefixlen)
+    digest = hashlib.sha256(f"{container}\0{attempt}".encode()).digest()
+    index = int.from_bytes(digest[:8], "big") % blocks
+    base = int(pool.network_address) + (index << (32 - SUBNET_PREFIX))
+    return f"{ipaddress.IPv4Address(base)}/{SUBNET_PREFIX}"
+
+
+def gateway_address(subnet: str) -> str:
+    """The gateway's fixed address in a block of ``workspace_subnet``."""
+    return str(ipaddress.IPv4Network(subnet).network_address + 2)
+
+
+def automatic_range(subnet: str) -> str:
+    """The part of the block the engine hands out by itself (its upper half)."""
+    return str(list(ipaddress.IPv4Network(subnet).subnets(prefixlen_diff=1))[1])
+
 
 # Every character an entry may hold: squid.conf is rendered from entries, so nothing
 # else (space, newline, '%' of an IPv6 scope, quotes) may ever reach it.

@@ -52,7 +52,8 @@ class Failed(CaiError):
 
 class InUse(Failed):
     """The engine refused: a name, port or image is taken or in use (exit 1). The
-    engine adapter says which (``NameInUse``, ``PortTaken``, ``ImageInUse``), so
+    engine adapter says which (``NameInUse``, ``PortTaken``, ``ImageInUse``,
+    ``SubnetTaken``), so
     services need not read the engine's wording."""
 
 
@@ -66,6 +67,15 @@ class PortTaken(InUse):
 
 class ImageInUse(InUse):
     """An image a container still uses (``docker image rm`` refused)."""
+
+
+class SubnetTaken(InUse):
+    """A network's subnet that overlaps one the engine already has."""
+
+
+class OutOfMemory(Failed):
+    """A container the engine could not start for lack of memory: the runtime was
+    killed (OOM) while starting it."""
 
 
 class UsageError(CaiError):

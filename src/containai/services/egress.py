@@ -7,7 +7,11 @@ SSH port on 127.0.0.1 (socat to sshd) is the workspace's own, and it carries tha
 workspace's squid (its policy) and a resolver with no upstream (refuse-dns). The network is
 created with no address on the host's side of the bridge (``host_address=False``;
 Docker's ``com.docker.network.bridge.inhibit_ipv4``): an internal network alone still
-lets a container reach the host's services on the bridge address.
+lets a container reach the host's services on the bridge address. Its subnet is cai's
+choice (a block of CGNAT space, ``domain/egress.workspace_subnet``) and the gateway's
+address on it is fixed (``gateway_address``), so the workspace container, whose
+resolver that address is, can be made and started while its gateway is: ``prepare``
+makes the network, ``ensure`` the gateway.
 
 Services never print; the caller renders.
 """
@@ -28,11 +32,14 @@ from containai.domain.engine_objects import (
     NetworkInfo,
     Publish,
 )
-from containai.domain.errors import Failed
+from containai.domain.errors import Failed, NameInUse, SubnetTaken
 from containai.lazy import sha256_hex
 from containai.services.ports import Engine
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
+# on a workspace network made on a subnet cai chose: its gateway's fixed address (a
+# network without it was made by an older cai, on a subnet the engine chose)
+ADDRESS_LABEL = "containai.gateway-address"
 GATEWAY_LABEL = "containai.gateway-of"  # on a gateway container: the container it serves
 POLICY_LABEL = L.NETWORK_POLICY  # on a workspace container: its mode at creation
 # Not containai.workspace: a gateway is not a workspace's container (lookups by that
@@ -104,23 +111,60 @@ class Egress:
     # ---------------------------------------------------------------- network
     def _network(self, container: str, workspace: str) -> NetworkInfo:
         name = network_name(container)
-        info = self.engine.network(name)
-        if info is None:
-            labels = {NETWORK_LABEL: container, L.WORKSPACE: workspace}
-            try:
-                self.engine.create_network(name, labels, internal=True, host_address=False)
-            except Failed:
-                if self.engine.network(name) is None:  # not a concurrent create
-                    raise
-            info = self.engine.network(name)
-            if info is None:
-                raise Failed(f"network '{name}' disappeared right after it was created")
+        info = self.engine.network(name) or self._make_network(name, container, workspace)
         if info.labels.get(NETWORK_LABEL) != container or not info.internal:
             raise Failed(
                 f"network '{name}' exists but was not made by cai for container "
                 f"'{container}' (or is not internal); remove it with `docker network rm {name}`"
             )
         return info
+
+    def _make_network(self, name: str, container: str, workspace: str) -> NetworkInfo:
+        """The network on the first block of ``E.workspace_subnet`` the engine does not
+        use yet (another network on it, whoever made it, or an engine whose address
+        pools hand out that space: the next candidate), at most ``E.SUBNET_TRIES``."""
+        for attempt in range(E.SUBNET_TRIES):
+            subnet = E.workspace_subnet(container, attempt)
+            labels = {
+                NETWORK_LABEL: container,
+                L.WORKSPACE: workspace,
+                ADDRESS_LABEL: E.gateway_address(subnet),
+            }
+            try:
+                self.engine.create_network(
+                    name,
+                    labels,
+                    internal=True,
+                    host_address=False,
+                    subnet=subnet,
+                    automatic=E.automatic_range(subnet),
+                )
+            except SubnetTaken:
+                continue
+            except NameInUse:  # a concurrent run made it: the caller checks whose it is
+                info = self.engine.network(name)
+                if info is None:
+                    raise Failed(
+                        f"network '{name}' disappeared right after it was created"
+                    ) from None
+                return info
+            return NetworkInfo(name, labels, internal=True, subnets=[subnet])  # no inspect
+        raise Failed(
+            f"no free subnet for network '{name}': the engine already uses each of the "
+            f"{E.SUBNET_TRIES} blocks of {E.SUBNET_POOL} cai tried for it; remove networks "
+            "that are no longer needed (`docker network ls`) and run the command again"
+        )
+
+    def prepare(self, container: str, workspace: str) -> tuple[Attachment, NetworkInfo]:
+        """The network of a container about to be created, and how to attach to it: its
+        gateway's address is known before the gateway exists. A network an older cai
+        made (on a subnet the engine chose) is made again first, with its gateway: they
+        hold no data, and the container is not there yet."""
+        net = self._network(container, workspace)
+        if not net.labels.get(ADDRESS_LABEL):
+            self.remove(container)
+            net = self._network(container, workspace)
+        return Attachment(net.name, net.labels[ADDRESS_LABEL]), net
 
     def render(self, policy: E.Policy, subnets: Sequence[str]) -> str:
         return E.squid_conf(
@@ -135,12 +179,14 @@ class Egress:
         ssh_port: int,
         policy: E.Policy,
         runtime: str,
+        net: NetworkInfo | None = None,
     ) -> Attachment:
-        """The workspace's network and its running gateway (created, re-created or
-        started as needed), publishing ``ssh_port``; returns how to attach to them.
-        ``runtime`` is the workspace container's: the gateway's own is always
-        ``E.GATEWAY_RUNTIME``."""
-        net = self._network(container, workspace)
+        """The workspace's network (``net``, from ``prepare``, when known) and its
+        running gateway (created, re-created or started as needed), publishing
+        ``ssh_port``; returns how to attach to them. ``runtime`` is the workspace
+        container's: the gateway's own is always ``E.GATEWAY_RUNTIME``."""
+        net = net or self._network(container, workspace)
+        address = net.labels.get(ADDRESS_LABEL) or None  # None: the engine chooses
         name = gateway_name(container)
         conf = self.render(policy, net.subnets).encode()
         subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
@@ -164,16 +210,16 @@ class Egress:
                 labels={**spec.labels, SPEC_LABEL: fingerprint},
                 env={**spec.env, "CAI_SQUID_CONF": base64.b64encode(conf).decode()},
             )
-            if self._create(name, container, labelled):
+            if self._create(name, container, labelled, address):
                 self.engine.start(name)
-                return Attachment(network_name(container), self._address(name, container))
+                return Attachment(net.name, address or self._address(name, container))
         state = None if info is None else info.state
         self._install_conf(name, conf, running=state == "running")
         if state == "running":
             self._reconfigure(name)
         else:
             self.engine.start(name)
-        return Attachment(network_name(container), self._address(name, container))
+        return Attachment(net.name, address or self._address(name, container))
 
     def _spec(
         self,
@@ -212,15 +258,14 @@ class Egress:
             image=image,
         )
 
-    def _create(self, name: str, container: str, spec: ContainerSpec) -> bool:
-        """``False`` when a concurrent run made it meanwhile."""
+    def _create(self, name: str, container: str, spec: ContainerSpec, address: str | None) -> bool:
+        """``False`` when a concurrent run made it meanwhile. On the workspace's network
+        at ``address`` (its fixed one), or where the engine puts it (``None``)."""
         try:
             self.engine.create(spec)
-        except Failed as exc:
-            if "already in use" not in str(exc):
-                raise
+        except NameInUse:
             return False  # a concurrent run made it; the checks above hold for both
-        self.engine.connect_network(network_name(container), name, [E.GATEWAY_ALIAS])
+        self.engine.connect_network(network_name(container), name, [E.GATEWAY_ALIAS], address)
         return True
 
     def _address(self, name: str, container: str) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,15 @@ from containai.domain import labels as L
 from containai.domain import naming
 from containai.domain.egress import Policy
 from containai.domain.engine_objects import Publish
-from containai.domain.errors import CaiError, Failed, Refused, UsageError
+from containai.domain.errors import (
+    CaiError,
+    Failed,
+    NameInUse,
+    OutOfMemory,
+    PortTaken,
+    Refused,
+    UsageError,
+)
 from containai.domain.host_safety import GitGuard
 from containai.domain.isolation import choose_runtime, is_weakened
 from containai.services.container_keys import heal_pin, install_keys, send_keys
@@ -43,16 +52,6 @@ from containai.services.run_plan import label_int
 from containai.services.run_request import ImageProvider, Ready, RunRequest
 from containai.services.stopping import Confirm, guard_sessions
 from containai.services.workspace import Workspace
-
-# How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
-# while booting: exit status 137, or its start RPC cut off).
-_OUT_OF_MEMORY = (
-    "exit status 137",
-    "oom-kill",
-    "out of memory",
-    "cannot allocate memory",
-    "startroot",
-)
 
 Warn = Callable[[str], None]
 
@@ -85,6 +84,9 @@ class Lifecycle:
         self.egress = egress
         self.lookup = Lookup(engine, config)
         self.guard_mounts = MountGuard(git_guard, host, warn)
+        # The gateway being made or started while the workspace container is (its
+        # address is fixed before it exists); joined by ``_start``.
+        self._gateway: Future[object] | None = None
 
     def _create(
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
@@ -92,8 +94,6 @@ class Lifecycle:
         """Create the container (not started); return its SSH port and its runtime
         (``auto`` resolved to the strongest the engine has). Never for a directory that
         may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
-        from concurrent.futures import ThreadPoolExecutor
-
         req.workspace.check()
 
         # The engine's runtimes, the data volume and the image are asked for at once
@@ -123,23 +123,13 @@ class Lifecycle:
         mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
         memory, cpus = limits(req, self.host, self.warn)
         with self.locks.ports():
-            taken: set[int] = set()
-            for _attempt in range(5):
-                port = lease_port(
-                    self.engine, self.host, req.port_range, preferred_port, taken, own=name
-                )
-                try:
-                    network = self._wiring(req, name, port, runtime)
-                    break
-                except Failed as exc:
-                    # The engine still holds the port (a container it has not released):
-                    # take the next one.
-                    if "port is already allocated" not in str(exc) or port in taken:
-                        raise
-                    taken.add(port)
-                    preferred_port = None
-            else:
-                raise Failed(f"no SSH port could be published for container '{name}'")
+            # A port the engine still holds (a container it has not released) shows at
+            # the start (of the container, or of its gateway): ``_start`` says so and
+            # ``ensure_running`` makes it again on the next port.
+            port = lease_port(
+                self.engine, self.host, req.port_range, preferred_port, set(), own=name
+            )
+            network = self._wiring(req, name, port, runtime)
             spec = build_spec(
                 req,
                 name=name,
@@ -156,9 +146,7 @@ class Lifecycle:
             )
             try:
                 self.engine.create(spec)
-            except Failed as exc:
-                if "already in use" not in str(exc):
-                    raise
+            except NameInUse:
                 # Someone created that name meanwhile: reuse it only if it is this
                 # workspace's own managed container, never another's or an unmanaged one.
                 info = self.engine.find(name)
@@ -176,15 +164,21 @@ class Lifecycle:
 
     def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> Wiring:
         """Under an allowlist (or none) policy: the workspace's internal network, its
-        gateway made and started first (it publishes the SSH port and is the resolver),
-        and the proxy variables. Open: the engine's default network, SSH published."""
+        gateway (it publishes the SSH port and is the resolver, at an address fixed with
+        the network) made and started meanwhile, and the proxy variables. Fail closed
+        all the same: the container's only network is the internal one, so before its
+        gateway answers it has no way out at all. Open: the engine's default network,
+        SSH published."""
         policy = req.egress
-        if policy is None or policy.mode == "open" or self.egress is None:
+        egress = self.egress
+        if policy is None or policy.mode == "open" or egress is None:
             return Wiring(
                 labels={POLICY_LABEL: "open"},
                 publish=(Publish("127.0.0.1", port, CONTAINER_SSH_PORT),),
             )
-        attach = self.egress.ensure(name, req.workspace.path, port, policy, runtime)
+        workspace = req.workspace.path
+        attach, net = egress.prepare(name, workspace)
+        self._meanwhile(lambda: egress.ensure(name, workspace, port, policy, runtime, net))
         return Wiring(
             labels={POLICY_LABEL: policy.mode},
             network=attach.network,
@@ -218,23 +212,60 @@ class Lifecycle:
                 f"{policy.mode}; recreate it with `cai --fresh` to change it"
             )
             policy = policy._replace(mode=mode)
-        self.egress.ensure(target.name, target.workspace, port, policy, runtime)
+        egress = self.egress
+        if attach:  # the container runs already: nothing to do meanwhile
+            egress.ensure(target.name, target.workspace, port, policy, runtime)
+            return
+        self._meanwhile(lambda: egress.ensure(target.name, target.workspace, port, policy, runtime))
+
+    def _meanwhile(self, job: Callable[[], object]) -> None:
+        """Run ``job`` (the gateway's making or start) beside the container's own
+        create and start; ``_start`` waits for it."""
+        self._join_gateway()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-gateway")
+        self._gateway = pool.submit(job)
+        pool.shutdown(wait=False)
+
+    @contextlib.contextmanager
+    def _gateway_awaited(self) -> Iterator[None]:
+        """Whatever happens, the gateway's job has ended when ``ensure_running`` does
+        (a failure elsewhere first: that failure is the news)."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._join_gateway()
+            raise
+        self._join_gateway()
+
+    def _join_gateway(self) -> None:
+        job, self._gateway = self._gateway, None
+        if job is not None:
+            job.result()
 
     def _start(self, name: str) -> None:
+        """Start the container, then wait for its gateway (started meanwhile)."""
         try:
             self.engine.start(name)
-        except Failed as exc:
-            text = str(exc).lower()
-            if "port is already allocated" in text or "address already in use" in text:
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self._join_gateway()  # its own failure, if any, is the lesser news
+            if isinstance(exc, PortTaken):
                 raise _PortTaken() from None
+            if not isinstance(exc, Failed):
+                raise
             cause = str(exc).removeprefix("docker start failed: ")
-            if any(marker in text for marker in _OUT_OF_MEMORY):
+            if isinstance(exc, OutOfMemory):
                 raise Failed(
                     f"container '{name}' did not start: its memory limit is too small (the "
                     f"runtime was killed: {cause}); give it more with --memory 4g or "
                     "`cai config set container.memory 4g`"
                 ) from None
             raise Failed(f"container '{name}' did not start: {cause}") from None
+        try:
+            self._join_gateway()
+        except PortTaken:  # the gateway publishes the SSH port
+            raise _PortTaken() from None
 
     # --------------------------------------------------------- ensure_running
     def ensure_running(self, req: RunRequest, confirm: Confirm) -> Ready:
@@ -247,7 +278,7 @@ class Lifecycle:
             named = self.lookup.find(req.workspace, req.container)
             if named.exists:
                 lock_workspace = named.workspace
-        with self.locks.workspace(lock_workspace):
+        with self.locks.workspace(lock_workspace), self._gateway_awaited():
             target = self.lookup.find(req.workspace, req.container)
             workspace = req.workspace
             if target.exists and target.workspace != workspace.path:

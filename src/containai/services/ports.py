@@ -119,12 +119,18 @@ class Engine(ListEngine, Protocol):
         *,
         internal: bool = False,
         host_address: bool = True,
+        subnet: str | None = None,
+        automatic: str | None = None,
     ) -> None: ...
 
     def remove_network(self, name: str) -> bool: ...
 
     def connect_network(
-        self, network: str, container: str, aliases: Sequence[str] = ()
+        self,
+        network: str,
+        container: str,
+        aliases: Sequence[str] = (),
+        address: str | None = None,
     ) -> None: ...
 
     # images

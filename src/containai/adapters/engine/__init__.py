@@ -23,7 +23,7 @@ from containai.adapters.engine.client import (
 )
 from containai.domain import labels as L
 from containai.domain.engine_objects import CommandResult
-from containai.domain.errors import EngineUnreachable, Failed
+from containai.domain.errors import EngineUnreachable, Failed, InUse, OutOfMemory
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -55,6 +55,15 @@ __all__ = [
 # `--opt` of a bridge network with no address on the host's side (the host's own
 # services on the bridge address are then out of the network's reach).
 _NO_HOST_ADDRESS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
+# How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
+# while booting: exit status 137, or its start RPC cut off), lower case.
+_OUT_OF_MEMORY = (
+    "exit status 137",
+    "oom-kill",
+    "out of memory",
+    "cannot allocate memory",
+    "startroot",
+)
 
 
 def _filters(labels: Mapping[str, str | None]) -> list[str]:
@@ -200,8 +209,16 @@ class DockerEngine(DockerCli):
         return _result(self.run("run", *create_args(spec), check=False, timeout=timeout))
 
     def start(self, name: str) -> None:
+        """``PortTaken`` when a port it publishes is taken, ``OutOfMemory`` when the
+        runtime was killed for lack of memory while starting it."""
         try:
             self.run("start", name)
+        except InUse:
+            raise
+        except Failed as exc:
+            if any(marker in str(exc).lower() for marker in _OUT_OF_MEMORY):
+                raise OutOfMemory(str(exc)) from None
+            raise
         except EngineUnreachable as exc:
             if "did not answer" not in str(exc):
                 raise
@@ -334,12 +351,21 @@ class DockerEngine(DockerCli):
         *,
         internal: bool = False,
         host_address: bool = True,
+        subnet: str | None = None,
+        automatic: str | None = None,
     ) -> None:
         """A bridge network; ``internal``: no route out; ``host_address=False``: the host
-        has no address on it (its services are out of the network's reach)."""
+        has no address on it (its services are out of the network's reach); ``subnet``
+        (else the engine's choice), ``automatic``: the part of it the engine assigns
+        addresses from by itself. ``SubnetTaken`` when the engine has a network on an
+        overlapping subnet, ``NameInUse`` when it has one of that name."""
         args = ["network", "create", "--driver", "bridge"]
         if internal:
             args.append("--internal")
+        if subnet is not None:
+            args += ["--subnet", subnet]
+        if automatic is not None:
+            args += ["--ip-range", automatic]
         for key, value in labels.items():
             args += ["--label", f"{key}={value}"]
         for key, value in ({} if host_address else _NO_HOST_ADDRESS).items():
@@ -355,8 +381,18 @@ class DockerEngine(DockerCli):
             return False
         raise self._translate(["network", "rm"], proc.stderr)
 
-    def connect_network(self, network: str, container: str, aliases: Sequence[str] = ()) -> None:
+    def connect_network(
+        self,
+        network: str,
+        container: str,
+        aliases: Sequence[str] = (),
+        address: str | None = None,
+    ) -> None:
+        """Connect ``container`` (created or running) to ``network``, at ``address`` if
+        given (a network made with a subnet)."""
         args = ["network", "connect"]
+        if address is not None:
+            args += ["--ip", address]
         for alias in aliases:
             args += ["--alias", alias]
         self.run(*args, network, container)

@@ -21,6 +21,7 @@ from containai.domain.errors import (
     NameInUse,
     NotFound,
     PortTaken,
+    SubnetTaken,
     summarize,
 )
 from containai.lazy import sha256_hex
@@ -70,7 +71,8 @@ _NOT_FOUND_MARKERS = (
 _IN_USE_MARKERS = (
     (("port is already allocated", "address already in use"), PortTaken),
     (("is using its referenced image", "image is being used by", "being used by"), ImageInUse),
-    (("is already in use",), NameInUse),
+    (("pool overlaps",), SubnetTaken),
+    (("is already in use", "network with name"), NameInUse),
     (("already in use", "is using"), InUse),
 )
 
