@@ -271,3 +271,66 @@ def test_gateway_runs_unprivileged_under_runc(sandbox: Sandbox) -> None:
     assert sandbox.cai("network", "allow", "unpriv.cai.test", cwd=ws).returncode == 0
     conf = docker("exec", "unpriv-main-gateway", "cat", "/etc/containai/squid.conf").stdout
     assert "unpriv.cai.test" in conf
+
+
+def _subnet_and_dns(name: str) -> tuple[str, str, str]:
+    """The workspace network's subnet, its gateway's address on it, the container's DNS."""
+    net = json.loads(docker("network", "inspect", f"cai-net-{name}").stdout)[0]
+    gateway = json.loads(docker("inspect", f"{name}-gateway").stdout)[0]
+    container = json.loads(docker("inspect", name).stdout)[0]
+    address = gateway["NetworkSettings"]["Networks"][f"cai-net-{name}"]["IPAddress"]
+    (dns,) = container["HostConfig"]["Dns"]
+    return net["IPAM"]["Config"][0]["Subnet"], address, dns
+
+
+def test_a_network_already_on_the_chosen_subnet_moves_cai_to_the_next(
+    sandbox: Sandbox,
+) -> None:
+    """cai chooses the workspace network's block (docs/network.md): another network on
+    the block it would pick (anyone's; an engine whose address pool hands out that space
+    makes the same) moves it to its next candidate, with the gateway at that block's
+    fixed address, the container's resolver, and the workspace works through it."""
+    from containai.domain import egress as E
+
+    first, second = E.workspace_subnet("squat-main", 0), E.workspace_subnet("squat-main", 1)
+    squatter = f"cai-test-squat-{uuid.uuid4().hex[:8]}"
+    made = docker("network", "create", "--label", TEST_LABEL, "--subnet", first, squatter)
+    assert made.returncode == 0, made.stderr
+    try:
+        ws = sandbox.workspace("squat", "main")
+        res = sandbox.cai("run", "--detached", cwd=ws)
+        assert res.returncode == 0, res.stderr
+        subnet, address, dns = _subnet_and_dns("squat-main")
+        assert (subnet, address, dns) == (second, E.gateway_address(second), address)
+        assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0
+        # its resolver (the gateway's refuse-dns at the fixed address) answers at once
+        started = time.monotonic()
+        res = sandbox.cai("exec", "--", "getent", "hosts", "example.com", cwd=ws)
+        assert res.returncode != 0 and time.monotonic() - started < 5
+        # the block is CGNAT space: squid refuses it as a destination (the gateway itself)
+        _code, out = _curl(sandbox, ws, f"http://{address}:{E.PROXY_PORT}/")
+        assert out.startswith("403"), out
+        # removal takes the network (and so the block) along
+        assert sandbox.cai("stop", "--remove", "--force", cwd=ws).returncode == 0
+        assert docker("network", "inspect", "cai-net-squat-main").returncode != 0
+    finally:
+        docker("network", "rm", squatter)
+
+
+def test_parallel_creates_of_two_workspaces_get_their_own_blocks(sandbox: Sandbox) -> None:
+    """Two workspaces created at once: each network on its own block, each gateway at its
+    block's fixed address, each container's resolver its own gateway."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from containai.domain import egress as E
+
+    spaces = [sandbox.workspace(n, "main") for n in ("para", "parb")]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda ws: sandbox.cai("run", "--detached", cwd=ws), spaces))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    seen = [_subnet_and_dns(n) for n in ("para-main", "parb-main")]
+    assert seen[0][0] != seen[1][0]
+    for subnet, address, dns in seen:
+        assert address == dns == E.gateway_address(subnet)
+    for ws in spaces:
+        assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0

@@ -417,6 +417,11 @@ def test_create_and_remove_stopped() -> None:
             SubnetTaken,
         ),
         (
+            "Error response from daemon: cannot create network fd22 (br-fd22): conflicts "
+            "with network 733e (br-733e): networks have overlapping IPv4",
+            SubnetTaken,
+        ),
+        (
             "Error response from daemon: network with name cai-net-a already exists",
             NameInUse,
         ),

@@ -109,9 +109,13 @@ class Egress:
         self.host_addresses = host_addresses
 
     # ---------------------------------------------------------------- network
-    def _network(self, container: str, workspace: str) -> NetworkInfo:
+    def _network(self, container: str, workspace: str, *, make_first: bool = False) -> NetworkInfo:
+        """The workspace's network, made if missing; ``make_first``: try to make it
+        before asking whether it exists (one round trip less when it does not: the
+        engine refuses a second network of the name)."""
         name = network_name(container)
-        info = self.engine.network(name) or self._make_network(name, container, workspace)
+        info = None if make_first else self.engine.network(name)
+        info = info or self._make_network(name, container, workspace)
         if info.labels.get(NETWORK_LABEL) != container or not info.internal:
             raise Failed(
                 f"network '{name}' exists but was not made by cai for container "
@@ -160,10 +164,10 @@ class Egress:
         gateway's address is known before the gateway exists. A network an older cai
         made (on a subnet the engine chose) is made again first, with its gateway: they
         hold no data, and the container is not there yet."""
-        net = self._network(container, workspace)
+        net = self._network(container, workspace, make_first=True)
         if not net.labels.get(ADDRESS_LABEL):
             self.remove(container)
-            net = self._network(container, workspace)
+            net = self._network(container, workspace, make_first=True)
         return Attachment(net.name, net.labels[ADDRESS_LABEL]), net
 
     def render(self, policy: E.Policy, subnets: Sequence[str]) -> str:

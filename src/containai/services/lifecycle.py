@@ -87,6 +87,7 @@ class Lifecycle:
         # The gateway being made or started while the workspace container is (its
         # address is fixed before it exists); joined by ``_start``.
         self._gateway: Future[object] | None = None
+        self._taken_ports: set[int] = set()  # refused by the engine at a start in this run
 
     def _create(
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
@@ -127,7 +128,7 @@ class Lifecycle:
             # the start (of the container, or of its gateway): ``_start`` says so and
             # ``ensure_running`` makes it again on the next port.
             port = lease_port(
-                self.engine, self.host, req.port_range, preferred_port, set(), own=name
+                self.engine, self.host, req.port_range, preferred_port, self._taken_ports, own=name
             )
             network = self._wiring(req, name, port, runtime)
             spec = build_spec(
@@ -390,6 +391,7 @@ class Lifecycle:
                             self.engine.remove(target.name, force=True)
                     raise
                 except _PortTaken:
+                    self._taken_ports.add(port)  # the engine holds it: never again this run
                     self.engine.remove(target.name, force=True)
                     port, runtime = self._create(req, target.name, volume, None, runtime)
                     created = True

@@ -71,7 +71,9 @@ _NOT_FOUND_MARKERS = (
 _IN_USE_MARKERS = (
     (("port is already allocated", "address already in use"), PortTaken),
     (("is using its referenced image", "image is being used by", "being used by"), ImageInUse),
-    (("pool overlaps",), SubnetTaken),
+    # the engine's address manager, then its bridge driver (a network made on a subnet
+    # with an --ip-range can pass the first and meet the second)
+    (("pool overlaps", "networks have overlapping"), SubnetTaken),
     (("is already in use", "network with name"), NameInUse),
     (("already in use", "is using"), InUse),
 )

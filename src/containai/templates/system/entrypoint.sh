@@ -116,6 +116,17 @@ link_dirs=() # a link in link_dirs[i] to link_targets[i] (same name); one ln per
 link_targets=()
 link_srcs=() # the links themselves: an entry below one of them is on the volume already
 
+# mkdir of each directory, in order (one program for all). The volume may be shared by
+# containers starting at the same moment (two workspaces' first starts): a directory
+# another one made meanwhile is fine, if it is a directory and not a link.
+mkdirs() {
+	mkdir "$@" 2>/dev/null && return 0
+	local d
+	for d in "$@"; do
+		[[ -d $d && ! -L $d ]] || mkdir "$d" || die "cannot create $d"
+	done
+}
+
 # mkdir -p whose new directories go to the agent.
 mkdir_owned() {
 	local d=$1 missing=()
@@ -124,7 +135,7 @@ mkdir_owned() {
 		d=${d%/*}
 	done
 	if ((${#missing[@]})); then
-		mkdir "${missing[@]}"
+		mkdirs "${missing[@]}"
 		owned+=("${missing[@]}")
 	fi
 }
@@ -182,7 +193,7 @@ link_state() {
 	fi
 	if [[ ! -e $dst ]]; then
 		if ((is_dir)); then
-			mkdir "$dst"
+			mkdirs "$dst"
 		elif [[ $dst == *.json || $dst == *.yml || $dst == *.yaml ]]; then
 			# an empty mapping: tools refuse an empty JSON file, and aider an empty YAML one
 			printf '{}\n' >"$dst"
@@ -226,7 +237,7 @@ if [[ -d $DATA ]]; then
 	esac
 	if [[ -L $DATA_HOME ]]; then die "$DATA_HOME is a symbolic link; the volume was tampered with"; fi
 	if [[ ! -d $DATA_HOME ]]; then
-		mkdir "$DATA_HOME"
+		mkdirs "$DATA_HOME"
 		owned+=("$DATA_HOME")
 	elif [[ $(owner_of "$DATA_HOME") != "$uid" ]]; then
 		chown -R "$uid:$gid" "$DATA_HOME" # root's (see above), or this uid's own directory
