@@ -123,6 +123,16 @@ class Egress:
             )
         return info
 
+    def network(self, container: str, workspace: str) -> NetworkInfo:
+        """The workspace's network (made if missing)."""
+        return self._network(container, workspace)
+
+    @staticmethod
+    def fixed(net: NetworkInfo) -> bool:
+        """Whether the gateway's address on ``net`` is fixed (a network on a subnet cai
+        chose): the gateway may then start beside its container, whose resolver it is."""
+        return bool(net.labels.get(ADDRESS_LABEL))
+
     def _make_network(self, name: str, container: str, workspace: str) -> NetworkInfo:
         """The network on the first block of ``E.workspace_subnet`` the engine does not
         use yet (another network on it, whoever made it, or an engine whose address
@@ -165,7 +175,7 @@ class Egress:
         made (on a subnet the engine chose) is made again first, with its gateway: they
         hold no data, and the container is not there yet."""
         net = self._network(container, workspace, make_first=True)
-        if not net.labels.get(ADDRESS_LABEL):
+        if not self.fixed(net):
             self.remove(container)
             net = self._network(container, workspace, make_first=True)
         return Attachment(net.name, net.labels[ADDRESS_LABEL]), net

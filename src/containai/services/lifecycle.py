@@ -214,10 +214,16 @@ class Lifecycle:
             )
             policy = policy._replace(mode=mode)
         egress = self.egress
-        if attach:  # the container runs already: nothing to do meanwhile
-            egress.ensure(target.name, target.workspace, port, policy, runtime)
+        net = egress.network(target.name, target.workspace)
+        if attach or not egress.fixed(net):
+            # The container runs already; or its network is an older cai's, where the
+            # engine gives out the gateway's address (the container's resolver): the
+            # gateway first, as it was made.
+            egress.ensure(target.name, target.workspace, port, policy, runtime, net)
             return
-        self._meanwhile(lambda: egress.ensure(target.name, target.workspace, port, policy, runtime))
+        self._meanwhile(
+            lambda: egress.ensure(target.name, target.workspace, port, policy, runtime, net)
+        )
 
     def _meanwhile(self, job: Callable[[], object]) -> None:
         """Run ``job`` (the gateway's making or start) beside the container's own
