@@ -331,7 +331,7 @@ def test_a_taken_block_moves_the_network_to_the_next_candidate() -> None:
     fake.create_network("someone-elses", {}, subnet=first)
     attach, net = egress.prepare("app-main", "/ws")
     assert list(net.subnets) == [second]
-    assert attach == (network_name("app-main"), E.gateway_address(second))
+    assert attach == (network_name("app-main"), E.gateway_address(second), True)
     assert net.labels[ADDRESS_LABEL] == attach.dns
     assert egress.ensure("app-main", "/ws", 2300, policy(), "runc", net).dns == attach.dns
     gw = fake.box(gateway_name("app-main"))
@@ -377,3 +377,29 @@ def test_a_network_of_an_older_cai_is_made_again_before_a_create() -> None:
     ]
     assert fake.box(gateway_name("app-main")) is None
     assert ("remove_network", network_name("app-main")) in fake.calls
+
+
+def test_a_gateway_on_a_fresh_network_is_made_without_asking_first() -> None:
+    """The network made just now: the gateway is created without a lookup first; one of
+    that name that exists all the same (off the network: its network was removed by
+    hand) is found by the refusal and made again on the new network."""
+    fake, egress = _egress()
+    attach, net = egress.prepare("app-main", "/ws")
+    assert attach.fresh
+    egress.ensure("app-main", "/ws", 2300, policy(), "runc", net, fresh=True)
+    assert "find" not in fake.verbs()
+    # the network goes (by hand: disconnected, removed), the gateway stays
+    old = fake.box(gateway_name("app-main"))
+    assert old is not None
+    del old.networks[network_name("app-main")]
+    fake.remove_network(network_name("app-main"))
+    egress = Egress(fake, image=lambda: "containai-gateway:x")
+    attach, net = egress.prepare("app-main", "/ws")
+    assert attach.fresh
+    egress.ensure("app-main", "/ws", 2300, policy(), "runc", net, fresh=True)
+    gw = fake.box(gateway_name("app-main"))
+    assert gw is not None and gw.networks[network_name("app-main")] == attach.dns
+    assert fake.calls_of("remove") == [("remove", gateway_name("app-main"))]
+    # a network that was there already is not fresh
+    again = Egress(fake, image=lambda: "containai-gateway:x")
+    assert not again.prepare("app-main", "/ws")[0].fresh

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
@@ -83,6 +84,7 @@ class Attachment(NamedTuple):
 
     network: str
     dns: str  # the gateway's address on that network
+    fresh: bool = False  # the network was made just now (no gateway can be on it yet)
 
 
 def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
@@ -107,6 +109,17 @@ class Egress:
         self.engine = engine
         self.image = image
         self.host_addresses = host_addresses
+        self._image_tag: str | None = None
+        self._image_lock = threading.Lock()
+        self._made: set[str] = set()  # networks this instance made
+
+    def gateway_image(self) -> str:
+        """The gateway's image (built if missing), asked for once per command: a caller
+        may ask early, in a thread, so the gateway's creation does not wait for it."""
+        with self._image_lock:
+            if self._image_tag is None:
+                self._image_tag = self.image()
+            return self._image_tag
 
     # ---------------------------------------------------------------- network
     def _network(self, container: str, workspace: str, *, make_first: bool = False) -> NetworkInfo:
@@ -162,6 +175,7 @@ class Egress:
                         f"network '{name}' disappeared right after it was created"
                     ) from None
                 return info
+            self._made.add(name)
             return NetworkInfo(name, labels, internal=True, subnets=[subnet])  # no inspect
         raise Failed(
             f"no free subnet for network '{name}': the engine already uses each of the "
@@ -178,7 +192,7 @@ class Egress:
         if not self.fixed(net):
             self.remove(container)
             net = self._network(container, workspace, make_first=True)
-        return Attachment(net.name, net.labels[ADDRESS_LABEL]), net
+        return Attachment(net.name, net.labels[ADDRESS_LABEL], net.name in self._made), net
 
     def render(self, policy: E.Policy, subnets: Sequence[str]) -> str:
         return E.squid_conf(
@@ -194,19 +208,23 @@ class Egress:
         policy: E.Policy,
         runtime: str,
         net: NetworkInfo | None = None,
+        *,
+        fresh: bool = False,
     ) -> Attachment:
         """The workspace's network (``net``, from ``prepare``, when known) and its
         running gateway (created, re-created or started as needed), publishing
         ``ssh_port``; returns how to attach to them. ``runtime`` is the workspace
-        container's: the gateway's own is always ``E.GATEWAY_RUNTIME``."""
+        container's: the gateway's own is always ``E.GATEWAY_RUNTIME``. ``fresh``: the
+        network was made just now, so the gateway is made without asking first (one
+        that exists all the same, off the network, goes the usual way)."""
         net = net or self._network(container, workspace)
         address = net.labels.get(ADDRESS_LABEL) or None  # None: the engine chooses
         name = gateway_name(container)
         conf = self.render(policy, net.subnets).encode()
         subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
-        spec = self._spec(name, container, workspace, ssh_port, self.image(), subnets[0])
+        spec = self._spec(name, container, workspace, ssh_port, self.gateway_image(), subnets[0])
         fingerprint = spec.fingerprint()  # of how it is made, not of the policy it holds
-        info = self.engine.find(name)
+        info = None if fresh else self.engine.find(name)
         if info is not None and (
             info.labels.get(GATEWAY_LABEL) != container
             or info.labels.get(SPEC_LABEL) != fingerprint
@@ -227,6 +245,8 @@ class Egress:
             if self._create(name, container, labelled, address):
                 self.engine.start(name)
                 return Attachment(net.name, address or self._address(name, container))
+            if fresh:  # one of that name exists after all: see what it is
+                return self.ensure(container, workspace, ssh_port, policy, runtime, net)
         state = None if info is None else info.state
         self._install_conf(name, conf, running=state == "running")
         if state == "running":

@@ -16,12 +16,12 @@ import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
 from containai.domain.egress import Policy
-from containai.domain.engine_objects import Publish
+from containai.domain.engine_objects import NetworkInfo, Publish
 from containai.domain.errors import (
     CaiError,
     Failed,
@@ -44,7 +44,7 @@ from containai.services.container_spec import (
     container_user,
     limits,
 )
-from containai.services.egress import POLICY_LABEL, Egress, proxy_env
+from containai.services.egress import POLICY_LABEL, Attachment, Egress, proxy_env
 from containai.services.lookup import Lookup, Target
 from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
@@ -54,6 +54,7 @@ from containai.services.stopping import Confirm, guard_sessions
 from containai.services.workspace import Workspace
 
 Warn = Callable[[str], None]
+T = TypeVar("T")
 
 
 class Lifecycle:
@@ -119,6 +120,13 @@ class Lifecycle:
             except Failed:
                 if self.engine.volume(volume) is None:
                     raise
+        # The workspace network (egress) is made while the keys, mounts and port are
+        # prepared: it needs none of them.
+        egress, workspace = self.egress, req.workspace.path
+        network = None
+        if egress is not None and req.egress is not None and req.egress.mode != "open":
+            _in_thread(egress.gateway_image)  # and the gateway's image is asked for
+            network = _in_thread(lambda: egress.prepare(name, workspace))
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
         mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
@@ -130,7 +138,7 @@ class Lifecycle:
             port = lease_port(
                 self.engine, self.host, req.port_range, preferred_port, self._taken_ports, own=name
             )
-            network = self._wiring(req, name, port, runtime)
+            wiring = self._wiring(req, name, port, runtime, network)
             spec = build_spec(
                 req,
                 name=name,
@@ -141,7 +149,7 @@ class Lifecycle:
                 image=image,
                 ids=(uid, gid),
                 mounts=mounts,
-                wiring=network,
+                wiring=wiring,
                 memory=memory,
                 cpus=cpus,
             )
@@ -163,7 +171,14 @@ class Lifecycle:
         send_keys(self.engine, self.ssh, name, private, public)
         return port, runtime
 
-    def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> Wiring:
+    def _wiring(
+        self,
+        req: RunRequest,
+        name: str,
+        port: int,
+        runtime: str,
+        network: Future[tuple[Attachment, NetworkInfo]] | None,
+    ) -> Wiring:
         """Under an allowlist (or none) policy: the workspace's internal network, its
         gateway (it publishes the SSH port and is the resolver, at an address fixed with
         the network) made and started meanwhile, and the proxy variables. Fail closed
@@ -178,8 +193,10 @@ class Lifecycle:
                 publish=(Publish("127.0.0.1", port, CONTAINER_SSH_PORT),),
             )
         workspace = req.workspace.path
-        attach, net = egress.prepare(name, workspace)
-        self._meanwhile(lambda: egress.ensure(name, workspace, port, policy, runtime, net))
+        attach, net = egress.prepare(name, workspace) if network is None else network.result()
+        self._meanwhile(
+            lambda: egress.ensure(name, workspace, port, policy, runtime, net, fresh=attach.fresh)
+        )
         return Wiring(
             labels={POLICY_LABEL: policy.mode},
             network=attach.network,
@@ -229,9 +246,7 @@ class Lifecycle:
         """Run ``job`` (the gateway's making or start) beside the container's own
         create and start; ``_start`` waits for it."""
         self._join_gateway()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-gateway")
-        self._gateway = pool.submit(job)
-        pool.shutdown(wait=False)
+        self._gateway = _in_thread(job)
 
     @contextlib.contextmanager
     def _gateway_awaited(self) -> Iterator[None]:
@@ -475,3 +490,12 @@ class Lifecycle:
 
 class _PortTaken(Exception):
     pass
+
+
+def _in_thread(job: Callable[[], T]) -> Future[T]:
+    """``job`` run in a thread of its own (its result or exception in the future)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-egress")
+    try:
+        return pool.submit(job)
+    finally:
+        pool.shutdown(wait=False)
