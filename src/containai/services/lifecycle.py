@@ -40,6 +40,10 @@ from containai.services.egress import POLICY_LABEL, Egress, gateway_name, proxy_
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.workspace import Workspace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from containai.services.devcontainer import Devcontainers
+
 CONTAINER_SSH_PORT = 2222
 DATA_MOUNT = "/mnt/agent-data"
 KEY_DIR = "/etc/containai/ssh"
@@ -209,7 +213,9 @@ class Lifecycle:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
+        devcontainer: Devcontainers | None = None,
     ) -> None:
+        self.devcontainer = devcontainer  # the workspace's devcontainer.json (SPEC 18)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -384,7 +390,12 @@ class Lifecycle:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
-            image = self.images.ensure(req.template)
+            dc, ws = self.devcontainer, req.workspace.path
+            image = (
+                dc.image(ws, req.template, lambda: self.images.ensure(req.template))
+                if dc is not None
+                else self.images.ensure(req.template)
+            )
             available = runtimes.result()
             runtime, warning = choose_runtime(
                 runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
@@ -432,6 +443,7 @@ class Lifecycle:
                 weakened=is_weakened(runtime, available),
             )
             env = {
+                **(dc.container_env(ws) if dc is not None else {}),
                 **network.env,
                 "CAI_UID": str(uid),
                 "CAI_GID": str(gid),
@@ -445,7 +457,7 @@ class Lifecycle:
             spec = ContainerSpec(
                 name=name,
                 hostname=naming.hostname_for(name),
-                labels={**labels, **network.labels},
+                labels={**labels, **network.labels, **(dc.labels(ws, image) if dc else {})},
                 runtime=runtime,
                 init=True,
                 security_opts=["no-new-privileges"],
@@ -482,6 +494,8 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
+        if dc is not None:
+            dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
 
     def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> _Wiring:
@@ -734,6 +748,8 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
+            if self.devcontainer is not None and action != "attach":
+                self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _heal_pin(self, name: str) -> None:
@@ -759,7 +775,7 @@ class Lifecycle:
     def _warn_template_drift(self, target: Target) -> None:
         template = target.labels.get(L.TEMPLATE)
         recorded = target.labels.get(L.TEMPLATE_HASH)
-        if not template or not recorded:
+        if not template or not recorded or L.DEVCONTAINER_BASE in target.labels:
             return
         try:
             current = self.images.current_hash(template)
