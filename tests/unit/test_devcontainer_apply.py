@@ -42,6 +42,9 @@ class Source:
         data = json.dumps(self.doc).encode()
         return D.Loaded(SRC, D.trust_digest(data, self.dockerfile), spec, self.dockerfile)
 
+    def path(self, workspace: str) -> Path | None:
+        return None if self.doc is None else Path(SRC)
+
     def digest(self) -> str:
         loaded = self.load(WS)
         assert loaded is not None
@@ -327,3 +330,12 @@ def test_runner_argv_is_not_reparsed(tmp_path: Path) -> None:
     rc, out = run_runner(tmp_path, ["echo", "a; touch pwned", "$HOME", "-n"], {})
     assert rc == 0 and out == "a; touch pwned $HOME -n\n"
     assert not (tmp_path / "home" / "pwned").exists()
+
+
+def test_a_lone_surrogate_is_refused_not_a_traceback() -> None:
+    from containai.adapters.devcontainer_file import parse
+    from containai.domain.errors import ConfigError
+
+    doc = parse(SRC, b'{"containerEnv": {"A": "\\ud800"}}')
+    with pytest.raises(ConfigError, match="surrogate"):
+        D.interpret(doc, source=SRC, workspace=WS)

@@ -48,7 +48,11 @@ def test_the_file_holds_exactly_the_applied_entries(env: dict[str, str | None]) 
     st.dictionaries(
         NAMES.filter(lambda n: n not in ("PATH", "HOME", "DROP")),
         st.one_of(
-            st.none(), st.text(alphabet=st.characters(blacklist_characters="\0"), max_size=30)
+            st.none(),
+            st.text(
+                alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+                max_size=30,
+            ),
         ),
         max_size=6,
     )

@@ -50,6 +50,8 @@ Warn = Callable[[str], None]
 class DevcontainerSource(Protocol):
     def load(self, workspace: str) -> D.Loaded | None: ...
 
+    def path(self, workspace: str) -> Path | None: ...
+
 
 def forward_ports(source: DevcontainerSource, workspace: str, *, enabled: bool = True) -> list[int]:
     """The container ports of the workspace's devcontainer ``forwardPorts`` (they apply
