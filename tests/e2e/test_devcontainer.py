@@ -5,14 +5,30 @@ forms. Builds stay cheap: a bare user template on the local ``containai:default`
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox, docker
+from tests.conftest import Sandbox, docker, sweep
 
 pytestmark = pytest.mark.usefixtures("engine")
+
+
+@pytest.fixture(autouse=True)
+def _remove_own_images(sandbox: Sandbox) -> Iterator[None]:
+    """The images these tests build (template "bare", the workspace's devcontainer
+    build) go with them, after their containers."""
+    yield
+    sweep(sandbox.root)
+    ws = str(sandbox.root / "ws" / "dcapp")
+    own = [f"containai:devcontainer-{hashlib.sha256(ws.encode()).hexdigest()[:16]}"]
+    listed = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    own += [r for r in listed if r.startswith(("containai:bare", "containai-template:bare"))]
+    docker("rmi", *own)
+
 
 BASE = "containai:default"
 
