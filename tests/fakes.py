@@ -142,6 +142,7 @@ class FakeEngine:
     pullable: set[str] = field(default_factory=set)
     attached: Attached | None = None  # what a helper started attached does
     exec_handler: Exec | None = None
+    exec_users: list[tuple[str, str | None]] = field(default_factory=list)  # (name, --user)
     log_lines: list[str] = field(default_factory=list)
     stats_answer: ContainerStats | None = None
     stats_delay: float = 0.0
@@ -339,6 +340,7 @@ class FakeEngine:
         check: bool = True,
     ) -> CommandResult:
         self._call("exec", name, *command)
+        self.exec_users.append((name, user))
         if self.exec_handler is None:
             return CommandResult(0, "", "")
         return self.exec_handler(name, command, input)
@@ -445,6 +447,7 @@ class FakeEngine:
         dockerfile: Path | None = None,
         stream: Any = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None:
         self._call("build", tag)
         repo, _, name = tag.rpartition(":")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
+    from containai.services.devcontainer import Devcontainers
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
@@ -264,7 +265,28 @@ class App:
             info=self.out.info,
             git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
+            devcontainer=self.devcontainers(settings),
         )
+
+    def devcontainers(self, settings: Settings) -> Devcontainers:
+        """The workspace's devcontainer.json, applied by lifecycle (SPEC 18)."""
+        from containai.adapters.devcontainer_file import DevcontainerFiles
+        from containai.services.devcontainer import Devcontainers
+
+        return Devcontainers(
+            self.engine,
+            DevcontainerFiles(),
+            self.config.trusted_digests,
+            enabled=bool(settings.value("devcontainer")),
+            images=self.images(settings),
+            warn=self._warn_once,
+            progress=self.out.progress,
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.out.warn(message)
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""

@@ -144,9 +144,13 @@ def build_spec(
     wiring: Wiring,
     memory: int,
     cpus: float,
+    extra_env: dict[str, str] | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> ContainerSpec:
     """The new container: the workspace bound at its own path, agent state on the data
-    volume, no raw sockets, no new privileges; labels record what it was made with."""
+    volume, no raw sockets, no new privileges; labels record what it was made with.
+    ``extra_env`` (a devcontainer's ``containerEnv``) comes first, so cai's own
+    variables and ``-e`` win over it."""
     uid, gid = ids
     labels = L.build_labels(
         workspace=req.workspace.path,
@@ -159,6 +163,7 @@ def build_spec(
         weakened=weakened,
     )
     env = {
+        **(extra_env or {}),
         **wiring.env,
         "CAI_UID": str(uid),
         "CAI_GID": str(gid),
@@ -172,7 +177,7 @@ def build_spec(
     return ContainerSpec(
         name=name,
         hostname=naming.hostname_for(name),
-        labels={**labels, **wiring.labels},
+        labels={**labels, **wiring.labels, **(extra_labels or {})},
         runtime=runtime,
         init=True,
         security_opts=["no-new-privileges"],

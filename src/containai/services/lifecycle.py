@@ -44,6 +44,10 @@ from containai.services.run_request import ImageProvider, Ready, RunRequest
 from containai.services.stopping import Confirm, guard_sessions
 from containai.services.workspace import Workspace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from containai.services.devcontainer import Devcontainers
+
 # How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
 # while booting: exit status 137, or its start RPC cut off).
 _OUT_OF_MEMORY = (
@@ -72,7 +76,9 @@ class Lifecycle:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
+        devcontainer: Devcontainers | None = None,
     ) -> None:
+        self.devcontainer = devcontainer  # the workspace's devcontainer.json (SPEC 18)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -101,7 +107,12 @@ class Lifecycle:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
-            image = self.images.ensure(req.template)
+            dc, ws = self.devcontainer, req.workspace.path
+            image = (
+                dc.image(ws, req.template, lambda: self.images.ensure(req.template))
+                if dc is not None
+                else self.images.ensure(req.template)
+            )
             available = runtimes.result()
             runtime, warning = choose_runtime(
                 runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
@@ -153,6 +164,8 @@ class Lifecycle:
                 wiring=network,
                 memory=memory,
                 cpus=cpus,
+                extra_env=dc.container_env(ws) if dc is not None else {},
+                extra_labels=dc.labels(ws, image) if dc is not None else {},
             )
             try:
                 self.engine.create(spec)
@@ -172,6 +185,8 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         send_keys(self.engine, self.ssh, name, private, public)
+        if dc is not None:
+            dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
 
     def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> Wiring:
@@ -399,6 +414,8 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
+            if self.devcontainer is not None and action != "attach":
+                self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _runtime(self, requested: str, target: Target) -> str:
@@ -411,7 +428,7 @@ class Lifecycle:
     def _warn_template_drift(self, target: Target) -> None:
         template = target.labels.get(L.TEMPLATE)
         recorded = target.labels.get(L.TEMPLATE_HASH)
-        if not template or not recorded:
+        if not template or not recorded or L.DEVCONTAINER_BASE in target.labels:
             return
         try:
             current = self.images.current_hash(template)

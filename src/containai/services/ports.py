@@ -146,6 +146,7 @@ class Engine(ListEngine, Protocol):
         dockerfile: Path | None = None,
         stream: Any = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None: ...
 
 

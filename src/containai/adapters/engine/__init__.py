@@ -402,11 +402,14 @@ class DockerEngine(DockerCli):
         dockerfile: Path | None = None,
         stream: IO[str] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None:
         """``docker build``; output goes to ``stream`` (progress) or is kept for errors."""
         args = ["build", "--tag", tag]
         if dockerfile is not None:
             args += ["--file", str(dockerfile)]
+        if target is not None:
+            args += ["--target", target]
         for key, value in (build_args or {}).items():
             args += ["--build-arg", f"{key}={value}"]
         for key, value in (labels or {}).items():
