@@ -353,6 +353,12 @@ class FakeEngine:
         self._call("logs_tail", name)
         return ""
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        self._call("logs", name, tail, follow)
+        self._existing(name)
+        lines = list(self.log_lines)
+        yield from lines if tail is None else lines[len(lines) - tail :] if tail else []
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         self._call("stats", name, timeout)
         if self.stats_delay:
