@@ -10,13 +10,23 @@ listing and stopping them. SSH specifics are the ``Forwarder``'s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from containai.domain import forwards as F
 from containai.domain.errors import Failed, NotFound, UsageError
 from containai.domain.forwards import Forward
-from containai.services.ports import Config, Forwarder, Locks, Tunnel
+from containai.services.ports import Forwarder, Locks, Tunnel
+
+
+class StateConfig(Protocol):
+    """The part of ``ports.Config`` this use case needs: workspace state."""
+
+    def workspace_state(self, workspace: str) -> dict[str, Any]: ...
+
+    def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool: ...
+
 
 # How long a new forward may take to listen on the host (an SSH login, then the bind).
 LISTEN_TIMEOUT = 30.0
@@ -51,7 +61,7 @@ class Forwards:
     def __init__(
         self,
         forwarder: Forwarder,
-        config: Config,
+        config: StateConfig,
         locks: Locks,
         port_is_free: Callable[[int], bool],
         *,

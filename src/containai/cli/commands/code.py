@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from containai.adapters.ssh import alias
     from containai.domain import editor
 
-    command = editor.check_editor(args.editor or editor.DEFAULT)
+    command = editor.check_editor(editor.DEFAULT if args.editor is None else args.editor)
     if args.container is not None:
         validation.validate_container_name(args.container)
         if args.workspace is not None:
