@@ -4,9 +4,12 @@ Remote-SSH (SPEC section 17)."""
 from __future__ import annotations
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_workspace_option
-from containai.domain import validation
-from containai.domain.errors import Failed, UsageError
+from containai.cli.options import (
+    add_container_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
+from containai.domain.errors import Failed
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
@@ -41,10 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from containai.domain import editor
 
     command = editor.check_editor(editor.DEFAULT if args.editor is None else args.editor)
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     app = App(args)
     lifecycle = app.lifecycle(app.settings(None))
     target = lifecycle.find_existing(app.workspace(), args.container)

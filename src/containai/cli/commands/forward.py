@@ -4,8 +4,12 @@ section 17): a container port on the host's 127.0.0.1 through SSH."""
 from __future__ import annotations
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_json_option, add_workspace_option
-from containai.domain import validation
+from containai.cli.options import (
+    add_container_option,
+    add_json_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
 from containai.domain.errors import Failed, UsageError
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
@@ -126,10 +130,7 @@ def _foreground(app: App, target: Target, wanted: list[Forward]) -> int:
 def run(args: argparse.Namespace) -> int:
     from containai.domain import forwards as F
 
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     if args.list or args.stop is not None:
         if args.ports:
             what = "--list" if args.list else "--stop"

@@ -4,7 +4,11 @@ sshd) and the output of its lifecycle commands (SPEC sections 1 and 18)."""
 from __future__ import annotations
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_workspace_option
+from containai.cli.options import (
+    add_container_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
 from containai.domain import validation
 from containai.domain.errors import UsageError
 
@@ -44,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from containai.services import logs
 
     tail = parse_tail(args.tail)
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     app = App(args)
     lifecycle = app.lifecycle(app.settings(None))
     target = lifecycle.find_existing(app.workspace(), args.container)
