@@ -357,6 +357,12 @@ class FakeEngine:
         self._call("logs_tail", name)
         return ""
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        self._call("logs", name, tail, follow)
+        self._existing(name)
+        lines = list(self.log_lines)
+        yield from lines if tail is None else lines[len(lines) - tail :] if tail else []
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         self._call("stats", name, timeout)
         if self.stats_delay:
@@ -555,11 +561,77 @@ class FakeHost:
         return 0
 
 
+@dataclass
+class FakeTunnel:
+    """A foreground forward that holds its ports on a ``FakeHost`` until closed."""
+
+    host: FakeHost
+    ports: list[int]
+    fails: str | None = None  # ssh's error: the tunnel dies at once
+    closed: bool = False
+
+    def alive(self) -> bool:
+        return self.fails is None and not self.closed
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return 255 if self.fails is not None else None
+
+    def error(self) -> str:
+        return self.fails or ""
+
+    def close(self) -> None:
+        self.closed = True
+        self.host.bound -= set(self.ports)
+
+
+@dataclass
+class FakeForwarder:
+    """SSH port forwards over a ``FakeHost``: each forward binds its host port there."""
+
+    host: FakeHost
+    masters: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    fail_open: str | None = None
+    tunnels: list[FakeTunnel] = field(default_factory=list)
+
+    def open(self, name: str, forwards: Sequence[tuple[int, int]]) -> FakeTunnel:
+        self.calls.append(("open", name, tuple(forwards)))
+        ports = [hp for _p, hp in forwards]
+        tunnel = FakeTunnel(self.host, ports, self.fail_open)
+        if self.fail_open is None:
+            self.host.bound |= set(ports)
+        self.tunnels.append(tunnel)
+        return tunnel
+
+    def alive(self, name: str) -> bool:
+        return name in self.masters
+
+    def add(self, name: str, port: int, host_port: int) -> None:
+        self.calls.append(("add", name, port, host_port))
+        if host_port in self.host.bound:
+            raise Failed(f"could not forward 127.0.0.1:{host_port}")
+        self.masters.setdefault(name, set()).add((port, host_port))
+        self.host.bound.add(host_port)
+
+    def cancel(self, name: str, port: int, host_port: int) -> None:
+        self.calls.append(("cancel", name, port, host_port))
+        held = self.masters.get(name, set())
+        if (port, host_port) in held:
+            held.discard((port, host_port))
+            self.host.bound.discard(host_port)
+
+    def close(self, name: str) -> None:
+        self.calls.append(("close", name))
+        for _port, host_port in self.masters.pop(name, set()):
+            self.host.bound.discard(host_port)
+
+
 # mypy proves each fake implements its Protocol (`mypy --strict src tests/fakes.py`).
 def _conforms() -> None:
     from containai.services.doctor import DoctorEngine
+    from containai.services.forward import StateConfig
     from containai.services.gc import GcConfig, GcEngine, GcLocks, GcSsh
-    from containai.services.ports import Engine, HostProbe, Locks
+    from containai.services.ports import Engine, Forwarder, HostProbe, Locks
     from containai.services.ssh_cleanup import CleanupSsh, NamesEngine
 
     _engine: Engine = FakeEngine()
@@ -572,3 +644,5 @@ def _conforms() -> None:
     _locks: GcLocks = FakeLocks()
     _all_locks: Locks = FakeLocks()
     _host: HostProbe = FakeHost()
+    _forwarder: Forwarder = FakeForwarder(FakeHost())
+    _state: StateConfig = FakeConfig()

@@ -288,6 +288,13 @@ class App:
             self._warned.add(message)
             self.out.warn(message)
 
+    def restore_forwards(self, name: str, workspace: str) -> None:
+        """Recorded background forwards, the ``forward`` setting and devcontainer
+        ``forwardPorts``, back once ``cai run`` has the container up (SPEC 17)."""
+        from containai.cli.commands.forward import restore_forwards
+
+        restore_forwards(self, name, workspace)
+
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""
         from containai.services.stopping import confirm_unavailable

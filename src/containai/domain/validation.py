@@ -61,6 +61,15 @@ def show(value: object) -> str:
     return repr(value) if isinstance(value, str) else repr(str(value))
 
 
+def terminal_safe(text: str) -> str:
+    """``text`` from inside a container (hostile), fit for the user's terminal: every
+    character that is not printable (escape sequences, carriage returns, ...) but a tab
+    is shown as ``\\xNN``."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def validate_agent_name(name: str) -> str:
     """An agent is a manifest name (or ``shell``), never a path (SPEC sections 8, 14)."""
     if AGENT_NAME_RE.fullmatch(name) is None:

@@ -102,6 +102,12 @@ class Engine(ListEngine, Protocol):
 
     def logs_tail(self, name: str, lines: int = 20) -> str: ...
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The container's log lines (its main process's stdout and stderr, merged),
+        the last ``tail`` of them (``None``: all); with ``follow``, then new ones as they
+        come until the container stops or the caller stops iterating."""
+        ...
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None: ...
 
     # volumes
@@ -221,6 +227,33 @@ class Ssh(Protocol):
     def entries(self) -> list[str]: ...
 
     def stale(self, existing: Collection[str]) -> list[str]: ...
+
+
+class Tunnel(Protocol):
+    """A foreground port forward: lives until ``close`` or until it fails."""
+
+    def alive(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def error(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class Forwarder(Protocol):
+    """Port forwards over SSH (``adapters/ssh/forwards.py``): a foreground tunnel, or
+    background forwards held for a container until cancelled or the container stops."""
+
+    def open(self, name: str, forwards: Sequence[tuple[int, int]]) -> Tunnel: ...
+
+    def alive(self, name: str) -> bool: ...
+
+    def add(self, name: str, port: int, host_port: int) -> None: ...
+
+    def cancel(self, name: str, port: int, host_port: int) -> None: ...
+
+    def close(self, name: str) -> None: ...
 
 
 class Locks(Protocol):

@@ -111,6 +111,8 @@ if TYPE_CHECKING:
 
         def confirm_sessions(self, name: str, sessions: Any) -> bool: ...
 
+        def restore_forwards(self, name: str, workspace: str) -> None: ...
+
 
 class Request(Record):
     """What the command line asked for (RUN-OPTIONS, validated by the CLI)."""
@@ -242,6 +244,7 @@ def start(request: Request, world: RunWorld) -> Outcome:
     if request.container is None:
         world.container_cache.write(ready.workspace, ready.name)
     world.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
+    world.restore_forwards(ready.name, ready.workspace)  # SPEC 17: background forwards back
     if request.detached:
         return Outcome()
     if request.root:

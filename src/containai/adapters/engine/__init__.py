@@ -286,6 +286,37 @@ class DockerEngine(DockerCli):
         proc = self.run("logs", "--tail", str(lines), name, check=False)
         return str(proc.stdout + proc.stderr).strip()
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """``docker logs [--tail N] [--follow] NAME``: the container's stdout and stderr
+        merged in one stream, line by line as they come; the process ends when the
+        caller stops iterating. A failure of the call itself is translated at the end."""
+        import subprocess
+
+        args = ["logs", *(["--tail", str(tail)] if tail is not None else [])]
+        args += [*(["--follow"] if follow else []), name]
+        try:
+            proc = subprocess.Popen(
+                self.argv(*args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        except FileNotFoundError:
+            raise EngineUnreachable(f"the docker CLI ('{self.docker}') is not installed") from None
+        last = ""
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                last = raw.decode("utf-8", "replace").rstrip("\r\n")
+                yield last
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+        if code not in (0, -9) and last.startswith(("Error", "error")):
+            raise self._translate(args, last)
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         """Memory (bytes) and CPU use of a running container; ``None`` when the engine
         has none (``EngineUnreachable`` past ``timeout``)."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_json_option, add_workspace_option
-from containai.domain import validation
-from containai.domain.errors import NotFound, UsageError
+from containai.cli.options import (
+    add_container_option,
+    add_json_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
+from containai.domain.errors import NotFound
 
 if TYPE_CHECKING:
     import argparse
@@ -68,10 +72,7 @@ def render_text(report: StatusReport) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     app = App(args)
     settings = app.settings(None)
     lookup = app.lookup
