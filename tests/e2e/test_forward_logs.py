@@ -125,6 +125,10 @@ def test_forward_code_and_logs(sandbox: Sandbox, tmp_path: Path) -> None:
     ]
     text = sandbox.cai("forward", "--list", cwd=ws)
     assert f"127.0.0.1:{bg_port}" in text.stdout and "active" in text.stdout
+    status = sandbox.cai("status", "--json", cwd=ws).json  # status shows them (SPEC 17)
+    assert status["forwards"] == listed
+    shown = sandbox.cai("status", cwd=ws).stdout
+    assert f"Forward: 127.0.0.1:{bg_port} -> port {INSIDE}, active" in shown
     stopped = sandbox.cai("forward", "--stop", str(bg_port), cwd=ws)
     assert stopped.returncode == 0, stopped.stderr
     assert page(bg_port) is None and not listening(bg_port)

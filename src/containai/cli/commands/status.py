@@ -50,6 +50,9 @@ def render_text(report: StatusReport) -> list[str]:
     elif report.denials is not None:
         network += f", {report.denials} denied (`cai network log`)"
     lines.append(f"  Network: {network}")
+    for row in report.forwards:
+        state = "active" if row["active"] else "inactive (restored by `cai run`)"
+        lines.append(f"  Forward: {row['address']} -> port {row['port']}, {state}")
     if report.sessions is not None:
         lines += [
             "",
@@ -93,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
         sessions=lookup.sessions,
         denials=lambda name: sum(1 for line in egress.log(name) if line.denied),
     )
+    if target.workspace:  # background forwards recorded for the container (SPEC 17)
+        import dataclasses
+
+        from containai.cli.commands.forward import forwards
+
+        rows = forwards(app).listing(target.name, target.workspace)
+        report = dataclasses.replace(report, forwards=tuple(r.to_json() for r in rows))
     if args.json:
         app.out.json(report.to_json())
     else:
