@@ -410,11 +410,14 @@ def test_gc_text_mode_prints_one_line_per_removed_and_nothing_when_none(scene: S
     env = scene.scoped_env()
     res = scene.box.cai("gc", "--force", "--age", "0s", env=env)
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
+    assert res.stdout == ""  # removals are state changes: stderr (SPEC section 2)
+    lines = res.stderr.splitlines()
     assert sorted(line.split()[1] for line in lines) == sorted(scene.name(s) for s in ELIGIBLE)
     assert all(line.startswith("removed ") for line in lines)
     again = scene.box.cai("gc", "--force", "--age", "0s", env=env)
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    dry = scene.box.cai("gc", "--dry-run", "--age", "0s", env=env)
+    assert (dry.returncode, dry.stdout, dry.stderr) == (0, "", "nothing to remove\n")
 
 
 @pytest.mark.parametrize("age", ["7x", "-1d", "1.5h", "d", "abc", ""])

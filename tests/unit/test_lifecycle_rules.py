@@ -10,7 +10,7 @@ import pytest
 from containai.domain.errors import Failed, Refused
 from containai.services.lifecycle import Lifecycle, RunRequest, key_tar
 from containai.services.workspace import Workspace
-from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeImages
 
 WS = "/src/app"
 
@@ -44,7 +44,7 @@ def lifecycle(
         FakeConfig(state or {}),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         FakeHost(bound or set()),
-        None,  # type: ignore[arg-type]
+        FakeImages({"default": "fedcba9876543210"}),
     )
 
 
@@ -118,6 +118,8 @@ def test_plan_actions(status: str, flags: dict[str, bool], action: str) -> None:
     assert plan["action"] == action
     assert plan["ssh_port"] == 2300 and plan["runtime"] == "runsc"
     assert plan["data_volume"] == (None if flags.get("reset") else "containai-data")
+    if flags:  # recreated from the image built for today's inputs: its hashed tag
+        assert plan["image"] == "containai:default-fedcba9876543210"
 
 
 def test_plan_for_a_stopped_container_whose_port_was_taken_is_recreate() -> None:

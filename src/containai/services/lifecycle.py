@@ -37,6 +37,7 @@ from containai.domain.isolation import choose_runtime, is_weakened
 from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
 from containai.domain.validation import parse_cpus, parse_memory
 from containai.services.egress import POLICY_LABEL, Egress, gateway_name, proxy_env
+from containai.services.identity import git_identity_env
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.workspace import Workspace
 
@@ -77,6 +78,9 @@ class ImageProvider:
         raise NotImplementedError
 
     def ca_bundle_path(self) -> Path | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def planned_tag(self, template: str) -> str | None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -438,6 +442,7 @@ class Lifecycle:
                 "CAI_USER": agent_user(uid),
                 "CAI_WORKSPACE": req.workspace.path,
                 "CAI_TEMPLATE": image.template,
+                **git_identity_env(self.host),  # user.name/email, when the volume has none
             }
             if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
                 env["CAI_SSH_FORWARD_AGENT"] = "true"
@@ -822,7 +827,7 @@ class Lifecycle:
             ssh_port=port,
         )
         if req.fresh or req.reset:
-            plan["image"] = f"containai:{req.template}"
+            plan["image"] = self.images.planned_tag(req.template)
             plan["template"] = req.template
         return plan
 

@@ -8,7 +8,7 @@ answers with are ``containai.domain.engine_objects``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -144,9 +144,11 @@ class Engine(ListEngine, Protocol):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
     ) -> None: ...
+
+    def tag_image(self, source: str, target: str) -> None: ...
 
 
 class Config(Protocol):
@@ -244,3 +246,5 @@ class HostProbe(Protocol):
     def agent_ids(self, workspace: str) -> tuple[int, int]: ...
 
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int: ...
+
+    def git_identity(self) -> tuple[str | None, str | None]: ...
