@@ -298,10 +298,14 @@ class Images(ImageProvider):
             ctx = Path(tmp) / "gateway"
             shutil.copytree(builtin_templates_root() / GATEWAY_DIR, ctx, symlinks=True)
             _write_ca(ctx / "ca.crt", self.ca_bundle_path())
-            self.progress(f"building the egress gateway image {tag} on {base}")
-            self.engine.build(
-                ctx, tag=tag, build_args={"BASE_IMAGE": base}, labels={GATEWAY_HASH_LABEL: wanted}
-            )
+            with self._display(f"building the egress gateway image {tag} on {base}") as on_line:
+                self.engine.build(
+                    ctx,
+                    tag=tag,
+                    build_args={"BASE_IMAGE": base},
+                    labels={GATEWAY_HASH_LABEL: wanted},
+                    on_line=on_line,
+                )
         return tag
 
     # ------------------------------------------------------------------ build
