@@ -47,6 +47,8 @@ MANAGED_KEYS: Final = (
     L.KEEP,
     L.WEAKENED,
     L.NETWORK_POLICY,
+    L.TEMPLATE,  # with the hash: the image tag `cai list` shows when ps gives an id
+    L.TEMPLATE_HASH,
 )
 """The labels a listing of managed containers reads (``cai list``, gc, doctor)."""
 
