@@ -28,6 +28,8 @@ from containai.domain.engine_objects import (
     ContainerInfo,
     ContainerSpec,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,
@@ -35,7 +37,7 @@ from containai.domain.engine_objects import (
     VolumeInfo,
 )
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
-from containai.services.lifecycle import ImageProvider, ImageRef
+from containai.services.run_request import ImageProvider, ImageRef
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -182,18 +184,18 @@ class FakeEngine:
     def display_name(self) -> str:
         return self.name or "DOCKER_HOST=unix:///nonexistent.sock"
 
-    def version(self) -> dict[str, Any]:
+    def engine_version(self) -> EngineVersion:
         self._call("version")
-        return {"Client": {}, "Server": {"Version": self.server, "ApiVersion": "1.41"}}
+        return EngineVersion(self.server, "1.41")
 
-    def info(self) -> dict[str, Any]:
+    def engine_info(self) -> EngineInfo:
         self._call("info")
-        return {
-            "Runtimes": {r: {"path": r} for r in self.runtime_names},
-            "DefaultRuntime": self.default_runtime,
-            "DockerRootDir": self.root,
-            "Name": self.hostname,
-        }
+        return EngineInfo(
+            runtimes=self.runtime_names,
+            default_runtime=self.default_runtime,
+            root_dir=self.root,
+            host_name=self.hostname,
+        )
 
     def runtimes(self) -> list[str]:
         self._call("runtimes")
@@ -414,12 +416,6 @@ class FakeEngine:
         self._call("image", ref)
         return self._image(ref)
 
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        """What services/doctor.py reads (``docker image inspect``)."""
-        self._call("inspect_image", ref)
-        found = self._image(ref)
-        return None if found is None else {"Id": found.id, "Config": {"Labels": found.labels}}
-
     def list_images(self, reference: str | None = None) -> list[ImageInfo]:
         self._call("list_images", reference)
         if reference is None:
@@ -601,14 +597,16 @@ class FakeImages(ImageProvider):
 # mypy proves each fake implements its Protocol (`mypy --strict src tests/fakes.py`).
 def _conforms() -> None:
     from containai.services.doctor import DoctorEngine
-    from containai.services.gc import CleanupSsh, GcConfig, GcEngine, GcLocks, GcSsh
+    from containai.services.gc import GcConfig, GcEngine, GcLocks, GcSsh
     from containai.services.ports import Engine, HostProbe, Locks
+    from containai.services.ssh_cleanup import CleanupSsh, NamesEngine
 
     _engine: Engine = FakeEngine()
     _doctor: DoctorEngine = FakeEngine()
     _gc: GcEngine = FakeEngine()
     _ssh: GcSsh = FakeSsh()
     _cleanup: CleanupSsh = FakeSsh()
+    _names: NamesEngine = FakeEngine()
     _config: GcConfig = FakeConfig()
     _locks: GcLocks = FakeLocks()
     _all_locks: Locks = FakeLocks()

@@ -193,6 +193,10 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
     ws = sandbox.workspace("ident", "main")
     res = sandbox.cai("run", "--detached", cwd=ws)
     assert res.returncode == 0, res.stderr
+    created = sandbox.cai("status", "--json", cwd=ws).json["container"]
+    assert f"created {created} (ssh cai-{created})" in res.stderr.splitlines()
+    attached = sandbox.cai("run", "--detached", cwd=ws)  # running already: nothing changes
+    assert attached.returncode == 0 and attached.stderr == ""
 
     def git_config(key: str) -> str:
         out = sandbox.cai("exec", "--", "git", "config", "--global", key, cwd=ws)
@@ -212,6 +216,8 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
     assert (stop.returncode, stop.stdout, stop.stderr) == (0, "", f"stopped {name_line}\n")
     again = sandbox.cai("stop", cwd=ws)
     assert again.stderr == f"{name_line} was not running (exited)\n"
-    assert sandbox.cai("run", "--fresh", "--detached", "--force", cwd=ws).returncode == 0
+    fresh = sandbox.cai("run", "--fresh", "--detached", "--force", cwd=ws)
+    assert fresh.returncode == 0, fresh.stderr
+    assert f"recreated {created} (ssh cai-{created})" in fresh.stderr.splitlines()
     assert git_config("user.name") == "Agent"
     assert git_config("user.email") == email

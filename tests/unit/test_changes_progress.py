@@ -11,7 +11,7 @@ import pytest
 from containai.cli.output import Output
 from containai.cli.progress import BuildDisplay, instruction
 from containai.services.changes import ready_lines, stop_line
-from containai.services.lifecycle import Ready
+from containai.services.run_request import Ready
 
 
 def ready(action: str) -> Ready:

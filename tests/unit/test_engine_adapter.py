@@ -28,20 +28,24 @@ from containai.adapters.engine.shapes import (
     container_of_row,
     image_of,
     image_of_row,
+    info_of,
     network_of,
     ps_format,
     removal_of,
     stats_of,
+    version_of,
     volume_of,
 )
 from containai.domain.engine_objects import (
     ContainerSpec,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     Mount,
     Publish,
     Removal,
 )
-from containai.domain.errors import Failed
+from containai.domain.errors import Failed, ImageInUse, NameInUse, NotFound, PortTaken
 
 SHAPES = Path(__file__).parent / "docker_shapes"
 NAME = "cai-rec4d6e2de0"
@@ -114,6 +118,21 @@ def test_volume_network_and_image() -> None:
     assert (
         image_of_row({"ID": "sha256:x", "Repository": "<none>", "Tag": "<none>"}).reference is None
     )
+
+
+def test_engine_version_and_info() -> None:
+    version = version_of(recorded("version.json"))
+    assert (version.server, version.api) == ("20.10.24+dfsg1", "1.41")
+    info = info_of(recorded("info.json"))
+    assert info.runtimes == ("runc", "runsc")
+    assert (info.default_runtime, info.root_dir, info.host_name) == (
+        "runc",
+        "/var/lib/docker",
+        "box",
+    )
+    # an engine that says nothing: unknown, not invented
+    assert version_of({}) == EngineVersion("unknown", None)
+    assert info_of({"Runtimes": None}) == EngineInfo()
 
 
 def test_missing_inspect_fields_are_unknown_not_invented() -> None:
@@ -365,3 +384,34 @@ def test_create_and_remove_stopped() -> None:
     assert engine.calls[0] == ("create", *create_args(workspace_spec()))
     assert engine.remove_stopped([ID]) == Removal(running=[ID])
     assert engine.calls[1] == ("rm", ID)  # never --force
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        (
+            "Error response from daemon: driver failed programming external connectivity on "
+            "endpoint x: Bind for 127.0.0.1:2300 failed: port is already allocated",
+            PortTaken,
+        ),
+        (
+            "Error response from daemon: conflict: unable to remove repository reference "
+            '"containai:old" (must force) - container 1234 is using its referenced image 5678',
+            ImageInUse,
+        ),
+        (
+            'Error response from daemon: Conflict. The container name "/cai-a" is already in '
+            'use by container "abc". You have to remove (or rename) that container.',
+            NameInUse,
+        ),
+        ("Error response from daemon: something else broke", Failed),
+        ("Error: No such image: containai:gone", NotFound),
+    ],
+)
+def test_engine_refusals_are_cai_errors_not_wording(stderr: str, kind: type[Exception]) -> None:
+    """Services catch PortTaken/NameInUse/ImageInUse; the wording stays in the adapter.
+    The message is the one a plain failure has (a subclass of Failed: same exit code)."""
+    err = Docker({})._translate(["run"], stderr)
+    assert type(err) is kind
+    if kind is not NotFound:
+        assert isinstance(err, Failed) and str(err).startswith("docker run failed: ")

@@ -18,8 +18,8 @@ from containai.services.gc import (
     GcResult,
     UnusedImage,
     is_cai_image,
-    ssh_cleanup,
 )
+from containai.services.ssh_cleanup import ssh_cleanup
 from tests.fakes import Box, FakeConfig, FakeEngine, FakeLocks, FakeSsh
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -20,12 +20,16 @@ if TYPE_CHECKING:
 
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
+    from containai.adapters.host import Host
+    from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
     from containai.services.lifecycle import Lifecycle
+    from containai.services.lookup import Lookup
+    from containai.services.stopping import Stopping
     from containai.services.workspace import Settings, Workspace
 
 
@@ -215,9 +219,40 @@ class App:
             host_addresses=netconf.host_addresses if local else (lambda: ()),
         )
 
-    def lifecycle(self, settings: Settings) -> Lifecycle:
-
+    @once
+    def host(self) -> Host:
         from containai.adapters.host import Host
+
+        return Host(self.env)
+
+    @once
+    def container_cache(self) -> ContainerCache:
+        """Which container served a workspace last, under this engine selection."""
+        from containai.adapters.hotcache import ContainerCache
+
+        return ContainerCache(self.paths, self.env, self.arg("context"))
+
+    @once
+    def lookup(self) -> Lookup:
+        """Finding containers (read-only): what status, stop, export and network need."""
+        from containai.services.lookup import Lookup
+
+        return Lookup(self.engine, self.config)
+
+    def stopping(self, settings: Settings) -> Stopping:
+        from containai.adapters.locks import FileLocks
+        from containai.services.stopping import Stopping
+
+        return Stopping(
+            self.lookup,
+            self.ssh,
+            self.config,
+            FileLocks(self.paths.locks_dir),
+            egress=self.egress(settings),
+            info=self.out.info,
+        )
+
+    def lifecycle(self, settings: Settings) -> Lifecycle:
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
 
@@ -226,7 +261,7 @@ class App:
             self.ssh,
             self.config,
             FileLocks(self.paths.locks_dir),
-            Host(self.env),
+            self.host,
             self.images(settings),
             warn=self.out.warn,
             info=self.out.info,
@@ -236,7 +271,7 @@ class App:
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""
-        from containai.services.lifecycle import confirm_unavailable
+        from containai.services.stopping import confirm_unavailable
 
         if not self.out.interactive:
             return confirm_unavailable(name, sessions)

@@ -210,6 +210,43 @@ class ImageInfo(Record):
         return f"{self.repository}:{self.tag}"
 
 
+class EngineVersion(Record):
+    """The engine's server version (``server`` "unknown" when it does not say)."""
+
+    __slots__ = ("api", "server")
+
+    def __init__(self, server: str = "unknown", api: str | None = None) -> None:
+        self._set(server=server, api=api)
+
+    server: str  # 24.0.7
+    api: str | None  # the API version (1.43)
+
+
+class EngineInfo(Record):
+    """What an engine says about itself (doctor reads it)."""
+
+    __slots__ = ("default_runtime", "host_name", "root_dir", "runtimes")
+
+    def __init__(
+        self,
+        runtimes: Sequence[str] = (),
+        default_runtime: str | None = None,
+        root_dir: str = "",
+        host_name: str = "",
+    ) -> None:
+        self._set(
+            runtimes=tuple(sorted(runtimes)),
+            default_runtime=default_runtime,
+            root_dir=root_dir,
+            host_name=host_name,
+        )
+
+    runtimes: tuple[str, ...]  # OCI runtimes it knows, sorted (runc, runsc ...)
+    default_runtime: str | None
+    root_dir: str  # where it keeps images and containers ("" when it does not say)
+    host_name: str  # the machine it runs on
+
+
 class ContainerStats(Record):
     """A running container's resource use at one moment; ``None``: the engine did not say."""
 

@@ -1,4 +1,5 @@
-"""The labels cai puts on every container it creates (SPEC section 4)."""
+"""The labels cai puts on every container it creates (SPEC section 4), and the facts
+they go with: the SSH alias prefix, the data volume's mount path, helper labels."""
 
 from __future__ import annotations
 
@@ -44,6 +45,15 @@ MANAGED_FILTER: Final = f"{MANAGED}={TRUE}"
 _ISOLATION: Final = DISPLAY
 SSH_ALIAS_PREFIX: Final = "cai-"
 """SPEC section 10: the SSH entry of container NAME is ``Host cai-NAME``."""
+
+DATA_MOUNT: Final = "/mnt/agent-data"
+"""Where every cai container (and helper) mounts its data volume."""
+
+# On helper containers (export, import, host import; never started by a workspace):
+HELPER: Final = "containai.helper"
+HELPER_OWNER: Final = "containai.helper.owner"  # the cai process that made it (adapters/procs)
+HELPER_VOLUME: Final = "containai.helper.volume"
+HELPER_STAGING: Final = "containai.helper.staging"  # an import's staging directory in it
 
 
 def ssh_alias(container: str) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from containai.domain.labels import ssh_alias
 
 if TYPE_CHECKING:
-    from containai.services.lifecycle import Ready
+    from containai.services.run_request import Ready
 
 _READY_VERBS = {"create": "created", "recreate": "recreated", "start": "started"}
 _RUNNING = ("running", "restarting", "paused")

@@ -1,4 +1,4 @@
-"""Garbage collection (``cai gc``, SPEC section 12) and ``cai ssh cleanup`` (section 10).
+"""Garbage collection (``cai gc``, SPEC section 12).
 
 Listing is ONE ``docker ps`` of the managed containers (``Engine.list_managed``:
 exact labels and state); running, paused and kept ones are decided from it.
@@ -18,8 +18,9 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
 3. removes the rest with ONE ``docker rm``, never with
    ``--force``: the engine itself refuses a container started after the inspect
    (spared too), and one removed or recreated meanwhile is gone (removal by id);
-4. removes each removed container's SSH entry, pinned key and control socket,
-   and clears ``container_name`` in its workspace's state if it names it.
+4. removes each removed container's SSH entry, pinned key and control socket
+   (``services/ssh_cleanup.forget``), and clears ``container_name`` in its
+   workspace's state if it names it.
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
 the listing and one inspect; ``apply`` then re-checks as above. ``collect``
@@ -41,7 +42,6 @@ import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
 from containai.domain import image_tags
@@ -49,8 +49,8 @@ from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
 from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
-from containai.services.inventory import managed_rows
 from containai.services.ports import ListEngine
+from containai.services.ssh_cleanup import ContainerSsh, forget
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
@@ -78,28 +78,7 @@ class GcEngine(ListEngine, Protocol):
     def remove_image(self, ref: str) -> None: ...
 
 
-class NamesEngine(Protocol):
-    """What ``ssh cleanup`` needs: the containers there are."""
-
-    def list_containers(
-        self,
-        labels: Mapping[str, str | None] | None = None,
-        *,
-        keys: Sequence[str] = (),
-        mounts: bool = False,
-    ) -> list[ContainerInfo]: ...
-
-
-class GcSsh(Protocol):
-    def remove(self, name: str) -> list[Path]: ...
-
-
-class CleanupSsh(Protocol):
-    def remove(self, name: str) -> list[Path]: ...
-
-    def entries(self) -> list[str]: ...
-
-    def stale(self, existing: Collection[str]) -> list[str]: ...
+GcSsh = ContainerSsh  # what gc needs of the SSH files: remove one container's
 
 
 class GcConfig(Protocol):
@@ -256,7 +235,7 @@ class GarbageCollector:
         maybe: list[Candidate] = []
         spared: list[Spared] = []
         self._listed = {}
-        for row in managed_rows(self.engine):
+        for row in self.engine.list_managed():
             if row.id:
                 self._listed[row.id] = row
             view = GcView(row.name, row.state, row.labels, None, None)
@@ -378,7 +357,7 @@ class GarbageCollector:
                 busy, fresh = self._lock_and_inspect(held, chunk)
                 removed = self._remove_batch(chunk, busy, fresh, plan, result)
                 for cand in removed:
-                    self.ssh.remove(cand.name)
+                    forget(self.ssh, cand.name)
                     self.on_removed(cand.name)
                     state = states.get(cand.workspace or "") or {}
                     if cand.workspace and state.get("container_name") == cand.name:
@@ -497,22 +476,3 @@ class GarbageCollector:
 
 def _full_id(image_id: str) -> str:
     return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
-
-
-# ------------------------------------------------------------------ ssh cleanup
-def existing_names(engine: NamesEngine) -> set[str]:
-    """Names of every container of the engine (managed or not): one listing."""
-    return {c.name for c in engine.list_containers() if c.name}
-
-
-def ssh_cleanup(engine: NamesEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[str]:
-    """Names whose SSH entry, pinned key or control socket outlived their container
-    (removed unless ``dry_run``). SSH files are read *before* the engine is asked,
-    so the files of a container created meanwhile are never taken for stale ones."""
-    before = set(ssh.entries())
-    existing = existing_names(engine)
-    stale = [name for name in ssh.stale(existing) if name in before]
-    if not dry_run:
-        for name in stale:
-            ssh.remove(name)
-    return stale

@@ -27,8 +27,8 @@ from containai.domain import image_tags
 from containai.domain import labels as L
 from containai.domain.errors import CaiError, Failed, NotFound
 from containai.domain.validation import validate_template_name
-from containai.services.lifecycle import ImageProvider, ImageRef
 from containai.services.ports import Engine
+from containai.services.run_request import ImageProvider, ImageRef
 
 IMAGE_REPO = "containai"
 TEMPLATE_REPO = "containai-template"

@@ -30,8 +30,6 @@ SSH_ALIAS_PREFIX: Final = "cai-"  # SPEC section 10: `Host cai-<name>`
 
 _STATUS_NAMES: Final = {"exited": "stopped"}
 
-PsRow = ContainerInfo  # the name services/doctor.py imports (a listed container)
-
 
 # ---------------------------------------------------------------- pure parsing
 def display_status(state: str) -> str:
@@ -141,11 +139,6 @@ class Listed(Record):
         }
 
 
-def managed_rows(engine: ListEngine) -> list[ContainerInfo]:
-    """Every managed container of the engine: ONE engine call."""
-    return engine.list_managed()
-
-
 def listed(row: ContainerInfo, now: datetime) -> Listed:
     created = row.created
     return Listed(
@@ -168,4 +161,4 @@ def listed(row: ContainerInfo, now: datetime) -> Listed:
 def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed]:
     """Every managed container of the engine, sorted by name: one engine call."""
     now = now or datetime.now(UTC)
-    return sorted((listed(r, now) for r in managed_rows(engine)), key=lambda r: r.name)
+    return sorted((listed(r, now) for r in engine.list_managed()), key=lambda r: r.name)

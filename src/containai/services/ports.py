@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from containai.domain.archive_rules import Member
     from containai.domain.engine_objects import (
         CommandResult,
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
+        EngineInfo,
+        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,
@@ -32,11 +35,6 @@ class ListEngine(Protocol):
     def list_managed(self) -> list[ContainerInfo]: ...
 
 
-# The name services/doctor.py imports for the engine of `managed_rows` (it was the raw
-# `docker ARGS` call); the lead renames that import to ListEngine.
-RunEngine = ListEngine
-
-
 class Engine(ListEngine, Protocol):
     """The engine in cai's terms (``adapters.engine.DockerEngine``); Docker's argv,
     formats and JSON shapes stay behind it."""
@@ -46,9 +44,11 @@ class Engine(ListEngine, Protocol):
     @property
     def display_name(self) -> str: ...
 
-    def version(self) -> dict[str, Any]: ...
+    def engine_version(self) -> EngineVersion:
+        """``EngineUnreachable`` when the engine does not answer."""
+        ...
 
-    def info(self) -> dict[str, Any]: ...
+    def engine_info(self) -> EngineInfo: ...
 
     def runtimes(self) -> list[str]: ...
 
@@ -248,3 +248,52 @@ class HostProbe(Protocol):
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int: ...
 
     def git_identity(self) -> tuple[str | None, str | None]: ...
+
+
+# progress(done_bytes, total_bytes_or_None)
+Progress = Callable[[int, int | None], None]
+
+
+class ExportResult(Protocol):
+    @property
+    def members(self) -> int: ...
+
+    @property
+    def bytes_in(self) -> int: ...
+
+    @property
+    def bytes_out(self) -> int: ...
+
+    @property
+    def hardlinks(self) -> int: ...
+
+
+class Streams(Protocol):
+    """The tar streams (``adapters/archive``) that move a data volume's content in and
+    out of a container (``docker cp``), and the temp files a killed export left."""
+
+    def export_volume(
+        self, container: str, source: str, output: Path, *, progress: Progress | None = None
+    ) -> ExportResult: ...
+
+    def read_members(self, archive: Path, *, progress: Progress | None = None) -> list[Member]: ...
+
+    def copy_archive_in(
+        self,
+        container: str,
+        dest: str,
+        archive: Path,
+        expected: Sequence[Member],
+        *,
+        staging: str,
+        marker: str,
+        progress: Progress | None = None,
+    ) -> None: ...
+
+    def copy_items_in(
+        self, container: str, dest: str, items: Sequence[Any], *, uid: int, gid: int
+    ) -> list[str]: ...
+
+    def stale_exports(self) -> list[Path]: ...
+
+    def remove_files(self, paths: Sequence[Path]) -> list[Path]: ...

@@ -6,13 +6,14 @@ any change to the file un-trusts it until ``cai trust`` is run again.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from containai.domain.errors import NotFound
 from containai.services.ports import Config
 
 
-class TrustState(NamedTuple):
+@dataclass(frozen=True)
+class TrustState:
     file: str
     digest: str
     recorded: str | None  # the digest trusted before, if any

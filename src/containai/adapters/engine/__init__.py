@@ -35,6 +35,8 @@ if TYPE_CHECKING:
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
+        EngineInfo,
+        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,
@@ -97,6 +99,13 @@ class DockerEngine(DockerCli):
             self.run("info", "--format", "{{json .}}", timeout=20).stdout
         )
         return data
+
+    def engine_version(self) -> EngineVersion:
+        """The server's version (``EngineUnreachable`` when the engine does not answer)."""
+        return shapes.version_of(self.version())
+
+    def engine_info(self) -> EngineInfo:
+        return shapes.info_of(self.info())
 
     def runtimes(self) -> list[str]:
         """OCI runtimes the engine knows (``runc``, ``runsc``, ``sysbox-runc`` ...)."""
@@ -238,6 +247,23 @@ class DockerEngine(DockerCli):
         proc = self.run(*args, name, *command, input=input, timeout=timeout, check=check)
         return _result(proc)
 
+    def exec_argv(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str,
+        workdir: str,
+        env: Mapping[str, str],
+        tty: bool,
+    ) -> list[str]:
+        """The ``docker exec`` command line to exec into (``cai exec --root``): stdin
+        always passes through, a TTY only when asked."""
+        args = ["exec", "-it" if tty else "-i", "-u", user, "-w", workdir]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        return self.argv(*args, name, *command)
+
     def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]:
         """The output lines of ``command`` in container ``name`` as they come (``tail -F``);
         the process ends when the caller stops iterating."""
@@ -336,9 +362,8 @@ class DockerEngine(DockerCli):
         self.run(*args, network, container)
 
     # ------------------------------------------------------------------ images
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        """``docker image inspect`` as JSON (``services/doctor.py`` reads it; services
-        use ``image``)."""
+    def _inspect_image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect`` as JSON; ``None`` when the image is not here."""
         proc = self.run("image", "inspect", "--format", "{{json .}}", ref, check=False)
         if proc.returncode != 0:
             if _missing(proc.stderr, "no such image", "no such object", "not found"):
@@ -349,7 +374,7 @@ class DockerEngine(DockerCli):
 
     def image(self, ref: str) -> ImageInfo | None:
         """A local image by reference or id; ``None`` when it is not here."""
-        doc = self.inspect_image(ref)
+        doc = self._inspect_image(ref)
         return None if doc is None else shapes.image_of(doc)
 
     def list_images(self, reference: str | None = None) -> list[ImageInfo]:

@@ -14,6 +14,8 @@ from containai.domain.age import parse_engine_time
 from containai.domain.engine_objects import (
     ContainerInfo,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,
@@ -178,6 +180,24 @@ _SIZE_UNITS: Final = {
     "pb": 1000**5,
 }
 _PERCENT_RE: Final = r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*%"
+
+
+def version_of(doc: Mapping[str, Any]) -> EngineVersion:
+    """``docker version --format '{{json .}}'`` -> the server's version."""
+    server = doc.get("Server") or {}
+    api = server.get("ApiVersion")
+    return EngineVersion(str(server.get("Version") or "unknown"), str(api) if api else None)
+
+
+def info_of(doc: Mapping[str, Any]) -> EngineInfo:
+    """``docker info --format '{{json .}}'`` -> runtimes, data root, host name."""
+    runtimes = doc.get("Runtimes") or {}
+    return EngineInfo(
+        runtimes=list(runtimes) if isinstance(runtimes, dict) else [],
+        default_runtime=str(doc.get("DefaultRuntime") or "") or None,
+        root_dir=str(doc.get("DockerRootDir") or ""),
+        host_name=str(doc.get("Name") or ""),
+    )
 
 
 def parse_size(text: str) -> int | None:

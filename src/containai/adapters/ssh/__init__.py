@@ -42,7 +42,7 @@ from containai.lazy import once
 from containai.paths import Paths
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from pathlib import Path
 
     from containai.adapters.ssh.entries import Entries
@@ -153,6 +153,10 @@ class OpenSsh:
         extra: Sequence[str] = (),
     ) -> list[str]:
         return self.sessions.ssh_argv(name, remote, tty=tty, extra=extra)
+
+    def remote_command(self, workspace: str, argv: Sequence[str], env: Mapping[str, str]) -> str:
+        """The remote shell line that runs ``argv`` (empty: a login shell) in ``workspace``."""
+        return remote_command(workspace, argv, env)
 
     def ensure_control_dir(self, name: str) -> Path:
         return ensure_control_dir(self.paths, name)

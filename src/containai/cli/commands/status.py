@@ -73,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
         if args.workspace is not None:
             raise UsageError("--container and --workspace exclude each other; give one of them")
     app = App(args)
-    lifecycle = app.lifecycle(app.settings(None))
+    settings = app.settings(None)
+    lookup = app.lookup
     workspace = app.workspace()
-    target = lifecycle.find(workspace, args.container)  # unmanaged --container: exit 5
+    target = lookup.find(workspace, args.container)  # unmanaged --container: exit 5
     if target.info is None:
         where = "" if args.container else f" (the container of workspace {workspace.path})"
         raise NotFound(
@@ -84,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
         )
     from containai.services.status import container_status
 
-    egress = app.egress(app.settings(None))
+    egress = app.egress(settings)
     report = container_status(
         target.info,
         engine=app.engine,
-        sessions=lifecycle.sessions,
+        sessions=lookup.sessions,
         denials=lambda name: sum(1 for line in egress.log(name) if line.denied),
     )
     if args.json:

@@ -46,12 +46,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--output goes with --export")
     app = App(args)
     settings = app.settings(None)
-    lifecycle = app.lifecycle(settings)
     if args.all:
-        targets = lifecycle.managed_targets()
+        targets = app.lookup.managed_targets()
     else:
         workspace = app.workspace()
-        target = lifecycle.find(workspace, args.container)
+        target = app.lookup.find(workspace, args.container)
         if not target.exists:
             what = f"container '{target.name}'"
             raise NotFound(f"{what} does not exist (nothing to stop); see `cai list`")
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         from containai.cli.commands.export import export_targets
 
         export_targets(app, targets, args.output, force=args.force)
-    done = lifecycle.stop(
+    done = app.stopping(settings).stop(
         targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions
     )
     from containai.domain import labels as L
