@@ -11,9 +11,7 @@ installs nothing."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox, docker
+from tests.e2e.scoped_docker import scoped_env
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -28,25 +27,6 @@ TEMPLATE_DOCKERFILE = """ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 ARG AGENT_PACKAGES
 RUN mkdir -p /opt/cai-test && printf '%s\\n' "$AGENT_PACKAGES" > /opt/cai-test/agents
-"""
-
-# `docker ps` sees only this test's containers and `docker image ls` only its template's
-# images, so `cai gc --images --force` can remove nothing of anybody else.
-SCOPED_DOCKER = """#!{python}
-import os, sys
-real, name, ref = {real!r}, {name!r}, {ref!r}
-argv = sys.argv[1:]
-i = 0
-while i < len(argv) and argv[i] in ("--context", "-c", "--host", "-H", "--config"):
-    i += 2
-extra = []
-if argv[i : i + 1] == ["ps"]:
-    i, extra = i + 1, ["--filter", "name=" + name]
-elif argv[i : i + 2] == ["image", "ls"]:
-    i, extra = i + 2, ["--filter", "reference=" + ref]
-elif argv[i : i + 1] == ["rm"]:
-    sys.exit("scoped docker: this test removes no container through gc")
-os.execv(real, [real, *argv[:i], *extra, *argv[i:]])
 """
 
 
@@ -96,19 +76,15 @@ def set_agents(sandbox: Sandbox, agents: str) -> None:
     assert sandbox.cai("config", "set", "agents", agents, "--global").returncode == 0
 
 
-def scoped_env(sandbox: Sandbox, name_part: str, template: str) -> dict[str, str]:
-    bindir = sandbox.root / "scoped-bin"
-    bindir.mkdir(exist_ok=True)
-    real = shutil.which("docker")
-    assert real is not None
-    script = bindir / "docker"
-    script.write_text(
-        SCOPED_DOCKER.format(
-            python=sys.executable, real=real, name=name_part, ref=f"containai:{template}*"
-        )
+def scoped(sandbox: Sandbox, name_part: str, template: str) -> dict[str, str]:
+    """`docker ps` sees only this test's containers and `docker image ls` only its
+    template's images, so `cai gc --images --force` can remove nothing of anybody else."""
+    return scoped_env(
+        sandbox.root,
+        sandbox.env["PATH"],
+        ps_filter=f"name={name_part}",
+        image_filter=f"reference=containai:{template}*",
     )
-    script.chmod(0o755)
-    return {"PATH": f"{bindir}:{sandbox.env['PATH']}"}
 
 
 def test_two_agent_sets_never_clobber_each_others_image(sandbox: Sandbox, template: str) -> None:
@@ -168,7 +144,7 @@ def test_two_agent_sets_never_clobber_each_others_image(sandbox: Sandbox, templa
         docker("image", "rm", "cai-test-keep-a:1")
 
     # gc --images: nothing used and not the alias
-    env = scoped_env(sandbox, uniq, template)
+    env = scoped(sandbox, uniq, template)
     dry = sandbox.cai("gc", "--images", "--dry-run", "--json", env=env)
     assert dry.returncode == 0, dry.stderr
     assert dry.json["images"] == []

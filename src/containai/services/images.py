@@ -295,9 +295,9 @@ class Images(ImageProvider):
         # cai's own image, always Debian, whatever base the user's templates use
         base = self.resolve_base(offline=offline, base=DEFAULT_BASE)
         with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
-            ctx = Path(tmp) / "gateway"
-            shutil.copytree(builtin_templates_root() / GATEWAY_DIR, ctx, symlinks=True)
-            _write_ca(ctx / "ca.crt", self.ca_bundle_path())
+            ctx = _context(
+                Path(tmp) / "gateway", builtin_templates_root() / GATEWAY_DIR, self.ca_bundle_path()
+            )
             with self._display(f"building the egress gateway image {tag} on {base}") as on_line:
                 self.engine.build(
                     ctx,
@@ -356,9 +356,7 @@ class Images(ImageProvider):
         labels = {L.TEMPLATE: template, L.TEMPLATE_HASH: template_hash}
         ca = self.ca_bundle_path()
         with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
-            ctx = Path(tmp) / "template"
-            shutil.copytree(t.path, ctx, symlinks=True)
-            _write_ca(ctx / "ca.crt", ca)
+            ctx = _context(Path(tmp) / "template", t.path, ca)
             intermediate = f"{TEMPLATE_REPO}:{template}-{template_hash}"
             with self._display(f"building template '{template}' on {base}") as on_line:
                 self.engine.build(
@@ -373,9 +371,7 @@ class Images(ImageProvider):
                     },
                     on_line=on_line,
                 )
-            sysctx = Path(tmp) / "system"
-            shutil.copytree(builtin_templates_root() / SYSTEM_DIR, sysctx, symlinks=True)
-            _write_ca(sysctx / "ca.crt", ca)
+            sysctx = _context(Path(tmp) / "system", builtin_templates_root() / SYSTEM_DIR, ca)
             # made from the agent manifests (their one home), not a file of the layer
             (sysctx / "home-links").write_text(self._home_links())
             with self._display(f"adding cai's system layer -> {final}") as on_line:
@@ -403,5 +399,9 @@ def _manifest_home_links() -> str:
     return agents.home_links()
 
 
-def _write_ca(dest: Path, ca: Path | None) -> None:
-    dest.write_bytes(ca.read_bytes() if ca else b"")
+def _context(ctx: Path, source: Path, ca: Path | None) -> Path:
+    """A build context: a copy of ``source`` plus ``ca.crt`` (empty when there is no CA
+    bundle: the Dockerfiles ``COPY`` it unconditionally)."""
+    shutil.copytree(source, ctx, symlinks=True)
+    (ctx / "ca.crt").write_bytes(ca.read_bytes() if ca else b"")
+    return ctx
