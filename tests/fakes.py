@@ -37,6 +37,7 @@ from containai.domain.engine_objects import (
     VolumeInfo,
 )
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
+from containai.services.run_request import ImageProvider, ImageRef
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -140,6 +141,7 @@ class FakeEngine:
     rm_failure: Exception | None = None  # `remove_stopped` failing as a whole
     image_errors: dict[str, Exception] = field(default_factory=dict)  # ref -> raised
     pullable: set[str] = field(default_factory=set)
+    build_output: list[str] = field(default_factory=list)  # what `build` prints, by line
     attached: Attached | None = None  # what a helper started attached does
     exec_handler: Exec | None = None
     exec_users: list[tuple[str, str | None]] = field(default_factory=list)  # (name, --user)
@@ -451,13 +453,26 @@ class FakeEngine:
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
         target: str | None = None,
     ) -> None:
         self._call("build", tag)
+        if on_line is not None:
+            for line in self.build_output:
+                on_line(line, None)
         repo, _, name = tag.rpartition(":")
+        self.images = [i for i in self.images if i.reference != tag]
         self.images.append(ImageInfo(f"sha256:{tag}", repo, name, labels))
+
+    def tag_image(self, source: str, target: str) -> None:
+        self._call("tag_image", source, target)
+        found = self._image(source)
+        if found is None:
+            raise NotFound(f"no such image: {source}")
+        repo, _, name = target.rpartition(":")
+        self.images = [i for i in self.images if i.reference != target]
+        self.images.append(ImageInfo(found.id, repo, name, found.labels))
 
 
 # ------------------------------------------------------------------ the others
@@ -541,6 +556,7 @@ class FakeHost:
     memory: int = 8 * 1024**3
     cpus: int = 4
     ids: tuple[int, int] = (1000, 1000)
+    identity: tuple[str | None, str | None] = (None, None)  # the host's git user.name/email
 
     def port_is_free(self, port: int) -> bool:
         return port not in self.bound
@@ -559,6 +575,32 @@ class FakeHost:
 
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int:
         return 0
+
+    def git_identity(self) -> tuple[str | None, str | None]:
+        return self.identity
+
+
+class FakeImages(ImageProvider):
+    """Images by template: ``containai:<template>-<hash>`` with a fixed hash per template."""
+
+    def __init__(self, hashes: Mapping[str, str] | None = None) -> None:
+        self.hashes = dict(hashes or {})
+
+    def _hash(self, template: str) -> str:
+        return self.hashes.get(template, "0123456789abcdef")
+
+    def ensure(self, template: str) -> ImageRef:
+        digest = self._hash(template)
+        return ImageRef(f"containai:{template}-{digest}", template, digest)
+
+    def current_hash(self, template: str) -> str | None:
+        return self._hash(template)
+
+    def ca_bundle_path(self) -> Path | None:
+        return None
+
+    def planned_tag(self, template: str) -> str | None:
+        return f"containai:{template}-{self._hash(template)}"
 
 
 @dataclass

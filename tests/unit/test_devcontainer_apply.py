@@ -225,7 +225,9 @@ def test_trusted_image_is_the_base_under_cai_layers(tmp_path: Path) -> None:
     ref = dc.image(WS, "default", default_image)
     assert ref.tag.startswith("containai:default-devcontainer-")
     assert ref.template == "default"
-    assert [c[1] for c in engine.calls_of("build")] == ["containai-template:default", ref.tag]
+    built = [c[1] for c in engine.calls_of("build")]
+    assert built == [f"containai-template:default-{ref.template_hash}", ref.tag]
+    assert ref.tag == f"containai:default-devcontainer-{ref.template_hash}"
     assert dc.labels(WS, ref)[BASE_LABEL] == "mine:1"
 
 

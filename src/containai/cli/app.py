@@ -157,8 +157,10 @@ class App:
         from containai.adapters import rootfs
         from containai.adapters.locks import FileLocks
         from containai.adapters.netconf import npm_registry, pip_index
+        from containai.cli.progress import BuildDisplay
         from containai.services.images import Images
 
+        display = BuildDisplay(self.out)  # a bar on a TTY, phase lines otherwise
         return Images(
             self.engine,
             user_templates=self.paths.user_templates_dir,
@@ -171,9 +173,10 @@ class App:
             pypi_index=lambda: pip_index(self.env),
             home_links=agents.home_links,
             packages=list(settings.value("image.packages")),
-            progress=self.out.progress,
+            progress=display.phase,
+            build_display=display,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
-                self.engine.argv(), tag, log=self.out.progress
+                self.engine.argv(), tag, log=display.phase
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,

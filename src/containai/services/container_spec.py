@@ -4,7 +4,7 @@ the workspace, the git guard, the CA bundle), limits and network wiring, as one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -146,11 +146,13 @@ def build_spec(
     cpus: float,
     extra_env: dict[str, str] | None = None,
     extra_labels: dict[str, str] | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> ContainerSpec:
     """The new container: the workspace bound at its own path, agent state on the data
     volume, no raw sockets, no new privileges; labels record what it was made with.
     ``extra_env`` (a devcontainer's ``containerEnv``) comes first, so cai's own
-    variables and ``-e`` win over it."""
+    variables and ``-e`` win over it. ``identity``: the host's git identity for the
+    entrypoint (``services/identity.py``)."""
     uid, gid = ids
     labels = L.build_labels(
         workspace=req.workspace.path,
@@ -170,6 +172,7 @@ def build_spec(
         "CAI_USER": agent_user(uid),
         "CAI_WORKSPACE": req.workspace.path,
         "CAI_TEMPLATE": image.template,
+        **(identity or {}),
     }
     if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
         env["CAI_SSH_FORWARD_AGENT"] = "true"

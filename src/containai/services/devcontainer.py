@@ -65,25 +65,32 @@ def forward_ports(source: DevcontainerSource, workspace: str, *, enabled: bool =
 
 class _OnBase(Images):
     """The configured template's build with a devcontainer's image as its base: the
-    base fixed (never swapped for another when absent), its id in the hash, and a tag of
-    its own so workspaces without a devcontainer keep ``containai:<template>``."""
+    base fixed (never swapped for another when absent), its id in the hash, and tags of
+    its own (``containai:<template>-devcontainer-<hash>``, alias
+    ``containai:<template>-devcontainer``) so workspaces without a devcontainer keep
+    ``containai:<template>``."""
 
     def __init__(self, images: Images, base: str, base_id: str) -> None:
         self.__dict__.update(images.__dict__)
         self._devcontainer_base = base
-        self.base_image = f"{base}@{base_id}"
-        self._hashes: dict[str, str] = {}
+        self._devcontainer_base_id = base_id
+        self.base_image = base
+        self._hashes: dict[tuple[str, str], str] = {}
 
     def resolve_base(self, *, offline: bool = False, base: str | None = None) -> str:
         return self._devcontainer_base if base is None else super().resolve_base(base=base)
 
-    def current_hash(self, template: str) -> str:
-        if template not in self._hashes:
-            self._hashes[template] = super().current_hash(template)
-        return self._hashes[template]
+    def current_hash(self, template: str, base_id: str | None = None) -> str:
+        key = (template, base_id or self._devcontainer_base_id)
+        if key not in self._hashes:
+            self._hashes[key] = super().current_hash(template, key[1])
+        return self._hashes[key]
 
     def tag(self, template: str) -> str:
-        return f"{IMAGE_REPO}:{template}-devcontainer-{self.current_hash(template)}"
+        return f"{IMAGE_REPO}:{template}-devcontainer"
+
+    def hashed_tag(self, template: str, template_hash: str) -> str:
+        return f"{IMAGE_REPO}:{template}-devcontainer-{template_hash}"
 
 
 class Devcontainers:

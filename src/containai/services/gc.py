@@ -31,7 +31,9 @@ and/or ``docker inspect`` of the stopped ones, then ``docker rm``.
 Volumes are never touched. ``--images`` then removes the ``containai:*`` /
 ``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
 by image id, running or stopped, managed or not: ``docker ps -aq`` + ``docker
-inspect`` of them all, after the containers are gone).
+inspect`` of them all, after the containers are gone). The alias of each template
+that exists (``containai:<template>``, the latest build) is never removed, nor any
+other tag of the image it names.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple, Protocol
 
+from containai.domain import image_tags
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
 from containai.domain.errors import CaiError
@@ -213,8 +216,10 @@ class GarbageCollector:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = BATCH,
         on_removed: Callable[[str], None] = lambda _name: None,
+        templates: Callable[[], Collection[str]] = lambda: (),
     ) -> None:
         self.on_removed = on_removed  # e.g. the container's gateway and network (egress)
+        self.templates = templates  # names whose alias containai:<name> --images keeps
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -437,16 +442,20 @@ class GarbageCollector:
         return {info.image_id for info in infos if info.image_id}
 
     def _unused_images(self, exclude: Collection[str]) -> list[UnusedImage]:
-        used = self._used_image_ids(exclude)
+        used = {_full_id(i) for i in self._used_image_ids(exclude)}
+        images = self.engine.list_images()
+        templates = set(self.templates())
+        # The current alias of each template, and every other tag of its image
+        for image in images:
+            if image.reference and image.id and image_tags.is_alias_of(image.reference, templates):
+                used.add(_full_id(image.id))
         out: set[UnusedImage] = set()
-        for image in self.engine.list_images():
+        for image in images:
             ref = image.reference
             image_id = image.id
             if ref is None or not is_cai_image(ref) or not image_id:
                 continue
-            if image_id in used or (
-                not image_id.startswith("sha256:") and f"sha256:{image_id}" in used
-            ):
+            if _full_id(image_id) in used:
                 continue
             out.add(UnusedImage(ref, image_id))
         return sorted(out, key=lambda i: i.reference)
@@ -463,3 +472,7 @@ class GarbageCollector:
             result.failed.append(Spared(image.reference, text))
             return
         result.images.append(image)
+
+
+def _full_id(image_id: str) -> str:
+    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"

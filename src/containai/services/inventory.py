@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from containai.domain import image_tags
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo
 from containai.record import Record
@@ -146,7 +147,8 @@ def listed(row: ContainerInfo, now: datetime) -> Listed:
         workspace=row.labels.get(L.WORKSPACE),
         ssh_port=row.ssh_port,
         data_volume=row.labels.get(L.DATA_VOLUME),
-        image=row.image,
+        # the tag, never a bare id: `docker ps` shows the id once the tag moved on
+        image=image_tags.display(row.image, row.labels, L.TEMPLATE, L.TEMPLATE_HASH),
         runtime=row.labels.get(L.RUNTIME),
         created=created,
         age_seconds=seconds_since(created, now),

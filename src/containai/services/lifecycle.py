@@ -36,6 +36,7 @@ from containai.services.container_spec import (
     limits,
 )
 from containai.services.egress import POLICY_LABEL, Egress, proxy_env
+from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target
 from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
@@ -166,6 +167,7 @@ class Lifecycle:
                 cpus=cpus,
                 extra_env=dc.container_env(ws) if dc is not None else {},
                 extra_labels=dc.labels(ws, image) if dc is not None else {},
+                identity=git_identity_env(self.host),  # user.name/email, if the volume has none
             )
             try:
                 self.engine.create(spec)

@@ -150,10 +150,12 @@ class Engine(ListEngine, Protocol):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
         target: str | None = None,
     ) -> None: ...
+
+    def tag_image(self, source: str, target: str) -> None: ...
 
 
 class Config(Protocol):
@@ -278,6 +280,8 @@ class HostProbe(Protocol):
     def agent_ids(self, workspace: str) -> tuple[int, int]: ...
 
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int: ...
+
+    def git_identity(self) -> tuple[str | None, str | None]: ...
 
 
 # progress(done_bytes, total_bytes_or_None)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     class Notes(Protocol):
         def info(self, message: str) -> None: ...
 
+        def changed(self, message: str) -> None: ...
+
     class AttachSsh(Protocol):
         """What attaching needs of OpenSSH (``adapters.ssh.OpenSsh``)."""
 
@@ -244,6 +246,10 @@ def start(request: Request, world: RunWorld) -> Outcome:
     if request.container is None:
         world.container_cache.write(ready.workspace, ready.name)
     world.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
+    from containai.services.changes import ready_lines
+
+    for line in ready_lines(ready, reset=req.reset):  # created/started ... (SPEC section 2)
+        world.out.changed(line)
     world.restore_forwards(ready.name, ready.workspace)  # SPEC 17: background forwards back
     if request.detached:
         return Outcome()

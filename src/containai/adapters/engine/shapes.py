@@ -49,6 +49,8 @@ MANAGED_KEYS: Final = (
     L.KEEP,
     L.WEAKENED,
     L.NETWORK_POLICY,
+    L.TEMPLATE,  # with the hash: the image tag `cai list` shows when ps gives an id
+    L.TEMPLATE_HASH,
 )
 """The labels a listing of managed containers reads (``cai list``, gc, doctor)."""
 
@@ -293,3 +295,23 @@ def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
         for ref in unexplained:
             failed[ref] = f"docker rm failed: {last}"
     return Removal(removed, running, gone, failed)
+
+
+def build_step(line: str) -> tuple[int, int] | None:
+    """``(step, of)`` when a ``docker build`` output line starts a Dockerfile step: the
+    classic builder's ``Step 3/12 : RUN ...``, BuildKit's ``#7 [2/4] RUN ...``."""
+    text = line.strip()
+    if text.startswith("Step "):
+        head = text[5:].partition(" ")[0]
+    elif text.startswith("#") and " [" in text and "] " in text:
+        head = text.partition(" [")[2].partition("]")[0].rpartition(" ")[2]
+    else:
+        return None
+    step, sep, of = head.partition("/")
+    if sep and _digits(step) and _digits(of) and 0 < int(step) <= int(of):
+        return int(step), int(of)
+    return None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -14,6 +14,9 @@
 #   CAI_WORKSPACE           absolute host path of the workspace (bind-mounted
 #                           at the same path; sessions start there)
 #   CAI_SSH_FORWARD_AGENT   "true" allows ssh agent forwarding (ssh.forward_agent)
+#   CAI_GIT_NAME, CAI_GIT_EMAIL
+#                           the host's git user.name / user.email, written into the
+#                           agent's ~/.gitconfig (on the volume) when it has none
 # With arguments, it prepares the user and then execs them instead of sshd.
 set -euo pipefail
 umask 022
@@ -253,6 +256,30 @@ if [[ -d $DATA ]]; then
 fi
 if ((${#owned[@]})); then chown -h "$uid:$gid" -- "${owned[@]}"; fi
 
+# ------------------------------------------------------- git identity ----
+
+# The host's user.name/user.email (cai checked them: one line, no control characters)
+# where the agent's global git config has none; what an import or the agent set stays.
+# Read and written as the agent (never root: the file is on the volume, the agent's).
+as_agent() { setpriv --reuid="$uid" --regid="$gid" --clear-groups env HOME="$home" "$@"; }
+git_identity() {
+	local key value
+	[[ -n ${CAI_GIT_NAME:-}${CAI_GIT_EMAIL:-} ]] || return 0
+	if ! command -v git >/dev/null || ! command -v setpriv >/dev/null; then
+		log "warning: no git or setpriv in the image; the host's git identity is not set"
+		return 0
+	fi
+	for key in name email; do
+		if [[ $key == name ]]; then value=${CAI_GIT_NAME:-}; else value=${CAI_GIT_EMAIL:-}; fi
+		[[ -n $value ]] || continue
+		if ! as_agent git config --global --get "user.$key" >/dev/null 2>&1; then
+			as_agent git config --global "user.$key" "$value" ||
+				log "warning: could not set git user.$key for $user"
+		fi
+	done
+}
+git_identity
+
 # ------------------------------------------------------------ sessions ----
 
 # Single-quote a value for sh.
@@ -320,6 +347,7 @@ while IFS= read -r -d '' kv; do
 	value=${kv#*=}
 	case $name in
 	HOSTNAME | HOME | PWD | OLDPWD | SHLVL | _ | TERM | USER | LOGNAME | SHELL | MAIL | SSH_*) continue ;;
+	CAI_GIT_NAME | CAI_GIT_EMAIL) continue ;; # in ~/.gitconfig; never forced on sessions
 	esac
 	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
 	[[ -z ${remote_names[$name]+set} ]] || continue # remoteEnv set or unset it
