@@ -478,11 +478,77 @@ class FakeEngine:
 # ------------------------------------------------------------------ the others
 @dataclass
 class FakeSsh:
-    """SSH entries by name (what gc and ``ssh cleanup`` touch)."""
+    """The ``Ssh`` port in memory: entries by name (what gc and ``ssh cleanup`` touch),
+    host keys and their pins, control masters, readiness. ``calls`` records
+    ``(method, name)``; ``not_ready`` makes ``wait_ready`` fail with that message."""
 
     names: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     appear_on_stale: set[str] = field(default_factory=set)
+    pins: dict[str, str] = field(default_factory=dict)  # name -> pinned public line
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> entry
+    masters: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    not_ready: str | None = None
+
+    def ensure_user_key(self) -> Path:
+        return Path("/home/u/.config/containai/id_ed25519")
+
+    def public_key(self) -> str:
+        return "ssh-ed25519 AAAAuser cai"
+
+    def ensure_host_key(self, name: str) -> tuple[bytes, str]:
+        self.calls.append(("ensure_host_key", name))
+        return b"private-" + name.encode(), f"ssh-ed25519 AAAA{name}"
+
+    def pin_host_key(self, name: str, public_line: str) -> None:
+        self.calls.append(("pin_host_key", name))
+        self.pins[name] = public_line
+
+    def pinned_names(self) -> list[str]:
+        return sorted(self.pins)
+
+    def write_entry(
+        self,
+        name: str,
+        *,
+        port: int,
+        user: str,
+        hostname: str = "127.0.0.1",
+        forward_agent: bool = False,
+        proxy_jump: str | None = None,
+        workspace: str | None = None,
+    ) -> Path:
+        self.calls.append(("write_entry", name))
+        self.written[name] = {"port": port, "user": user, "workspace": workspace}
+        self.names.add(name)
+        return self.entry_path(name)
+
+    def entry_path(self, name: str) -> Path:
+        return Path(f"/home/u/.ssh/containai.d/{name}.conf")
+
+    def ensure_include(self) -> str | None:
+        return None
+
+    def ssh_argv(
+        self, name: str, remote: Sequence[str] | str | None, *, tty: bool, extra: Sequence[str] = ()
+    ) -> list[str]:
+        return ["ssh", f"cai-{name}"]
+
+    def master_alive(self, name: str) -> bool:
+        return name in self.masters
+
+    def exit_master(self, name: str) -> None:
+        self.calls.append(("exit_master", name))
+        self.masters.discard(name)
+
+    def release_master(self, name: str, wait: float = 1.0) -> None:
+        self.calls.append(("release_master", name))
+
+    def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
+        self.calls.append(("wait_ready", name))
+        if self.not_ready is not None:
+            raise Failed(self.not_ready)
 
     def remove(self, name: str) -> list[Path]:
         self.removed.append(name)
@@ -509,6 +575,35 @@ class FakeConfig:
 
     def all_workspace_states(self) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self.states.items()}
+
+    # the rest of the ``Config`` port: no settings files, nothing trusted
+    @property
+    def global_path(self) -> Path:
+        return Path("/home/u/.config/containai/config.toml")
+
+    def repo_path(self, workspace: str) -> Path:
+        return Path(workspace) / ".containai" / "config.toml"
+
+    def read_global(self) -> dict[str, Any]:
+        return {}
+
+    def read_repo(self, workspace: str) -> dict[str, Any]:
+        return {}
+
+    def repo_digest(self, workspace: str) -> str | None:
+        return None
+
+    def trusted_digests(self) -> dict[str, str]:
+        return {}
+
+    def set_trust(self, file: str, digest: str | None) -> bool:
+        return False
+
+    def set_value(self, path: Path, dotted: str, value: Any) -> bool:
+        return False
+
+    def unset_value(self, path: Path, dotted: str) -> bool:
+        return False
 
     def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool:
         self.writes.append((workspace, dict(values)))
@@ -673,7 +768,7 @@ def _conforms() -> None:
     from containai.services.doctor import DoctorEngine
     from containai.services.forward import StateConfig
     from containai.services.gc import GcConfig, GcEngine, GcLocks, GcSsh
-    from containai.services.ports import Engine, Forwarder, HostProbe, Locks
+    from containai.services.ports import Config, Engine, Forwarder, HostProbe, Locks, Ssh
     from containai.services.ssh_cleanup import CleanupSsh, NamesEngine
 
     _engine: Engine = FakeEngine()
@@ -688,3 +783,5 @@ def _conforms() -> None:
     _host: HostProbe = FakeHost()
     _forwarder: Forwarder = FakeForwarder(FakeHost())
     _state: StateConfig = FakeConfig()
+    _full_ssh: Ssh = FakeSsh()
+    _full_config: Config = FakeConfig()
