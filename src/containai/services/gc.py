@@ -28,12 +28,8 @@ the listing and one inspect; ``apply`` then re-checks as above. ``collect``
 ``cai gc --force`` is ``docker ps``, then ``docker ps`` of the never-started ones
 and/or ``docker inspect`` of the stopped ones, then ``docker rm``.
 
-Volumes are never touched. ``--images`` then removes the ``containai:*`` /
-``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
-by image id, running or stopped, managed or not: ``docker ps -aq`` + ``docker
-inspect`` of them all, after the containers are gone). The alias of each template
-that exists (``containai:<template>``, the latest build) is never removed, nor any
-other tag of the image it names.
+Volumes are never touched. ``--images`` then removes cai's image tags no remaining
+container uses (``services/gc_images.py``: which, and the alias rule).
 """
 
 from __future__ import annotations
@@ -41,41 +37,33 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Protocol
 
-from containai.domain import image_tags
 from containai.domain import labels as L
-from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
+from containai.domain.engine_objects import ContainerInfo, Removal
 from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
+from containai.services.gc_images import (
+    ImageEngine,
+    UnusedImage,
+    remove_unused,
+    unused_images,
+)
 from containai.services.ports import ListEngine
 from containai.services.ssh_cleanup import ContainerSsh, forget
 
 BATCH: Final = 200
 """Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
 
-IMAGE_REPOSITORIES: Final = ("containai",)
-IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
-
-_IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
 GONE: Final = "no longer exists (removed meanwhile)"
 
 
-class GcEngine(ListEngine, Protocol):
+class GcEngine(ListEngine, ImageEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
 
-    def container_ids(
-        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
-    ) -> list[str]: ...
-
-    def find_many(self, refs: Iterable[str]) -> list[ContainerInfo]: ...
-
     def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
-
-    def list_images(self, reference: str | None = None) -> list[ImageInfo]: ...
-
-    def remove_image(self, ref: str) -> None: ...
 
 
 GcSsh = ContainerSsh  # what gc needs of the SSH files: remove one container's
@@ -94,7 +82,8 @@ class GcLocks(Protocol):
 
 
 # ---------------------------------------------------------------------- results
-class Candidate(NamedTuple):
+@dataclass(frozen=True)
+class Candidate:
     """A container gc removes (or would remove)."""
 
     id: str
@@ -117,7 +106,8 @@ class Candidate(NamedTuple):
         }
 
 
-class Spared(NamedTuple):
+@dataclass(frozen=True)
+class Spared:
     """A managed container gc leaves alone, and why."""
 
     name: str
@@ -128,15 +118,8 @@ class Spared(NamedTuple):
         return {"name": self.name, "reason": self.reason}
 
 
-class UnusedImage(NamedTuple):
-    reference: str  # containai:old
-    id: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reference": self.reference, "id": self.id}
-
-
-class GcPlan(NamedTuple):
+@dataclass(frozen=True)
+class GcPlan:
     age: str
     min_age: timedelta
     candidates: list[Candidate]
@@ -189,14 +172,6 @@ def view_of(info: ContainerInfo) -> GcView:
         created=info.created,
         finished_at=info.finished,
     )
-
-
-def is_cai_image(reference: str) -> bool:
-    """``containai:<tag>`` or ``ghcr.io/containai/<anything>:<tag>``."""
-    repo, _, tag = reference.rpartition(":")
-    if not repo or not tag or "/" in tag:
-        return False
-    return repo in IMAGE_REPOSITORIES or repo.startswith(IMAGE_PREFIXES)
 
 
 def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidate]]:
@@ -334,7 +309,11 @@ class GarbageCollector:
             else:
                 candidates.append(fresh)
         spared.sort(key=lambda s: s.name)
-        unused = self._unused_images({c.id for c in candidates}) if images else []
+        unused = (
+            unused_images(self.engine, self.templates(), {c.id for c in candidates})
+            if images
+            else []
+        )
         return GcPlan(age_text, min_age, candidates, spared, unused, images, decided=True)
 
     def dry_run(self, plan: GcPlan) -> GcResult:
@@ -363,8 +342,12 @@ class GarbageCollector:
                     if cand.workspace and state.get("container_name") == cand.name:
                         self.config.set_workspace_state(cand.workspace, {"container_name": None})
         if plan.with_images:
-            for image in self._unused_images(set()):
-                self._remove_image(image, result)
+            for image in unused_images(self.engine, self.templates()):
+                try:
+                    if remove_unused(self.engine, image):
+                        result.images.append(image)
+                except CaiError as exc:
+                    result.failed.append(Spared(image.reference, str(exc)))
         result.spared.sort(key=lambda s: s.name)
         return result
 
@@ -433,46 +416,3 @@ class GarbageCollector:
                 result.failed.append(Spared(cand.name, reason))
         result.removed.extend(removed)
         return removed
-
-    # ----------------------------------------------------------------- images
-    def _used_image_ids(self, exclude: Collection[str]) -> set[str]:
-        """Image ids of every container (managed or not), but those in ``exclude``."""
-        ids = [i for i in self.engine.container_ids({}) if i not in exclude]
-        infos = self.engine.find_many(ids) if ids else []
-        return {info.image_id for info in infos if info.image_id}
-
-    def _unused_images(self, exclude: Collection[str]) -> list[UnusedImage]:
-        used = {_full_id(i) for i in self._used_image_ids(exclude)}
-        images = self.engine.list_images()
-        templates = set(self.templates())
-        # The current alias of each template, and every other tag of its image
-        for image in images:
-            if image.reference and image.id and image_tags.is_alias_of(image.reference, templates):
-                used.add(_full_id(image.id))
-        out: set[UnusedImage] = set()
-        for image in images:
-            ref = image.reference
-            image_id = image.id
-            if ref is None or not is_cai_image(ref) or not image_id:
-                continue
-            if _full_id(image_id) in used:
-                continue
-            out.add(UnusedImage(ref, image_id))
-        return sorted(out, key=lambda i: i.reference)
-
-    def _remove_image(self, image: UnusedImage, result: GcResult) -> None:
-        try:
-            self.engine.remove_image(image.reference)
-        except CaiError as exc:
-            text = str(exc)
-            if "no such image" in text.lower():
-                return
-            if any(m in text.lower() for m in _IN_USE_MARKERS):
-                return  # a container created meanwhile uses it: not unused any more
-            result.failed.append(Spared(image.reference, text))
-            return
-        result.images.append(image)
-
-
-def _full_id(image_id: str) -> str:
-    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
