@@ -42,6 +42,7 @@ from containai.domain.engine_objects import (
     EngineInfo,
     EngineVersion,
     Mount,
+    OciRuntime,
     Publish,
     Removal,
 )
@@ -130,6 +131,13 @@ def test_engine_version_and_info() -> None:
         "/var/lib/docker",
         "box",
     )
+    assert info.registered == (
+        OciRuntime("runc", "runc"),
+        OciRuntime("runsc", "/usr/bin/runsc", ["--network=host"]),
+    )
+    assert info.runtime("runsc") == info.registered[1] and info.runtime("crun") is None
+    odd = info_of({"Runtimes": {"x": "not an object", "y": {"runtimeArgs": "--flag"}}})
+    assert odd.registered == (OciRuntime("x"), OciRuntime("y"))
     # an engine that says nothing: unknown, not invented
     assert version_of({}) == EngineVersion("unknown", None)
     assert info_of({"Runtimes": None}) == EngineInfo()

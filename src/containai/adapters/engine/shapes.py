@@ -19,6 +19,7 @@ from containai.domain.engine_objects import (
     ImageInfo,
     Mount,
     NetworkInfo,
+    OciRuntime,
     Removal,
     VolumeInfo,
 )
@@ -190,13 +191,30 @@ def version_of(doc: Mapping[str, Any]) -> EngineVersion:
 
 
 def info_of(doc: Mapping[str, Any]) -> EngineInfo:
-    """``docker info --format '{{json .}}'`` -> runtimes, data root, host name."""
+    """``docker info --format '{{json .}}'`` -> runtimes (with their path and
+    ``runtimeArgs``), default runtime, data root, host name."""
     runtimes = doc.get("Runtimes") or {}
+    if not isinstance(runtimes, dict):
+        runtimes = {}
     return EngineInfo(
-        runtimes=list(runtimes) if isinstance(runtimes, dict) else [],
+        runtimes=list(runtimes),
         default_runtime=str(doc.get("DefaultRuntime") or "") or None,
         root_dir=str(doc.get("DockerRootDir") or ""),
         host_name=str(doc.get("Name") or ""),
+        registered=[_oci_runtime(str(name), entry) for name, entry in runtimes.items()],
+    )
+
+
+def _oci_runtime(name: str, entry: Any) -> OciRuntime:
+    """One ``Runtimes`` entry: ``{"path": ..., "runtimeArgs": [...]}``."""
+    if not isinstance(entry, dict):
+        return OciRuntime(name)
+    path = entry.get("path")
+    args = entry.get("runtimeArgs") or []
+    return OciRuntime(
+        name,
+        str(path) if path is not None else None,
+        [str(a) for a in args] if isinstance(args, list) else [],
     )
 
 
