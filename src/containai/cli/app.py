@@ -44,7 +44,7 @@ class App:
         write_caches: bool = False,
     ) -> None:
         """Every command reads the engine-selection cache; only one that asks for it
-        (``cai list``, whose budget is a few ms over one ``docker ps``) writes it, so
+        (``cai list``, whose budget is a few ms over one engine listing) writes it, so
         commands that must change nothing (doctor, refused input) leave no file behind."""
         self.args = args
         self.write_caches = write_caches

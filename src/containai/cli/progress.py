@@ -2,7 +2,7 @@
 phase otherwise, so a log never sits silent for more than ~10 s. ``-q`` silences it.
 
 Used for image builds (``services/images.py`` calls ``BuildDisplay(title)`` around each
-``docker build`` and feeds it the build's lines). Not on the hot path: ``rich`` is
+image build and feeds it the build's lines). Not on the hot path: ``rich`` is
 imported only when a build runs on a TTY.
 """
 

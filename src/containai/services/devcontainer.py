@@ -13,13 +13,14 @@ at the points of the lifecycle where the reference applies it:
   turns into sshd's ``SetEnv`` (every SSH session gets it);
 - start (``started``): ``postCreateCommand`` once per container (a root-owned marker
   in the container's file system), then ``postStartCommand``; both as the agent's uid
-  (``docker exec --user``, never root), output appended to
+  (the engine's exec as that user, never root), output appended to
   ``~/.containai/logs/devcontainer.log`` in the container; a failure is ``Failed``
   (exit 1) with the exit code and the last lines, and the container is kept;
 - ``forward_ports``: ``forwardPorts`` for ``cai forward``'s restore.
 
 Nothing of the file runs on the host: commands go into the container as argv, env
-values as ``docker create --env`` words or lines of a file sshd reads, checked first.
+values as the container's environment (``ContainerSpec.env``) or lines of a file sshd
+reads, checked first.
 """
 
 from __future__ import annotations

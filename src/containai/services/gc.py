@@ -1,9 +1,9 @@
 """Garbage collection (``cai gc``, SPEC section 12).
 
-Listing is ONE ``docker ps`` of the managed containers (``Engine.list_managed``:
-exact labels and state); running, paused and kept ones are decided from it.
-The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
-``docker inspect`` for their age. Removal goes in batches; for each batch gc
+Listing is ONE engine call for the managed containers (``list_managed``: exact
+labels and state); running, paused and kept ones are decided from it. The rest
+(``exited``/``created``) need when they finished (or were created) from ``find_many``
+for their age. Removal goes in batches; for each batch gc
 
 1. takes the workspace lock of every container in it (the lock ``cai run`` and
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
@@ -11,22 +11,22 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    lock that stays busy spares its containers;
 2. then, under those locks, looks at them all afresh and decides again with
    :func:`containai.domain.gc_policy.decide`: the ones listed as never started with
-   ONE ``docker ps`` filtered on ``status=created`` (still listed: still never
-   started, aged by their ``Created``), the others with ONE ``docker inspect`` *by
-   id* (the exact container that was listed, not a new one under the same name); one
+   ONE ``container_ids`` call for the ``created`` state (still listed: still never
+   started, aged by their creation), the others with ONE ``find_many`` *by id* (the
+   exact container that was listed, not a new one under the same name); one
    started, restarted or stopped again since the listing is spared;
-3. removes the rest with ONE ``docker rm``, never with
-   ``--force``: the engine itself refuses a container started after the inspect
-   (spared too), and one removed or recreated meanwhile is gone (removal by id);
+3. removes the rest with ONE ``remove_stopped``, never by force: the engine itself
+   refuses a container started after the look (spared too), and one removed or
+   recreated meanwhile is gone (removal by id);
 4. removes each removed container's SSH entry, pinned key and control socket
    (``services/ssh_cleanup.forget``), and clears ``container_name`` in its
    workspace's state if it names it.
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
-the listing and one inspect; ``apply`` then re-checks as above. ``collect``
+the listing and one look by id; ``apply`` then re-checks as above. ``collect``
 (``--force``) does not look twice: its only re-check is the one of step 2. So
-``cai gc --force`` is ``docker ps``, then ``docker ps`` of the never-started ones
-and/or ``docker inspect`` of the stopped ones, then ``docker rm``.
+``cai gc --force`` is the listing, then the never-started ones listed again and/or
+the stopped ones looked at by id, then one removal.
 
 Volumes are never touched. ``--images`` then removes cai's image tags no remaining
 container uses (``services/gc_images.py``: which, and the alias rule).
@@ -55,7 +55,8 @@ from containai.services.ports import ListEngine
 from containai.services.ssh_cleanup import ContainerSsh, forget
 
 BATCH: Final = 200
-"""Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
+"""Containers per ``remove_stopped`` call (and per set of held workspace locks: bounded
+fds)."""
 
 GONE: Final = "no longer exists (removed meanwhile)"
 
@@ -205,7 +206,7 @@ class GarbageCollector:
 
     # ---------------------------------------------------------------- listing
     def _survey(self) -> tuple[list[Candidate], list[Spared]]:
-        """One ``docker ps``: containers that may be old enough (age still unknown), and
+        """One listing: containers that may be old enough (age still unknown), and
         the ones that are spared whatever their age (running, kept ...)."""
         maybe: list[Candidate] = []
         spared: list[Spared] = []
@@ -235,11 +236,10 @@ class GarbageCollector:
         """What each of ``cands`` is now, by id; containers that are gone are left out.
 
         A container listed as never started (``created``) is still that if the engine
-        still lists it so: ``docker ps`` filtered on that state gives them all in one
-        call, and their age is the listing's ``Created`` (whole seconds, SPEC section 12);
-        without ``recheck`` (a plan, right after the listing) the listing is the answer.
-        The others (``exited``, or no longer ``created``) need ``.State.FinishedAt``:
-        ONE ``docker inspect`` of them by id."""
+        still lists it so: the ids in that state come in one call, and their age is the
+        listing's creation time (whole seconds, SPEC section 12); without ``recheck`` (a
+        plan, right after the listing) the listing is the answer. The others (``exited``,
+        or no longer ``created``) need when they finished: ONE ``find_many`` by id."""
         if not cands:
             return {}
         views: dict[str, GcView] = {}
@@ -297,7 +297,7 @@ class GarbageCollector:
 
     # ------------------------------------------------------------------ plan
     def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
-        """What gc would remove now (``docker ps`` + one ``docker inspect``). Changes nothing."""
+        """What gc would remove now (the listing + one look by id). Changes nothing."""
         maybe, spared = self._survey()
         candidates: list[Candidate] = []
         for listed, fresh, reason in self._decide(

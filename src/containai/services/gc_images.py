@@ -1,8 +1,8 @@
 """``cai gc --images``: which of cai's image tags no container uses any more.
 
 Runs after gc removed its containers. An image is used when any remaining container
-(running or stopped, managed or not) was made from it, compared by image id: ``docker
-ps -aq`` + ``docker inspect`` of them all. Only cai's tags are candidates
+(running or stopped, managed or not) was made from it, compared by image id: every
+container's id (``container_ids``), then ``find_many`` of them all. Only cai's tags are candidates
 (``containai:*``, ``ghcr.io/containai/*``). The alias of each template that exists
 (``containai:<template>``, the latest build, ``domain/image_tags.py``) is never
 removed, nor any other tag of the image it names.

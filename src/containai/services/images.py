@@ -49,7 +49,7 @@ Bootstrap = Callable[[str], None]
 OnLine = Callable[[str, "tuple[int, int] | None"], None]
 """A line of a build's output, with ``(step, of)`` when it starts a Dockerfile step."""
 BuildDisplay = Callable[[str], AbstractContextManager[OnLine | None]]
-"""``display(title)``: a context for one ``docker build`` (its progress is shown while it
+"""``display(title)``: a context for one image build (its progress is shown while it
 lasts); yields what takes the build's lines, or ``None``."""
 
 

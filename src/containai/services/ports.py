@@ -304,7 +304,8 @@ class ExportResult(Protocol):
 
 class Streams(Protocol):
     """The tar streams (``adapters/archive``) that move a data volume's content in and
-    out of a container (``docker cp``), and the temp files a killed export left."""
+    out of a container (copied by the engine, even a stopped one), and the temp files a
+    killed export left."""
 
     def export_volume(
         self, container: str, source: str, output: Path, *, progress: Progress | None = None

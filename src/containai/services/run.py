@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         def write(self, workspace: str, name: str) -> None: ...
 
     class RootExec(Protocol):
-        """Running a command as root through the engine (``docker exec -u 0``)."""
+        """Running a command as root through the engine (``cai exec --root``)."""
 
         def exec_argv(
             self,

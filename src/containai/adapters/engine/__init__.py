@@ -287,35 +287,10 @@ class DockerEngine(DockerCli):
         return str(proc.stdout + proc.stderr).strip()
 
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
-        """``docker logs [--tail N] [--follow] NAME``: the container's stdout and stderr
-        merged in one stream, line by line as they come; the process ends when the
-        caller stops iterating. A failure of the call itself is translated at the end."""
-        import subprocess
+        """``docker logs [--tail N] [--follow] NAME``, line by line (``streaming.py``)."""
+        from containai.adapters.engine import streaming
 
-        args = ["logs", *(["--tail", str(tail)] if tail is not None else [])]
-        args += [*(["--follow"] if follow else []), name]
-        try:
-            proc = subprocess.Popen(
-                self.argv(*args),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        except FileNotFoundError:
-            raise EngineUnreachable(f"the docker CLI ('{self.docker}') is not installed") from None
-        last = ""
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                last = raw.decode("utf-8", "replace").rstrip("\r\n")
-                yield last
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            code = proc.wait()
-        if code not in (0, -9) and last.startswith(("Error", "error")):
-            raise self._translate(args, last)
+        return streaming.logs(self, name, tail=tail, follow=follow)
 
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         """Memory (bytes) and CPU use of a running container; ``None`` when the engine
@@ -439,64 +414,17 @@ class DockerEngine(DockerCli):
         timeout: float = 3600.0,
         target: str | None = None,
     ) -> None:
-        """``docker build``; each output line goes to ``on_line`` as it comes, with
-        ``(step, of)`` when it starts a step of the Dockerfile (progress); the last lines
-        are kept for the error."""
-        args = ["build", "--tag", tag]
-        if dockerfile is not None:
-            args += ["--file", str(dockerfile)]
-        if target is not None:
-            args += ["--target", target]
-        for key, value in (build_args or {}).items():
-            args += ["--build-arg", f"{key}={value}"]
-        for key, value in (labels or {}).items():
-            args += ["--label", f"{key}={value}"]
-        args.append(str(context_dir))
-        env = {**self.env, "DOCKER_BUILDKIT": self.env.get("DOCKER_BUILDKIT", "0")}
-        import collections
-        import subprocess
-        import threading
+        """``docker build``, its output line by line to ``on_line`` (``streaming.py``)."""
+        from containai.adapters.engine import streaming
 
-        last: collections.deque[str] = collections.deque(maxlen=15)
-        try:
-            proc = subprocess.Popen(
-                self.argv(*args),
-                env=env,
-                text=True,
-                errors="replace",
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-        except FileNotFoundError:
-            raise EngineUnreachable(f"the docker CLI ('{self.docker}') is not installed") from None
-        timed_out = threading.Event()
-
-        def expire() -> None:
-            timed_out.set()
-            proc.kill()
-
-        timer = threading.Timer(timeout, expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.rstrip("\n")
-                last.append(line)
-                if on_line is not None:
-                    on_line(line, shapes.build_step(line))
-            proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if timed_out.is_set():
-            raise Failed(f"building image '{tag}' took longer than {timeout:.0f} s")
-        if proc.returncode != 0:
-            tail = "\n".join(line for line in last if line.strip()).strip()
-            err = self._translate(["build"], tail)
-            if isinstance(err, EngineUnreachable):
-                raise err
-            raise Failed(f"building image '{tag}' failed:\n{tail}")
+        streaming.build(
+            self,
+            context_dir,
+            tag=tag,
+            build_args=build_args,
+            labels=labels,
+            dockerfile=dockerfile,
+            on_line=on_line,
+            timeout=timeout,
+            target=target,
+        )
