@@ -46,6 +46,7 @@ STATUS_FIELDS = {
     "uptime_seconds",
     "sessions",
     "resources",
+    "forwards",  # cai forward's rows for the container (SPEC 17)
 }
 LIST_FIELDS = {
     "name",
