@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Sandbox, docker, sweep
+from tests.e2e.test_forward_logs import wait_page
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -122,6 +124,15 @@ def test_checked_by_dockerfile_env_post_create_and_refusals(sandbox: Sandbox) ->
     assert "postCreateCommand" in log and "postStartCommand" in log
     sshd = docker("exec", name, "cat", "/etc/containai/sshd_config.d/50-environment.conf").stdout
     assert "PermitRootLogin" not in sshd and "DC_REMOTE=from-remote-env" in sshd
+    # forwardPorts: cai run forwarded 3000 to the host's 127.0.0.1 (next free port if taken)
+    forwarded = re.search(r"forwarding 127\.0\.0\.1:(\d+) -> port 3000 of ", err)
+    assert forwarded, err
+    serve = (
+        "mkdir -p /tmp/www && echo dc-page > /tmp/www/index.html && cd /tmp/www && "
+        "(setsid python3 -m http.server 3000 --bind 127.0.0.1 >/dev/null 2>&1 &)"
+    )
+    in_container(sandbox, ws, serve)
+    assert wait_page(int(forwarded.group(1))) == "dc-page"
 
     # Trusted: the Dockerfile (with its build args) is the template's base.
     res = sandbox.cai("trust", cwd=ws)
