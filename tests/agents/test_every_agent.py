@@ -76,7 +76,8 @@ def test_every_agent_installs_and_answers(sandbox: Sandbox) -> None:
     failures = {}
     for name in installable:
         agent = agents.load(name)
-        out = sandbox.cai("exec", "--", agent.binary, *agent.version_args, cwd=ws, timeout=300)
+        # as a user starts it (issue 17): `cai run <agent> -- <its version arguments>`
+        out = sandbox.cai("run", name, "--", *agent.version_args, cwd=ws, timeout=300)
         if out.returncode != 0 or not (out.stdout + out.stderr).strip():
             failures[name] = (out.returncode, (out.stdout + out.stderr)[-500:])
     assert failures == {}

@@ -42,6 +42,7 @@ from containai.domain.engine_objects import (
     EngineInfo,
     EngineVersion,
     Mount,
+    OciRuntime,
     Publish,
     Removal,
 )
@@ -138,6 +139,13 @@ def test_engine_version_and_info() -> None:
         "/var/lib/docker",
         "box",
     )
+    assert info.registered == (
+        OciRuntime("runc", "runc"),
+        OciRuntime("runsc", "/usr/bin/runsc", ["--network=host"]),
+    )
+    assert info.runtime("runsc") == info.registered[1] and info.runtime("crun") is None
+    odd = info_of({"Runtimes": {"x": "not an object", "y": {"runtimeArgs": "--flag"}}})
+    assert odd.registered == (OciRuntime("x"), OciRuntime("y"))
     # an engine that says nothing: unknown, not invented
     assert version_of({}) == EngineVersion("unknown", None)
     assert info_of({"Runtimes": None}) == EngineInfo()
@@ -476,3 +484,46 @@ def test_network_with_a_subnet_and_a_fixed_address() -> None:
     )  # fmt: skip
     engine.create_network("cai-net-b", {})
     assert "--subnet" not in engine.calls[2] and "--ip-range" not in engine.calls[2]
+
+
+# ------------------------------------------------ streaming: build and logs (a fake CLI)
+def fake_docker(tmp_path: Path, script: str) -> DockerEngine:
+    """A ``DockerEngine`` whose ``docker`` is a shell script recording its arguments."""
+    exe = tmp_path / "docker"
+    exe.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\n{script}\n')
+    exe.chmod(0o755)
+    return DockerEngine(None, docker=str(exe), env={"PATH": "/usr/bin:/bin"})
+
+
+def test_build_streams_lines_with_their_step(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo 'Step 1/2 : FROM x'; echo hello; echo 'Step 2/2 : RUN y'")
+    seen: list[tuple[str, tuple[int, int] | None]] = []
+    engine.build(
+        tmp_path,
+        tag="containai:t",
+        build_args={"A": "1"},
+        labels={"l": "v"},
+        target="final",
+        on_line=lambda line, step: seen.append((line, step)),
+    )
+    assert seen == [("Step 1/2 : FROM x", (1, 2)), ("hello", None), ("Step 2/2 : RUN y", (2, 2))]
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv == [
+        "build", "--tag", "containai:t", "--target", "final",
+        "--build-arg", "A=1", "--label", "l=v", str(tmp_path),
+    ]  # fmt: skip
+
+
+def test_a_failed_build_names_the_tag_and_its_last_lines(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo 'Step 1/1 : RUN false'; echo 'it broke'; exit 1")
+    with pytest.raises(Failed, match=r"(?s)building image 'containai:t' failed:\n.*it broke"):
+        engine.build(tmp_path, tag="containai:t")
+
+
+def test_logs_come_line_by_line_and_a_failure_is_translated(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo one; echo two")
+    assert list(engine.logs("c1", tail=5, follow=True)) == ["one", "two"]
+    assert (tmp_path / "argv").read_text().split() == ["logs", "--tail", "5", "--follow", "c1"]
+    missing = fake_docker(tmp_path, "echo 'Error: No such container: c2'; exit 1")
+    with pytest.raises(NotFound):
+        list(missing.logs("c2"))

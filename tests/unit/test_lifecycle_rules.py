@@ -14,7 +14,7 @@ from containai.services.port_lease import lease_port
 from containai.services.run_plan import plan_engine as run_plan
 from containai.services.run_request import RunRequest
 from containai.services.workspace import Workspace
-from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeImages
 
 WS = "/src/app"
 
@@ -48,7 +48,7 @@ def lifecycle(
         FakeConfig(state or {}),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         FakeHost(bound or set()),
-        None,  # type: ignore[arg-type]
+        FakeImages({"default": "fedcba9876543210"}),
     )
 
 
@@ -126,6 +126,9 @@ def test_plan_actions(status: str, flags: dict[str, bool], action: str) -> None:
     assert plan["action"] == action
     assert plan["ssh_port"] == 2300 and plan["runtime"] == "runsc"
     assert plan["data_volume"] == (None if flags.get("reset") else "containai-data")
+    if flags:  # recreated from today's build: `dry_run` asks the images for its tag
+        assert plan["image"] is None and plan["template"] == "default"
+        assert lc.images.planned_tag("default") == "containai:default-fedcba9876543210"
 
 
 def test_plan_for_a_stopped_container_whose_port_was_taken_is_recreate() -> None:

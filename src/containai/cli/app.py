@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
+    from containai.services.devcontainer import Devcontainers
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
@@ -43,7 +44,7 @@ class App:
         write_caches: bool = False,
     ) -> None:
         """Every command reads the engine-selection cache; only one that asks for it
-        (``cai list``, whose budget is a few ms over one ``docker ps``) writes it, so
+        (``cai list``, whose budget is a few ms over one engine listing) writes it, so
         commands that must change nothing (doctor, refused input) leave no file behind."""
         self.args = args
         self.write_caches = write_caches
@@ -156,8 +157,10 @@ class App:
         from containai.adapters import rootfs
         from containai.adapters.locks import FileLocks
         from containai.adapters.netconf import npm_registry, pip_index
+        from containai.cli.progress import BuildDisplay
         from containai.services.images import Images
 
+        display = BuildDisplay(self.out)  # a bar on a TTY, phase lines otherwise
         return Images(
             self.engine,
             user_templates=self.paths.user_templates_dir,
@@ -170,9 +173,10 @@ class App:
             pypi_index=lambda: pip_index(self.env),
             home_links=agents.home_links,
             packages=list(settings.value("image.packages")),
-            progress=self.out.progress,
+            progress=display.phase,
+            build_display=display,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
-                self.engine.argv(), tag, log=self.out.progress
+                self.engine.argv(), tag, log=display.phase
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
@@ -264,7 +268,35 @@ class App:
             info=self.out.info,
             git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
+            devcontainer=self.devcontainers(settings),
         )
+
+    def devcontainers(self, settings: Settings) -> Devcontainers:
+        """The workspace's devcontainer.json, applied by lifecycle (SPEC 18)."""
+        from containai.adapters.devcontainer_file import DevcontainerFiles
+        from containai.services.devcontainer import Devcontainers
+
+        return Devcontainers(
+            self.engine,
+            DevcontainerFiles(),
+            self.config.trusted_digests,
+            enabled=bool(settings.value("devcontainer")),
+            images=self.images(settings),
+            warn=self._warn_once,
+            progress=self.out.progress,
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.out.warn(message)
+
+    def restore_forwards(self, name: str, workspace: str) -> None:
+        """Recorded background forwards, the ``forward`` setting and devcontainer
+        ``forwardPorts``, back once ``cai run`` has the container up (SPEC 17)."""
+        from containai.cli.commands.forward import restore_forwards
+
+        restore_forwards(self, name, workspace)
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""

@@ -222,10 +222,24 @@ class EngineVersion(Record):
     api: str | None  # the API version (1.43)
 
 
-class EngineInfo(Record):
-    """What an engine says about itself (doctor reads it)."""
+class OciRuntime(Record):
+    """An OCI runtime an engine has registered: the program and the arguments it runs
+    it with (what a ``runtimes`` entry of daemon.json says)."""
 
-    __slots__ = ("default_runtime", "host_name", "root_dir", "runtimes")
+    __slots__ = ("args", "name", "path")
+
+    def __init__(self, name: str, path: str | None = None, args: Sequence[str] = ()) -> None:
+        self._set(name=name, path=path, args=tuple(args))
+
+    name: str  # runsc
+    path: str | None  # /usr/bin/runsc (None when the engine does not say)
+    args: tuple[str, ...]  # --network=host
+
+
+class EngineInfo(Record):
+    """What an engine says about itself (doctor and setup read it)."""
+
+    __slots__ = ("default_runtime", "host_name", "registered", "root_dir", "runtimes")
 
     def __init__(
         self,
@@ -233,18 +247,25 @@ class EngineInfo(Record):
         default_runtime: str | None = None,
         root_dir: str = "",
         host_name: str = "",
+        registered: Sequence[OciRuntime] = (),
     ) -> None:
         self._set(
             runtimes=tuple(sorted(runtimes)),
             default_runtime=default_runtime,
             root_dir=root_dir,
             host_name=host_name,
+            registered=tuple(sorted(registered, key=lambda r: r.name)),
         )
 
     runtimes: tuple[str, ...]  # OCI runtimes it knows, sorted (runc, runsc ...)
     default_runtime: str | None
     root_dir: str  # where it keeps images and containers ("" when it does not say)
     host_name: str  # the machine it runs on
+    registered: tuple[OciRuntime, ...]  # those runtimes with their path and arguments
+
+    def runtime(self, name: str) -> OciRuntime | None:
+        """The registered runtime ``name``, if the engine has it."""
+        return next((r for r in self.registered if r.name == name), None)
 
 
 class ContainerStats(Record):

@@ -24,6 +24,10 @@ NETWORK_POLICY: Final = "containai.network-policy"
 """The egress policy a container was created with (SPEC 15); absent: made before them."""
 WEAKENED: Final = "containai.weakened"
 """``true`` when the runtime was chosen below the engine's best at creation (SPEC 14)."""
+DEVCONTAINER: Final = "containai.devcontainer"
+"""The trust digest of the devcontainer.json a container was created with (SPEC 18)."""
+DEVCONTAINER_BASE: Final = "containai.devcontainer-base"
+"""On a container whose image has a devcontainer.json's ``image``/``build`` as its base."""
 
 ALL: Final = (
     MANAGED,

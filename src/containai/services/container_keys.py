@@ -13,7 +13,8 @@ KEY_DIR = "/etc/containai/ssh"
 
 
 def key_tar(host_private: bytes, host_public: str, authorized: str) -> bytes:
-    """A tar of the SSH files the container needs, extracted at ``/`` with ``docker cp``."""
+    """A tar of the SSH files the container needs, extracted at ``/`` by the engine
+    (``copy_in``)."""
     buf = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -4,7 +4,7 @@ the workspace, the git guard, the CA bundle), limits and network wiring, as one
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -144,9 +144,15 @@ def build_spec(
     wiring: Wiring,
     memory: int,
     cpus: float,
+    extra_env: dict[str, str] | None = None,
+    extra_labels: dict[str, str] | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> ContainerSpec:
     """The new container: the workspace bound at its own path, agent state on the data
-    volume, no raw sockets, no new privileges; labels record what it was made with."""
+    volume, no raw sockets, no new privileges; labels record what it was made with.
+    ``extra_env`` (a devcontainer's ``containerEnv``) comes first, so cai's own
+    variables and ``-e`` win over it. ``identity``: the host's git identity for the
+    entrypoint (``services/identity.py``)."""
     uid, gid = ids
     labels = L.build_labels(
         workspace=req.workspace.path,
@@ -159,12 +165,14 @@ def build_spec(
         weakened=weakened,
     )
     env = {
+        **(extra_env or {}),
         **wiring.env,
         "CAI_UID": str(uid),
         "CAI_GID": str(gid),
         "CAI_USER": agent_user(uid),
         "CAI_WORKSPACE": req.workspace.path,
         "CAI_TEMPLATE": image.template,
+        **(identity or {}),
     }
     if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
         env["CAI_SSH_FORWARD_AGENT"] = "true"
@@ -172,7 +180,7 @@ def build_spec(
     return ContainerSpec(
         name=name,
         hostname=naming.hostname_for(name),
-        labels={**labels, **wiring.labels},
+        labels={**labels, **wiring.labels, **(extra_labels or {})},
         runtime=runtime,
         init=True,
         security_opts=["no-new-privileges"],

@@ -1,8 +1,8 @@
 """What exists: ``cai list``, every managed container of the engine (SPEC section 7).
 
 Required facts (name, status, image) come from the engine's own records.
-``list`` costs ONE engine round trip (``Engine.list_managed``: one ``docker ps``
-whose labels come back exactly, see ``adapters/engine/shapes.py``).
+``list`` costs ONE engine round trip (``Engine.list_managed``, whose labels come back
+exactly).
 
 One container in detail (``cai status``) is ``services/status.py``. This module is on
 ``cai list``'s path: it imports no subprocess, regex or thread machinery.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from containai.domain import image_tags
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo
 from containai.record import Record
@@ -146,7 +147,8 @@ def listed(row: ContainerInfo, now: datetime) -> Listed:
         workspace=row.labels.get(L.WORKSPACE),
         ssh_port=row.ssh_port,
         data_volume=row.labels.get(L.DATA_VOLUME),
-        image=row.image,
+        # the tag, never a bare id: a listing shows the id once the tag moved on
+        image=image_tags.display(row.image, row.labels, L.TEMPLATE, L.TEMPLATE_HASH),
         runtime=row.labels.get(L.RUNTIME),
         created=created,
         age_seconds=seconds_since(created, now),

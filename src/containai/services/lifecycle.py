@@ -45,6 +45,7 @@ from containai.services.container_spec import (
     limits,
 )
 from containai.services.egress import POLICY_LABEL, Attachment, Egress, proxy_env
+from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target
 from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
@@ -53,8 +54,13 @@ from containai.services.run_request import ImageProvider, Ready, RunRequest
 from containai.services.stopping import Confirm, guard_sessions
 from containai.services.workspace import Workspace
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from containai.services.devcontainer import Devcontainers
+
 Warn = Callable[[str], None]
 T = TypeVar("T")
+_START_ATTEMPTS = 3  # starts of a container whose port the engine refuses, new port each
 
 
 class Lifecycle:
@@ -72,7 +78,9 @@ class Lifecycle:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
+        devcontainer: Devcontainers | None = None,
     ) -> None:
+        self.devcontainer = devcontainer  # the workspace's devcontainer.json (SPEC 18)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -103,7 +111,12 @@ class Lifecycle:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
-            image = self.images.ensure(req.template)
+            dc, ws = self.devcontainer, req.workspace.path
+            image = (
+                dc.image(ws, req.template, lambda: self.images.ensure(req.template))
+                if dc is not None
+                else self.images.ensure(req.template)
+            )
             available = runtimes.result()
             runtime, warning = choose_runtime(
                 runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
@@ -152,6 +165,9 @@ class Lifecycle:
                 wiring=wiring,
                 memory=memory,
                 cpus=cpus,
+                extra_env=dc.container_env(ws) if dc is not None else {},
+                extra_labels=dc.labels(ws, image) if dc is not None else {},
+                identity=git_identity_env(self.host),  # user.name/email, if the volume has none
             )
             try:
                 self.engine.create(spec)
@@ -169,6 +185,8 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         send_keys(self.engine, self.ssh, name, private, public)
+        if dc is not None:
+            dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
 
     def _wiring(
@@ -359,7 +377,7 @@ class Lifecycle:
             # The first attempt goes by what is known (just created, or inspected by
             # find under this lock); a retry asks the engine again.
             known: str | None = "created" if created else target.state
-            for _attempt in range(3):
+            for attempt in range(_START_ATTEMPTS):
                 if known is not None:
                     status, known = known, None
                 else:
@@ -414,6 +432,13 @@ class Lifecycle:
                 except _PortTaken:
                     self._taken_ports.add(port)  # the engine holds it: never again this run
                     self.engine.remove(target.name, force=True)
+                    if attempt == _START_ATTEMPTS - 1:
+                        tried = ", ".join(map(str, sorted(self._taken_ports)))
+                        raise Failed(
+                            f"no SSH port could be published for container '{target.name}': "
+                            f"the engine holds each port tried ({tried}); run the command "
+                            "again, or free ports with `cai gc`"
+                        ) from None
                     port, runtime = self._create(req, target.name, volume, None, runtime)
                     created = True
             user = container_user(None if created else target.info)
@@ -453,6 +478,8 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
+            if self.devcontainer is not None and action != "attach":
+                self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _runtime(self, requested: str, target: Target) -> str:
@@ -465,7 +492,7 @@ class Lifecycle:
     def _warn_template_drift(self, target: Target) -> None:
         template = target.labels.get(L.TEMPLATE)
         recorded = target.labels.get(L.TEMPLATE_HASH)
-        if not template or not recorded:
+        if not template or not recorded or L.DEVCONTAINER_BASE in target.labels:
             return
         try:
             current = self.images.current_hash(template)

@@ -102,6 +102,12 @@ class Engine(ListEngine, Protocol):
 
     def logs_tail(self, name: str, lines: int = 20) -> str: ...
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The container's log lines (its main process's stdout and stderr, merged),
+        the last ``tail`` of them (``None``: all); with ``follow``, then new ones as they
+        come until the container stops or the caller stops iterating."""
+        ...
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None: ...
 
     # volumes
@@ -150,9 +156,12 @@ class Engine(ListEngine, Protocol):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None: ...
+
+    def tag_image(self, source: str, target: str) -> None: ...
 
 
 class Config(Protocol):
@@ -228,6 +237,33 @@ class Ssh(Protocol):
     def stale(self, existing: Collection[str]) -> list[str]: ...
 
 
+class Tunnel(Protocol):
+    """A foreground port forward: lives until ``close`` or until it fails."""
+
+    def alive(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def error(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class Forwarder(Protocol):
+    """Port forwards over SSH (``adapters/ssh/forwards.py``): a foreground tunnel, or
+    background forwards held for a container until cancelled or the container stops."""
+
+    def open(self, name: str, forwards: Sequence[tuple[int, int]]) -> Tunnel: ...
+
+    def alive(self, name: str) -> bool: ...
+
+    def add(self, name: str, port: int, host_port: int) -> None: ...
+
+    def cancel(self, name: str, port: int, host_port: int) -> None: ...
+
+    def close(self, name: str) -> None: ...
+
+
 class Locks(Protocol):
     """Inter-process locks: one per workspace, one for port leases."""
 
@@ -251,6 +287,8 @@ class HostProbe(Protocol):
 
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int: ...
 
+    def git_identity(self) -> tuple[str | None, str | None]: ...
+
 
 # progress(done_bytes, total_bytes_or_None)
 Progress = Callable[[int, int | None], None]
@@ -272,7 +310,8 @@ class ExportResult(Protocol):
 
 class Streams(Protocol):
     """The tar streams (``adapters/archive``) that move a data volume's content in and
-    out of a container (``docker cp``), and the temp files a killed export left."""
+    out of a container (copied by the engine, even a stopped one), and the temp files a
+    killed export left."""
 
     def export_volume(
         self, container: str, source: str, output: Path, *, progress: Progress | None = None

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     class Notes(Protocol):
         def info(self, message: str) -> None: ...
 
+        def changed(self, message: str) -> None: ...
+
     class AttachSsh(Protocol):
         """What attaching needs of OpenSSH (``adapters.ssh.OpenSsh``)."""
 
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
         def write(self, workspace: str, name: str) -> None: ...
 
     class RootExec(Protocol):
-        """Running a command as root through the engine (``docker exec -u 0``)."""
+        """Running a command as root through the engine (``cai exec --root``)."""
 
         def exec_argv(
             self,
@@ -110,6 +112,8 @@ if TYPE_CHECKING:
         def egress_policy(self, settings: Settings) -> Policy: ...
 
         def confirm_sessions(self, name: str, sessions: Any) -> bool: ...
+
+        def restore_forwards(self, name: str, workspace: str) -> None: ...
 
 
 class Request(Record):
@@ -242,6 +246,11 @@ def start(request: Request, world: RunWorld) -> Outcome:
     if request.container is None:
         world.container_cache.write(ready.workspace, ready.name)
     world.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
+    from containai.services.changes import ready_lines
+
+    for line in ready_lines(ready, reset=req.reset):  # created/started ... (SPEC section 2)
+        world.out.changed(line)
+    world.restore_forwards(ready.name, ready.workspace)  # SPEC 17: background forwards back
     if request.detached:
         return Outcome()
     if request.root:

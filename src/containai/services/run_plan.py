@@ -65,7 +65,7 @@ def plan_engine(lookup: Lookup, host: HostProbe, req: RunRequest) -> dict[str, A
         ssh_port=port,
     )
     if req.fresh or req.reset:
-        plan["image"] = f"containai:{req.template}"
+        plan["image"] = None  # the build for today's inputs: `dry_run` asks the images
         plan["template"] = req.template
     return plan
 
@@ -83,7 +83,7 @@ def dry_run(
         "workspace": req.workspace.path,
         "branch": req.workspace.branch,
         "data_volume": None if req.reset else req.data_volume,
-        "image": f"containai:{req.template}",
+        "image": None,  # the hashed tag of the build it would use, below
         "template": req.template,
         "runtime": None if req.runtime == "auto" else req.runtime,
         "context": None,
@@ -98,6 +98,9 @@ def dry_run(
     try:
         plan["context"] = world.selection.context or "DOCKER_HOST"
         plan.update(plan_engine(world.lookup, world.host, req))
+        if plan.get("action") in ("create", "recreate"):
+            # containai:<template>-<hash> of today's inputs (None: not known)
+            plan["image"] = world.lifecycle(settings).images.planned_tag(req.template)
     except UnknownContext:
         raise
     except EngineUnreachable as exc:

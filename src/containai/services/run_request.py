@@ -29,6 +29,9 @@ class ImageProvider:
     def ca_bundle_path(self) -> Path | None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def planned_tag(self, template: str) -> str | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
 
 @dataclass
 class RunRequest:

@@ -72,6 +72,7 @@ class StatusReport:
     resources: Resources
     network_policy: str | None = None  # allowlist | open | none; None: made before policies
     denials: int | None = None  # connections the gateway refused (best effort)
+    forwards: tuple[dict[str, object], ...] = ()  # cai forward's rows (SPEC 17)
 
     @property
     def ssh_alias(self) -> str:
@@ -100,6 +101,7 @@ class StatusReport:
                 "cpu_percent": self.resources.cpu_percent,
             },
             "network": {"policy": self.network_policy or "open", "denials": self.denials},
+            "forwards": list(self.forwards),
         }
 
 

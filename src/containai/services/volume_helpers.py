@@ -194,7 +194,7 @@ class VolumeHelpers:
 
     # ------------------------------------------------------------ leftovers
     def helpers(self) -> list[Helper]:
-        """Every helper container of the engine (one ``docker ps``), each judged stale or not."""
+        """Every helper container of the engine (one listing), each judged stale or not."""
         found = self.engine.list_containers(
             {L.HELPER: L.TRUE},
             keys=(L.HELPER_OWNER, L.HELPER_VOLUME, L.HELPER_STAGING),
@@ -235,7 +235,7 @@ class VolumeHelpers:
         return found
 
     def remove_leftovers(self, found: Sequence[Leftover]) -> list[Leftover]:
-        """Remove the stale files and helpers in ``found`` (never ``docker rm --force``: a
+        """Remove the stale files and helpers in ``found`` (never by force: a
         helper started since is spared), then sweep the helpers' volumes' staging
         directories; return what was removed."""
         files = {f.name: f for f in found if f.kind == "file"}

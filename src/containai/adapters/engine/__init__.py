@@ -27,9 +27,9 @@ from containai.domain.errors import EngineUnreachable, Failed, InUse, OutOfMemor
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
-    from typing import IO, Any
+    from typing import Any
 
     from containai.domain.engine_objects import (
         ContainerInfo,
@@ -303,6 +303,12 @@ class DockerEngine(DockerCli):
         proc = self.run("logs", "--tail", str(lines), name, check=False)
         return str(proc.stdout + proc.stderr).strip()
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """``docker logs [--tail N] [--follow] NAME``, line by line (``streaming.py``)."""
+        from containai.adapters.engine import streaming
+
+        return streaming.logs(self, name, tail=tail, follow=follow)
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         """Memory (bytes) and CPU use of a running container; ``None`` when the engine
         has none (``EngineUnreachable`` past ``timeout``)."""
@@ -428,6 +434,10 @@ class DockerEngine(DockerCli):
         proc = self.run("pull", "--quiet", ref, check=False, timeout=timeout)
         return proc.returncode == 0
 
+    def tag_image(self, source: str, target: str) -> None:
+        """``docker tag SOURCE TARGET`` (moves ``target`` if it names another image)."""
+        self.run("tag", source, target)
+
     def build(
         self,
         context_dir: Path,
@@ -436,38 +446,21 @@ class DockerEngine(DockerCli):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: IO[str] | None = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None:
-        """``docker build``; output goes to ``stream`` (progress) or is kept for errors."""
-        args = ["build", "--tag", tag]
-        if dockerfile is not None:
-            args += ["--file", str(dockerfile)]
-        for key, value in (build_args or {}).items():
-            args += ["--build-arg", f"{key}={value}"]
-        for key, value in (labels or {}).items():
-            args += ["--label", f"{key}={value}"]
-        args.append(str(context_dir))
-        env = {**self.env, "DOCKER_BUILDKIT": self.env.get("DOCKER_BUILDKIT", "0")}
-        import subprocess
+        """``docker build``, its output line by line to ``on_line`` (``streaming.py``)."""
+        from containai.adapters.engine import streaming
 
-        try:
-            proc = subprocess.run(
-                self.argv(*args),
-                env=env,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdout=stream if stream is not None else subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-        except FileNotFoundError:
-            raise EngineUnreachable(f"the docker CLI ('{self.docker}') is not installed") from None
-        except subprocess.TimeoutExpired:
-            raise Failed(f"building image '{tag}' took longer than {timeout:.0f} s") from None
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:])
-            err = self._translate(["build"], tail)
-            if isinstance(err, EngineUnreachable):
-                raise err
-            raise Failed(f"building image '{tag}' failed:\n{tail}")
+        streaming.build(
+            self,
+            context_dir,
+            tag=tag,
+            build_args=build_args,
+            labels=labels,
+            dockerfile=dockerfile,
+            on_line=on_line,
+            timeout=timeout,
+            target=target,
+        )

@@ -19,6 +19,7 @@ from containai.domain.engine_objects import (
     ImageInfo,
     Mount,
     NetworkInfo,
+    OciRuntime,
     Removal,
     VolumeInfo,
 )
@@ -49,6 +50,8 @@ MANAGED_KEYS: Final = (
     L.KEEP,
     L.WEAKENED,
     L.NETWORK_POLICY,
+    L.TEMPLATE,  # with the hash: the image tag `cai list` shows when ps gives an id
+    L.TEMPLATE_HASH,
 )
 """The labels a listing of managed containers reads (``cai list``, gc, doctor)."""
 
@@ -188,13 +191,30 @@ def version_of(doc: Mapping[str, Any]) -> EngineVersion:
 
 
 def info_of(doc: Mapping[str, Any]) -> EngineInfo:
-    """``docker info --format '{{json .}}'`` -> runtimes, data root, host name."""
+    """``docker info --format '{{json .}}'`` -> runtimes (with their path and
+    ``runtimeArgs``), default runtime, data root, host name."""
     runtimes = doc.get("Runtimes") or {}
+    if not isinstance(runtimes, dict):
+        runtimes = {}
     return EngineInfo(
-        runtimes=list(runtimes) if isinstance(runtimes, dict) else [],
+        runtimes=list(runtimes),
         default_runtime=str(doc.get("DefaultRuntime") or "") or None,
         root_dir=str(doc.get("DockerRootDir") or ""),
         host_name=str(doc.get("Name") or ""),
+        registered=[_oci_runtime(str(name), entry) for name, entry in runtimes.items()],
+    )
+
+
+def _oci_runtime(name: str, entry: Any) -> OciRuntime:
+    """One ``Runtimes`` entry: ``{"path": ..., "runtimeArgs": [...]}``."""
+    if not isinstance(entry, dict):
+        return OciRuntime(name)
+    path = entry.get("path")
+    args = entry.get("runtimeArgs") or []
+    return OciRuntime(
+        name,
+        str(path) if path is not None else None,
+        [str(a) for a in args] if isinstance(args, list) else [],
     )
 
 
@@ -293,3 +313,23 @@ def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
         for ref in unexplained:
             failed[ref] = f"docker rm failed: {last}"
     return Removal(removed, running, gone, failed)
+
+
+def build_step(line: str) -> tuple[int, int] | None:
+    """``(step, of)`` when a ``docker build`` output line starts a Dockerfile step: the
+    classic builder's ``Step 3/12 : RUN ...``, BuildKit's ``#7 [2/4] RUN ...``."""
+    text = line.strip()
+    if text.startswith("Step "):
+        head = text[5:].partition(" ")[0]
+    elif text.startswith("#") and " [" in text and "] " in text:
+        head = text.partition(" [")[2].partition("]")[0].rpartition(" ")[2]
+    else:
+        return None
+    step, sep, of = head.partition("/")
+    if sep and _digits(step) and _digits(of) and 0 < int(step) <= int(of):
+        return int(step), int(of)
+    return None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -6,6 +6,7 @@ adapter behind ``services.ports.Ssh``, composed from one part per job:
   ``~/.ssh/config``
 * ``sessions.py`` the ``ssh`` argv, the remote command line, control master sockets,
   waiting until a new container accepts SSH
+* ``forwards.py`` ``cai forward``: foreground tunnels, the per-container forwards master
 * ``layout.py``   names and places of those files, and the file helpers they share
 
 Everything is plain files plus the host's ``ssh`` and ``ssh-keygen``; no paramiko.
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from containai.adapters.ssh.entries import Entries
+    from containai.adapters.ssh.forwards import SshForwards
     from containai.adapters.ssh.keys import Keys
 
 __all__ = [
@@ -81,6 +83,12 @@ class OpenSsh:
         from containai.adapters.ssh.entries import Entries
 
         return Entries(self.paths)
+
+    @once
+    def forwards(self) -> SshForwards:
+        from containai.adapters.ssh.forwards import SshForwards
+
+        return SshForwards(self.paths)
 
     # -- places (no I/O) --------------------------------------------------------------
 
@@ -165,10 +173,25 @@ class OpenSsh:
         return self.sessions.master_alive(name)
 
     def release_master(self, name: str, wait: float = 1.0) -> None:
+        """Release cai's own connections before sessions are counted: the session master
+        takes no new sessions, and the forwards master (``cai forward --background``,
+        restored by the next ``cai run``) ends, so neither is taken for a user."""
         self.sessions.release_master(name, wait)
+        self._close_forwards(name)
 
     def exit_master(self, name: str) -> None:
+        """Stop the session master and the forwards master (the container goes away or
+        stops)."""
         self.sessions.exit_master(name)
+        self._close_forwards(name)
+
+    def _close_forwards(self, name: str) -> None:
+        import os
+
+        from containai.adapters.ssh.layout import forward_control_path
+
+        if os.path.lexists(forward_control_path(self.paths, name)):
+            self.forwards.close(name)
 
     def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
         self.sessions.wait_ready(name, timeout=timeout, port=port)
@@ -179,6 +202,7 @@ class OpenSsh:
         """Exit the master and remove the entry, the pin, the host key pair and the socket."""
         check_name(name)
         removed: list[Path] = []
+        self._close_forwards(name)
         socket_path = self.sessions.remove_socket(name)
         if socket_path is not None:
             removed.append(socket_path)

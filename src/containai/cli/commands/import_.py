@@ -144,7 +144,7 @@ def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
     for warning in archives(app).copy_items(target, items, uid=uid, gid=gid):
         app.out.warn(warning)
     copied = sum(1 for p in plans if p.action != "skip")
-    app.out.progress(f"imported {copied} entries from {source} into volume '{target.volume}'")
+    app.out.changed(f"imported {copied} entries from {source} into volume {target.volume}")
     return 0
 
 
@@ -185,6 +185,7 @@ def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
         service.restore(target, archive, members, progress=meter, owner=_root_owner())
     finally:
         meter.close()
+    app.out.changed(f"restored volume {target.volume} from {archive} ({len(members)} entries)")
     return 0
 
 

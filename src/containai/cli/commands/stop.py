@@ -59,7 +59,16 @@ def run(args: argparse.Namespace) -> int:
         from containai.cli.commands.export import export_targets
 
         export_targets(app, targets, args.output, force=args.force)
-    app.stopping(settings).stop(
+    done = app.stopping(settings).stop(
         targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions
     )
+    from containai.domain import labels as L
+    from containai.services.changes import stop_line
+
+    for target in targets:
+        if target.name in done:
+            volume = target.labels.get(L.DATA_VOLUME)
+            app.out.changed(
+                stop_line(target.name, target.state, removed=args.remove, volume=volume)
+            )
     return 0
