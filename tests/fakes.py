@@ -349,6 +349,10 @@ class FakeEngine:
         self._call("copy_in", name, dest)
         self._existing(name)
 
+    def copy_in_file(self, name: str, tar_path: Path, dest: str) -> None:
+        self._call("copy_in_file", name, dest, tar_path.read_bytes())
+        self._existing(name)
+
     def logs_tail(self, name: str, lines: int = 20) -> str:
         self._call("logs_tail", name)
         return ""
@@ -571,3 +575,6 @@ def _conforms() -> None:
     _locks: GcLocks = FakeLocks()
     _all_locks: Locks = FakeLocks()
     _host: HostProbe = FakeHost()
+    from containai.services.remote import RemoteEngine
+
+    _remote: RemoteEngine = FakeEngine()

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from containai.adapters.engine import DockerEngine
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
+    from containai.domain.remote import Endpoint
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
-    from containai.services.lifecycle import Lifecycle
+    from containai.services.lifecycle import ImageProvider, Lifecycle
+    from containai.services.remote import RemoteWorkspace
     from containai.services.workspace import Settings, Workspace
 
 
@@ -142,20 +144,90 @@ class App:
         return DockerEngine(selection.context, env=self.env)
 
     @once
+    def endpoint(self) -> Endpoint:
+        """Where the selected engine is: this machine, or another over ``ssh://``
+        (SPEC section 16), read from Docker's context store (no fork)."""
+        from containai.adapters.engine import context_host
+        from containai.domain.remote import classify
+
+        return classify(context_host(self.selection.context, self.env))
+
+    @property
+    def context_label(self) -> str:
+        """The selected context as messages name it."""
+        return self.selection.context or "DOCKER_HOST"
+
+    @once
+    def local_engine(self) -> DockerEngine:
+        """The engine on this machine that builds images for a remote one: the dedicated
+        ``containai-docker`` when it exists, else Docker's own local choice."""
+        from containai.adapters.engine import DockerEngine, context_exists, context_host
+        from containai.domain.remote import classify
+        from containai.services.engine_select import DEDICATED_CONTEXT
+
+        if context_exists(DEDICATED_CONTEXT, self.env):
+            return DockerEngine(DEDICATED_CONTEXT, env=self.env)
+        if self.env.get("DOCKER_HOST") and not classify(self.env["DOCKER_HOST"]).remote:
+            return DockerEngine(None, env=self.env)
+        current = self.env.get("DOCKER_CONTEXT") or "default"
+        if current != "default" and not classify(context_host(current, self.env)).remote:
+            return DockerEngine(current, env=self.env)
+        return DockerEngine("default", env={**self.env, "DOCKER_HOST": ""})
+
+    def run_images(self, settings: Settings) -> ImageProvider:
+        """Images for containers: the engine's own, or on a remote engine built here and
+        sent there (``services/remote.py``)."""
+        if not self.endpoint.remote:
+            return self.images(settings)
+        from containai.adapters.locks import FileLocks
+        from containai.services.remote import RemoteImages
+
+        local = self.images(settings, engine=self.local_engine)
+        return RemoteImages(
+            local,
+            self.engine,
+            lambda ref: self.local_engine.send_image(ref, self.engine),
+            gateway=local.ensure_gateway,
+            progress=self.out.progress,
+            lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
+            context=self.context_label,
+        )
+
+    def remote_workspace(self) -> RemoteWorkspace | None:
+        """On a remote engine: where containers get their workspace (``None`` here)."""
+        endpoint = self.endpoint
+        if not endpoint.remote:
+            return None
+        from containai.adapters.workspace_copy import WorkspaceCopier
+        from containai.domain.remote import require_jump
+        from containai.services.remote import RemoteWorkspace
+
+        return RemoteWorkspace(
+            self.engine,
+            WorkspaceCopier(self.env),
+            self.context_label,
+            require_jump(self.context_label, endpoint),
+            self.paths.state_dir / "transfer",
+            progress=self.out.progress,
+            warn=self.out.warn,
+        )
+
+    @once
     def ssh(self) -> SshFiles:
         from containai.adapters.ssh import SshFiles
 
         return SshFiles(self.paths)
 
-    def images(self, settings: Settings) -> Images:
+    def images(self, settings: Settings, engine: DockerEngine | None = None) -> Images:
         from containai import agents
         from containai.adapters import rootfs
         from containai.adapters.locks import FileLocks
         from containai.adapters.netconf import npm_registry, pip_index
         from containai.services.images import Images
 
+        engine = engine or self.engine
         return Images(
-            self.engine,
+            engine,
             user_templates=self.paths.user_templates_dir,
             base_image=str(settings.value("image.base")),
             ca_bundle=settings.value("image.ca_bundle"),
@@ -168,7 +240,7 @@ class App:
             packages=list(settings.value("image.packages")),
             progress=self.out.progress,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
-                self.engine.argv(), tag, log=self.out.progress
+                engine.argv(), tag, log=self.out.progress
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
@@ -204,11 +276,11 @@ class App:
         from containai.adapters import netconf
         from containai.services.egress import Egress
 
-        images = self.images(settings)
-        local = self.selection.context in (None, "default", "containai-docker")
+        images = self.run_images(settings)
+        local = not self.endpoint.remote
         return Egress(
             self.engine,
-            image=images.ensure_gateway,
+            image=images.ensure_gateway,  # type: ignore[attr-defined]
             host_addresses=netconf.host_addresses if local else (lambda: ()),
         )
 
@@ -217,18 +289,26 @@ class App:
         from containai.adapters.host import Host
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
+        from containai.services.ports import HostProbe
 
+        host: HostProbe = Host(self.env)
+        remote = self.remote_workspace()
+        if remote is not None:
+            from containai.services.remote import RemoteHost
+
+            host = RemoteHost(host, self.engine)
         return Lifecycle(
             self.engine,
             self.ssh,
             self.config,
             FileLocks(self.paths.locks_dir),
-            Host(self.env),
-            self.images(settings),
+            host,
+            self.run_images(settings),
             warn=self.out.warn,
             info=self.out.info,
             git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
+            remote=remote,
         )
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:

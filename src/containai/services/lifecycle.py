@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from containai.domain import labels as L
 from containai.domain import naming
@@ -78,6 +78,20 @@ class ImageProvider:
 
     def ca_bundle_path(self) -> Path | None:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+class RemotePlacement(Protocol):
+    """Where a container on a remote engine gets its workspace (``services/remote.py``)."""
+
+    jump: str  # the context's SSH host: the entry reaches the remote loopback through it
+
+    def mounts(self, name: str, workspace: str) -> list[Mount]: ...
+
+    def after_create(
+        self, name: str, workspace: str, uid: int, gid: int, ca_bundle: Path | None
+    ) -> None: ...
+
+    def link(self, name: str, workspace: str) -> str | None: ...
 
 
 @dataclass
@@ -209,6 +223,7 @@ class Lifecycle:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
+        remote: RemotePlacement | None = None,
     ) -> None:
         self.engine = engine
         self.ssh = ssh
@@ -221,6 +236,7 @@ class Lifecycle:
         self.clock = clock
         self.git_guard = git_guard
         self.egress = egress
+        self.remote = remote  # on a remote engine: no bind mounts (SPEC section 16)
         self._guard_warned: set[str] = set()  # once per run, even if created again
 
     # ------------------------------------------------------------------ lookup
@@ -403,7 +419,15 @@ class Lifecycle:
                     raise
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
-        guard_mounts = self._guard_mounts(req, uid, gid)
+        workspace_mounts = (
+            self.remote.mounts(name, req.workspace.path)
+            if self.remote is not None
+            else [
+                Mount("bind", req.workspace.path, req.workspace.path),
+                *self._guard_mounts(req, uid, gid),
+                *self._ca_mount(),
+            ]
+        )
         memory, cpus = self._limits(req)
         with self.locks.ports():
             taken: set[int] = set()
@@ -450,12 +474,7 @@ class Lifecycle:
                 init=True,
                 security_opts=["no-new-privileges"],
                 cap_drop=["NET_RAW"],  # no spoofed or raw packets, even from root inside
-                mounts=[
-                    Mount("volume", volume, DATA_MOUNT),
-                    Mount("bind", req.workspace.path, req.workspace.path),
-                    *guard_mounts,
-                    *self._ca_mount(),
-                ],
+                mounts=[Mount("volume", volume, DATA_MOUNT), *workspace_mounts],
                 workdir=req.workspace.path,
                 network=network.network,
                 dns=network.dns,
@@ -482,6 +501,9 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
+        if self.remote is not None:
+            ca = self.images.ca_bundle_path()
+            self.remote.after_create(name, req.workspace.path, uid, gid, ca)
         return port, runtime
 
     def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> _Wiring:
@@ -708,6 +730,7 @@ class Lifecycle:
                 port=port,
                 user=user,
                 forward_agent=req.forward_agent,
+                proxy_jump=None if self.remote is None else self.remote.jump,
                 workspace=workspace.path,
             )
             if not created and action in ("attach", "start"):
@@ -725,7 +748,9 @@ class Lifecycle:
             if req.container is None or target.workspace == req.workspace.path:
                 self.config.set_workspace_state(workspace.path, state)
             try:
-                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout, port=port)
+                # A remote port is on the remote's loopback: no banner to poll from here.
+                local_port = port if self.remote is None else None
+                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout, port=local_port)
             except Failed as exc:
                 if "host key" in str(exc).lower() or "identification" in str(exc).lower():
                     raise
@@ -734,6 +759,8 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
+            if self.remote is not None:  # the git remote `cai-<name>` (SPEC section 16)
+                self.remote.link(target.name, workspace.path)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _heal_pin(self, name: str) -> None:
