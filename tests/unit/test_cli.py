@@ -100,6 +100,7 @@ def test_spec_commands_are_all_registered() -> None:
         "setup",
         "version",
         "completion",
+        "sync",  # SPEC section 16: `cai sync push`
     }
     assert spec == set(commands.names())
 

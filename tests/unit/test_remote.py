@@ -20,7 +20,7 @@ from containai.domain.engine_objects import CommandResult, ImageInfo, Mount, Vol
 from containai.domain.errors import Failed, Refused, UsageError
 from containai.services.lifecycle import ImageProvider, ImageRef
 from containai.services.remote import RemoteHost, RemoteImages, RemoteWorkspace
-from tests.fakes import Box, FakeEngine, FakeHost
+from tests.fakes import Box, FakeEngine, FakeHost, FakeSsh
 
 WS = "/src/app"
 
@@ -368,3 +368,63 @@ def test_copier_finds_missing_commits(tmp_path: Path) -> None:
     ).stdout.strip()
     copier = WorkspaceCopier(env)
     assert copier.missing_commits(str(repo), [head, "0" * 40]) == ["0" * 40]
+
+
+# ------------------------------------------------------- contexts and cleanup
+def test_cleanup_judges_only_the_entries_of_the_selected_context() -> None:
+    from containai.services.gc import ssh_cleanup
+    from containai.services.remote import OfContext
+
+    class Ssh(FakeSsh):
+        contexts: dict[str, str | None] = {"far": "remote", "near": None, "gone": None}  # noqa: RUF012
+
+        def entry_context(self, name: str) -> str | None:
+            return self.contexts.get(name)
+
+    local = Ssh(names={"far", "near", "gone"})
+    engine = FakeEngine()
+    engine.add(Box("near"))
+    assert ssh_cleanup(engine, OfContext(local, None), dry_run=False) == ["gone"]
+    assert local.removed == ["gone"]  # "far" lives on another engine: not judged here
+    remote = Ssh(names={"far", "near"})
+    assert ssh_cleanup(FakeEngine(), OfContext(remote, "remote"), dry_run=True) == ["far"]
+
+
+def test_all_contexts_lists_each_and_names_the_ones_that_do_not_answer() -> None:
+    from containai.domain.errors import EngineUnreachable
+    from containai.services.contexts import list_all_contexts
+
+    managed = {"containai.managed": "true", "containai.workspace": WS}
+    here, there, off = FakeEngine(), FakeEngine(), FakeEngine(up=False)
+    here.add(Box("b-main", "running", managed))
+    there.add(Box("a-main", "exited", managed))
+    engines = {"default": here, "remote": there, "off": off}
+    found = list_all_contexts(["default", "remote", "off"], engines.__getitem__)
+    assert [(ctx, item.name) for ctx, item in found.rows] == [
+        ("default", "b-main"),
+        ("remote", "a-main"),
+    ]
+    assert [ctx for ctx, _why in found.unreachable] == ["off"]
+    assert issubclass(EngineUnreachable, Exception)
+
+
+def test_all_contexts_has_a_time_budget() -> None:
+    import threading
+
+    from containai.services.contexts import list_all_contexts
+
+    slow = FakeEngine(hang=threading.Event())
+    found = list_all_contexts(["slow"], lambda _ctx: slow, budget=0.2)
+    assert found.unreachable == [("slow", "no answer within 0 s")]
+    slow.hang.set()  # type: ignore[union-attr]
+
+
+def test_the_table_gets_a_context_column() -> None:
+    from containai.cli.commands.list_ import render_table
+    from containai.services.inventory import Listed
+
+    item = Listed("a-main", "running", WS, 2300, "v", "img", "runsc", None, 5, False)
+    text = render_table([item], tty=False, contexts=["remote"])
+    header, row = text.splitlines()
+    assert header.split()[:2] == ["CONTEXT", "NAME"]
+    assert row.split()[:2] == ["remote", "a-main"]

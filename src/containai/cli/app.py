@@ -188,7 +188,7 @@ class App:
             self.engine,
             lambda ref: self.local_engine.send_image(ref, self.engine),
             gateway=local.ensure_gateway,
-            progress=self.out.progress,
+            progress=self.out.changed,  # a minute of save|load: said even without a TTY
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
             context=self.context_label,
         )
@@ -208,7 +208,7 @@ class App:
             self.context_label,
             require_jump(self.context_label, endpoint),
             self.paths.state_dir / "transfer",
-            progress=self.out.progress,
+            progress=self.out.changed,
             warn=self.out.warn,
         )
 

@@ -84,6 +84,7 @@ class RemotePlacement(Protocol):
     """Where a container on a remote engine gets its workspace (``services/remote.py``)."""
 
     jump: str  # the context's SSH host: the entry reaches the remote loopback through it
+    context: str  # recorded in the SSH entry (`cai ssh cleanup` of another context spares it)
 
     def mounts(self, name: str, workspace: str) -> list[Mount]: ...
 
@@ -731,6 +732,7 @@ class Lifecycle:
                 user=user,
                 forward_agent=req.forward_agent,
                 proxy_jump=None if self.remote is None else self.remote.jump,
+                context=None if self.remote is None else self.remote.context,
                 workspace=workspace.path,
             )
             if not created and action in ("attach", "start"):

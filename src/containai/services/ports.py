@@ -197,6 +197,7 @@ class Ssh(Protocol):
         forward_agent: bool = False,
         proxy_jump: str | None = None,
         workspace: str | None = None,
+        context: str | None = None,
     ) -> Path: ...
 
     def entry_path(self, name: str) -> Path: ...

@@ -22,7 +22,7 @@ import contextlib
 import io
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,12 +217,12 @@ class RemoteWorkspace:
             started = time.monotonic()
             count = self.copier.write_archive(workspace, tar_path, uid, gid)
             size = tar_path.stat().st_size
-            self.progress(
-                f"copying workspace {workspace} ({count} entries, {size // 1024} KiB) to "
-                f"context '{self.context}'"
-            )
             self.engine.copy_in_file(name, tar_path, parent)
-            self.progress(f"copied workspace in {time.monotonic() - started:.1f} s")
+            self.progress(
+                f"copied workspace {workspace} ({count} entries, {size // 1024} KiB) into "
+                f"container '{name}' on context '{self.context}' in "
+                f"{time.monotonic() - started:.1f} s"
+            )
         return count
 
     # ------------------------------------------------------------------ git
@@ -273,7 +273,9 @@ class RemoteWorkspace:
                 f"bring them home first with `git fetch {alias}` (or add --force to "
                 "overwrite them)"
             )
-        status = self.engine.exec(name, [*git, "status", "--porcelain"], user=user, check=False)
+        status = self.engine.exec(
+            name, [*git, "status", "--porcelain", "--untracked-files=no"], user=user, check=False
+        )
         if status.returncode == 0 and status.stdout.strip():
             raise Refused(
                 f"container '{name}' has uncommitted changes in {workspace}: commit them "
@@ -304,3 +306,36 @@ def _temp_file(directory: Path, prefix: str, suffix: str) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
+
+
+class ContextSsh(Protocol):
+    """What ``cai ssh cleanup`` needs of the SSH files, with each entry's context."""
+
+    def entries(self) -> list[str]: ...
+
+    def stale(self, existing: Collection[str]) -> list[str]: ...
+
+    def remove(self, name: str) -> list[Path]: ...
+
+    def entry_context(self, name: str) -> str | None: ...
+
+
+class OfContext:
+    """The SSH files of one context's containers (``None``: this machine's engine), so
+    a cleanup run against one engine never takes another engine's entries for stale."""
+
+    def __init__(self, ssh: ContextSsh, context: str | None) -> None:
+        self.ssh = ssh
+        self.context = context
+
+    def _mine(self, name: str) -> bool:
+        return self.ssh.entry_context(name) == self.context
+
+    def entries(self) -> list[str]:
+        return [name for name in self.ssh.entries() if self._mine(name)]
+
+    def stale(self, existing: Collection[str]) -> list[str]:
+        return [name for name in self.ssh.stale(existing) if self._mine(name)]
+
+    def remove(self, name: str) -> list[Path]:
+        return self.ssh.remove(name)

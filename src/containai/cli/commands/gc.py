@@ -170,8 +170,16 @@ def run(args: argparse.Namespace) -> int:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
 
     if args.json:
-        app.out.json({**result.to_json(), "leftovers": [left.to_json() for left in leftovers]})
+        app.out.json(
+            {
+                **result.to_json(),
+                "leftovers": [left.to_json() for left in leftovers],
+                "context": app.context_label,
+            }
+        )
     elif result.dry_run or not app.out.quiet:
+        if app.endpoint.remote:  # SPEC section 16: name the machine
+            app.out.line(f"context {app.context_label}:")
         for line in render_text(result, leftovers):
             app.out.line(line)
     for spared in result.spared:

@@ -60,5 +60,11 @@ def run(args: argparse.Namespace) -> int:
         from containai.cli.commands.export import export_targets
 
         export_targets(app, targets, args.output, force=args.force)
-    lifecycle.stop(targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions)
+    done = lifecycle.stop(
+        targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions
+    )
+    if app.endpoint.remote:  # SPEC section 16: name the machine it happened on
+        for name in done:
+            verb = "removed" if args.remove else "stopped"
+            app.out.changed(f"{verb} {name} (context {app.context_label})")
     return 0
