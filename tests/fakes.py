@@ -467,6 +467,10 @@ class FakeSsh:
     names: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     appear_on_stale: set[str] = field(default_factory=set)
+    contexts: dict[str, str] = field(default_factory=dict)  # name -> its entry's context
+
+    def entry_context(self, name: str) -> str | None:
+        return self.contexts.get(name, "") if name in self.names else None
 
     def remove(self, name: str) -> list[Path]:
         self.removed.append(name)

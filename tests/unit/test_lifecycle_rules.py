@@ -10,7 +10,7 @@ import pytest
 from containai.domain.errors import Failed, Refused
 from containai.services.lifecycle import Lifecycle, RunRequest, key_tar
 from containai.services.workspace import Workspace
-from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeSsh
 
 WS = "/src/app"
 
@@ -40,7 +40,7 @@ def lifecycle(
         engine.add(box)
     return Lifecycle(
         engine,
-        None,  # type: ignore[arg-type]
+        FakeSsh(),  # type: ignore[arg-type]
         FakeConfig(state or {}),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         FakeHost(bound or set()),
@@ -175,3 +175,13 @@ def test_port_lease_keeps_the_port_its_own_gateway_holds() -> None:
     assert lc._lease_port((2300, 2305), 2300, own="app-main") == 2300
     assert lc._lease_port((2300, 2305), 2300, own="other-main") == 2301
     assert lc._lease_port((2300, 2305), None, own="other-main") == 2301
+
+
+def test_a_name_whose_ssh_entry_belongs_to_another_engine_is_taken() -> None:
+    """SPEC 16: the same workspace on this machine and on a remote box must not share one
+    SSH alias, host key and control socket: the second gets the next name."""
+    lc = lifecycle({})
+    lc.ssh = FakeSsh(names={"app-main"}, contexts={"app-main": "remote"})  # type: ignore[assignment]
+    assert lc.find(WORKSPACE).name == "app-main-2"
+    lc.ssh = FakeSsh(names={"app-main"})  # type: ignore[assignment]
+    assert lc.find(WORKSPACE).name == "app-main"  # a local entry of a local container

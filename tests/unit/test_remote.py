@@ -237,22 +237,29 @@ def _git_in_container(refs: str, status: str) -> FakeEngine:
 
 
 def test_sync_push_refuses_to_lose_the_agents_commits(tmp_path: Path) -> None:
-    engine = _git_in_container("aaa\nbbb\n", "")
-    copier = FakeCopier(missing=("bbb",))
+    engine = _git_in_container(f"{'a' * 40}\n{'b' * 40}\n", "")
+    copier = FakeCopier(missing=("b" * 40,))
     with pytest.raises(Refused, match="git fetch cai-app-main"):
         _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=False)
     assert copier.archives == []
     assert _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=True)
 
 
+def test_sync_push_never_hands_the_containers_words_to_local_git(tmp_path: Path) -> None:
+    engine = _git_in_container("--output=/etc/passwd\n", "")
+    copier = FakeCopier()
+    with pytest.raises(Refused, match="not a git object name"):
+        _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=False)
+
+
 def test_sync_push_refuses_to_lose_uncommitted_changes(tmp_path: Path) -> None:
-    engine = _git_in_container("aaa\n", " M a.txt\n")
+    engine = _git_in_container(f"{'a' * 40}\n", " M a.txt\n")
     with pytest.raises(Refused, match="uncommitted"):
         _placement(engine, FakeCopier(), tmp_path).push("app-main", WS, "agent", 1, 1, False)
 
 
 def test_sync_push_sends_when_nothing_would_be_lost(tmp_path: Path) -> None:
-    engine = _git_in_container("aaa\n", "")
+    engine = _git_in_container(f"{'a' * 40}\n", "")
     copier = FakeCopier()
     assert _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 7, 8, False) == 3
     assert copier.archives == [(WS, 7, 8)]
@@ -375,18 +382,13 @@ def test_cleanup_judges_only_the_entries_of_the_selected_context() -> None:
     from containai.services.gc import ssh_cleanup
     from containai.services.remote import OfContext
 
-    class Ssh(FakeSsh):
-        contexts: dict[str, str | None] = {"far": "remote", "near": None, "gone": None}  # noqa: RUF012
-
-        def entry_context(self, name: str) -> str | None:
-            return self.contexts.get(name)
-
-    local = Ssh(names={"far", "near", "gone"})
+    contexts = {"far": "remote"}
+    local = FakeSsh(names={"far", "near", "gone"}, contexts=contexts)
     engine = FakeEngine()
     engine.add(Box("near"))
     assert ssh_cleanup(engine, OfContext(local, None), dry_run=False) == ["gone"]
     assert local.removed == ["gone"]  # "far" lives on another engine: not judged here
-    remote = Ssh(names={"far", "near"})
+    remote = FakeSsh(names={"far", "near"}, contexts=contexts)
     assert ssh_cleanup(FakeEngine(), OfContext(remote, "remote"), dry_run=True) == ["far"]
 
 

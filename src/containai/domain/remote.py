@@ -79,6 +79,14 @@ def git_remote_url(container: str, workspace: str) -> str:
     return f"{SSH_ALIAS_PREFIX}{container}:{workspace}"
 
 
+_OBJECT_NAME: Final = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def is_object_name(text: str) -> bool:
+    """A full git object name (SHA-1 or SHA-256 hex), nothing an option parser could read."""
+    return _OBJECT_NAME.fullmatch(text) is not None
+
+
 def workspace_volume(container: str) -> str:
     """The remote volume that holds the container's copy of the workspace."""
     return container + WORKSPACE_VOLUME_SUFFIX

@@ -245,7 +245,11 @@ class Lifecycle:
         """Who holds ``name`` (``seen`` keeps what the engine said for the caller)."""
         info = seen[name] = self.engine.find(name)
         if info is None:
-            return None
+            # The SSH alias, host key and control socket are named after the container:
+            # a name whose entry belongs to a container on another engine is taken.
+            entry = self.ssh.entry_context(name)
+            here = "" if self.remote is None else self.remote.context
+            return None if entry is None or entry == here else f"(context {entry or 'local'})"
         labels = info.labels
         if not L.is_managed(labels):
             return naming.UNMANAGED

@@ -264,7 +264,14 @@ class RemoteWorkspace:
                 f"cannot read the git history in container '{name}' ({refs.stderr.strip()}); "
                 "add --force to overwrite it anyway"
             )
-        shas = sorted({line.strip() for line in refs.stdout.splitlines() if line.strip()})
+        # What the container says is hostile: only object names reach the local git.
+        words = {line.strip() for line in refs.stdout.splitlines() if line.strip()}
+        shas = sorted(w for w in words if R.is_object_name(w))
+        if len(shas) != len(words):
+            raise Refused(
+                f"container '{name}' answered with something that is not a git object name; "
+                "add --force to overwrite its copy anyway"
+            )
         missing = self.copier.missing_commits(workspace, shas)
         alias = R.git_remote_name(name)
         if missing:
@@ -329,7 +336,7 @@ class OfContext:
         self.context = context
 
     def _mine(self, name: str) -> bool:
-        return self.ssh.entry_context(name) == self.context
+        return (self.ssh.entry_context(name) or None) == self.context
 
     def entries(self) -> list[str]:
         return [name for name in self.ssh.entries() if self._mine(name)]

@@ -154,17 +154,18 @@ class Entries:
         return path if unlink(path) else None
 
     def entry_context(self, name: str) -> str | None:
-        """The context recorded in the container's entry (``None``: a local one)."""
+        """The context recorded in the container's entry: ``""`` for a container of this
+        machine's engine (no record), ``None`` when there is no entry."""
         try:
             with open(entry_path(self.paths, name), encoding="utf-8", errors="replace") as fh:
                 for line in fh:
                     if line.startswith(CONTEXT_HEADER):
-                        return line[len(CONTEXT_HEADER) :].strip() or None
+                        return line[len(CONTEXT_HEADER) :].strip()
                     if not line.startswith("#"):
-                        return None
+                        break
         except OSError:
             return None
-        return None
+        return ""
 
     def entry_names(self) -> set[str]:
         """Names that have an entry file."""
