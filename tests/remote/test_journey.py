@@ -38,6 +38,11 @@ def git(ws: Path, env: dict[str, str], *args: str) -> str:
     return proc.stdout.strip()
 
 
+def inside(sandbox: Sandbox, ws: Path, *command: str) -> Result:
+    """``cai --context remote exec -- COMMAND`` in ``ws``, which must succeed."""
+    return ok(sandbox.cai("--context", "remote", "exec", "--", *command, cwd=ws))
+
+
 def ok(res: Result) -> Result:
     assert res.returncode == 0, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
     return res
@@ -82,18 +87,13 @@ def test_a_workspace_on_a_remote_engine(
     assert "# Context: remote" in entry
 
     # --- the repository at the same path, as the agent sees it
-    seen = ok(
-        sandbox.cai(
-            "--context",
-            "remote",
-            "exec",
-            "--",
-            "sh",
-            "-c",
-            "pwd; cat tracked.txt notes.txt; test ! -e debug.log && echo no-log; "
-            "git log --format=%H; stat -c %U tracked.txt",
-            cwd=ws,
-        )
+    seen = inside(
+        sandbox,
+        ws,
+        "sh",
+        "-c",
+        "pwd; cat tracked.txt notes.txt; test ! -e debug.log && echo no-log; "
+        "git log --format=%H; stat -c %U tracked.txt",
     )
     lines = seen.stdout.splitlines()
     assert lines[:5] == [str(ws), "from the host", "untracked, not ignored", "no-log", local_head]
@@ -105,18 +105,13 @@ def test_a_workspace_on_a_remote_engine(
     assert "engine:" not in warm.stderr
 
     # --- the agent commits; the work comes home by git, and only by git
-    ok(
-        sandbox.cai(
-            "--context",
-            "remote",
-            "exec",
-            "--",
-            "sh",
-            "-c",
-            "echo 'by the agent' > tracked.txt && "
-            "git -c user.name=agent -c user.email=agent@example.invalid commit -qam 'agent commit'",
-            cwd=ws,
-        )
+    inside(
+        sandbox,
+        ws,
+        "sh",
+        "-c",
+        "echo 'by the agent' > tracked.txt && "
+        "git -c user.name=agent -c user.email=agent@example.invalid commit -qam 'agent commit'",
     )
     assert (ws / "tracked.txt").read_text() == "from the host\n"  # nothing synced back
     assert git(ws, env, "remote", "get-url", f"cai-{NAME}") == f"cai-{NAME}:{ws}"
@@ -133,29 +128,22 @@ def test_a_workspace_on_a_remote_engine(
     git(ws, env, "add", "second.txt")
     git(ws, env, "commit", "-qm", "second host commit")
     ok(sandbox.cai("--context", "remote", "sync", "push", cwd=ws))
-    after = ok(
-        sandbox.cai("--context", "remote", "exec", "--", "git", "log", "-1", "--format=%s", cwd=ws)
-    )
+    after = inside(sandbox, ws, "git", "log", "-1", "--format=%s")
     assert after.stdout.strip() == "second host commit"
     # and a push that would lose the agent's unfetched commit is refused
-    ok(
-        sandbox.cai(
-            "--context",
-            "remote",
-            "exec",
-            "--",
-            "git",
-            "-c",
-            "user.name=agent",
-            "-c",
-            "user.email=agent@example.invalid",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "not home yet",
-            cwd=ws,
-        )
+    inside(
+        sandbox,
+        ws,
+        "git",
+        "-c",
+        "user.name=agent",
+        "-c",
+        "user.email=agent@example.invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "not home yet",
     )
     refused = sandbox.cai("--context", "remote", "sync", "push", cwd=ws)
     assert refused.returncode == 5, refused.stderr

@@ -19,8 +19,6 @@ files and none of its loopback ports are there. What changes, each in one place:
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -32,6 +30,7 @@ from containai.domain import labels as L
 from containai.domain import remote as R
 from containai.domain.engine_objects import ImageInfo, Mount
 from containai.domain.errors import Failed, NotFound, Refused
+from containai.services.egress import _tar_one as _file_tar  # one file as a tar
 from containai.services.lifecycle import HOST_CA, ImageProvider, ImageRef
 from containai.services.ports import Engine, HostProbe
 
@@ -288,17 +287,6 @@ class RemoteWorkspace:
                 f"container '{name}' has uncommitted changes in {workspace}: commit them "
                 f"there and `git fetch {alias}`, or add --force to overwrite them"
             )
-
-
-def _file_tar(path: str, data: bytes, mode: int = 0o644) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size = len(data)
-        info.mode = mode
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @contextlib.contextmanager
