@@ -89,8 +89,9 @@ def test_git_remote_names() -> None:
 def test_remote_host_reports_the_remote_machine_and_probes_no_local_port() -> None:
     engine = FakeEngine()
     engine.info = lambda: {"MemTotal": 64 * 1024**3, "NCPU": 32}  # type: ignore[method-assign]
-    host = RemoteHost(FakeHost(bound={2300}), engine)
+    host = RemoteHost(FakeHost(bound={2300}), engine, lambda port: port != 2301)
     assert host.port_is_free(2300)  # bound here, but that is not the remote's loopback
+    assert not host.port_is_free(2301)  # taken there
     assert host.memory_bytes() == 64 * 1024**3
     assert host.cpu_count() == 32
     assert host.grant(["/src/app"], 1000, 1000) == 0

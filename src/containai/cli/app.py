@@ -294,9 +294,13 @@ class App:
         host: HostProbe = Host(self.env)
         remote = self.remote_workspace()
         if remote is not None:
+            from containai.adapters.ssh.jump import remote_port_free
             from containai.services.remote import RemoteHost
 
-            host = RemoteHost(host, self.engine)
+            jump = remote.jump
+            host = RemoteHost(
+                host, self.engine, lambda port: remote_port_free(jump, port, self.env)
+            )
         return Lifecycle(
             self.engine,
             self.ssh,

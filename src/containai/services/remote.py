@@ -58,11 +58,19 @@ class Copier(Protocol):
 
 # ------------------------------------------------------------------------- host
 class RemoteHost:
-    """``HostProbe`` for a remote engine: its memory and CPUs, no local port checks."""
+    """``HostProbe`` for a remote engine: its memory and CPUs; a port is free when
+    nothing answers on the remote's loopback (``probe``, through the context's SSH
+    host), never judged by this machine's ports."""
 
-    def __init__(self, local: HostProbe, engine: Engine) -> None:
+    def __init__(
+        self,
+        local: HostProbe,
+        engine: Engine,
+        probe: Callable[[int], bool] = lambda _port: True,
+    ) -> None:
         self.local = local
         self.engine = engine
+        self.probe = probe
         self._info: dict[str, object] | None = None
 
     def _facts(self) -> dict[str, object]:
@@ -71,7 +79,7 @@ class RemoteHost:
         return self._info
 
     def port_is_free(self, port: int) -> bool:
-        return True  # the remote's loopback: the engine says when a port is taken
+        return self.probe(port)
 
     def memory_bytes(self) -> int:
         value = self._facts().get("MemTotal")
