@@ -175,6 +175,10 @@ def test_a_workspace_on_a_remote_engine(
     assert stat.S_IMODE(os.stat(archive).st_mode) == 0o600
     with tarfile.open(archive) as tar:
         assert tar.getmembers()  # the data volume's files, from the remote
+    restored = ok(
+        sandbox.cai("--context", "remote", "import", "--from", str(archive), "--force", cwd=ws)
+    )
+    assert "of context 'remote'" in restored.stderr
 
     # --- stop, then gc on the remote names the context and removes it
     ok(sandbox.cai("--context", "remote", "stop", "--force", cwd=ws))

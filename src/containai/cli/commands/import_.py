@@ -145,7 +145,16 @@ def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
         app.out.warn(warning)
     copied = sum(1 for p in plans if p.action != "skip")
     app.out.progress(f"imported {copied} entries from {source} into volume '{target.volume}'")
+    _name_remote(app, source, target.volume)
     return 0
+
+
+def _name_remote(app: App, source: Path, volume: str) -> None:
+    """On a remote engine, say where the files went (SPEC section 16)."""
+    if app.endpoint.remote:
+        app.out.changed(
+            f"imported {source} into volume '{volume}' of context '{app.context_label}'"
+        )
 
 
 def _root_owner() -> tuple[int, int]:
@@ -185,6 +194,7 @@ def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
         service.restore(target, archive, members, progress=meter, owner=_root_owner())
     finally:
         meter.close()
+    _name_remote(app, archive, target.volume)
     return 0
 
 
