@@ -431,3 +431,16 @@ def test_the_table_gets_a_context_column() -> None:
     header, row = text.splitlines()
     assert header.split()[:2] == ["CONTEXT", "NAME"]
     assert row.split()[:2] == ["remote", "a-main"]
+
+
+def test_doctor_says_when_the_engine_is_another_machine() -> None:
+    from containai.services.remote import doctor_check
+
+    assert doctor_check("default", "unix:///var/run/docker.sock") is None
+    assert doctor_check("default", "") is None
+    far = doctor_check("far", "ssh://me@box")
+    assert far is not None and far.status == "OK" and "me@box" in far.detail
+    tcp = doctor_check("tcp", "tcp://10.0.0.5:2376")
+    assert tcp is not None and tcp.status == "FAIL" and tcp.fix
+    bad = doctor_check("bad", "ssh://a b")
+    assert bad is not None and bad.status == "FAIL"

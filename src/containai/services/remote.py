@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from containai.domain import labels as L
 from containai.domain import remote as R
@@ -33,6 +33,9 @@ from containai.domain.errors import Failed, NotFound, Refused
 from containai.services.egress import _tar_one as _file_tar  # one file as a tar
 from containai.services.lifecycle import HOST_CA, ImageProvider, ImageRef
 from containai.services.ports import Engine, HostProbe
+
+if TYPE_CHECKING:
+    from containai.services.doctor import Check
 
 Progress = Callable[[str], None]
 
@@ -342,3 +345,30 @@ class OfContext:
 
     def remove(self, name: str) -> list[Path]:
         return self.ssh.remove(name)
+
+
+def doctor_check(context: str, url: str) -> Check | None:
+    """``cai doctor``'s line about a remote engine (``None`` for this machine's)."""
+    from containai.domain.errors import UsageError
+    from containai.services.doctor import FAIL, OK, Check
+
+    try:
+        endpoint = R.classify(url)
+    except UsageError as exc:
+        return Check("remote", FAIL, str(exc), "recreate the context with host=ssh://user@host")
+    if not endpoint.remote:
+        return None
+    if endpoint.jump is None:
+        return Check(
+            "remote",
+            FAIL,
+            f"context '{context}' reaches its engine at {endpoint.url}, not over SSH: cai "
+            "cannot reach containers there",
+            "docker context create NAME --docker host=ssh://user@host, then --context NAME",
+        )
+    return Check(
+        "remote",
+        OK,
+        f"{endpoint.url} is another machine: SSH to containers through {endpoint.jump}, "
+        "images built here and sent, the workspace copied (docs/remote.md)",
+    )
