@@ -28,6 +28,8 @@ from containai.domain.engine_objects import (
     ContainerInfo,
     ContainerSpec,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,
@@ -35,6 +37,7 @@ from containai.domain.engine_objects import (
     VolumeInfo,
 )
 from containai.domain.errors import EngineUnreachable, Failed, NotFound
+from containai.services.run_request import ImageProvider, ImageRef
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -138,8 +141,10 @@ class FakeEngine:
     rm_failure: Exception | None = None  # `remove_stopped` failing as a whole
     image_errors: dict[str, Exception] = field(default_factory=dict)  # ref -> raised
     pullable: set[str] = field(default_factory=set)
+    build_output: list[str] = field(default_factory=list)  # what `build` prints, by line
     attached: Attached | None = None  # what a helper started attached does
     exec_handler: Exec | None = None
+    exec_users: list[tuple[str, str | None]] = field(default_factory=list)  # (name, --user)
     log_lines: list[str] = field(default_factory=list)
     stats_answer: ContainerStats | None = None
     stats_delay: float = 0.0
@@ -180,18 +185,18 @@ class FakeEngine:
     def display_name(self) -> str:
         return self.name or "DOCKER_HOST=unix:///nonexistent.sock"
 
-    def version(self) -> dict[str, Any]:
+    def engine_version(self) -> EngineVersion:
         self._call("version")
-        return {"Client": {}, "Server": {"Version": self.server, "ApiVersion": "1.41"}}
+        return EngineVersion(self.server, "1.41")
 
-    def info(self) -> dict[str, Any]:
+    def engine_info(self) -> EngineInfo:
         self._call("info")
-        return {
-            "Runtimes": {r: {"path": r} for r in self.runtime_names},
-            "DefaultRuntime": self.default_runtime,
-            "DockerRootDir": self.root,
-            "Name": self.hostname,
-        }
+        return EngineInfo(
+            runtimes=self.runtime_names,
+            default_runtime=self.default_runtime,
+            root_dir=self.root,
+            host_name=self.hostname,
+        )
 
     def runtimes(self) -> list[str]:
         self._call("runtimes")
@@ -337,6 +342,7 @@ class FakeEngine:
         check: bool = True,
     ) -> CommandResult:
         self._call("exec", name, *command)
+        self.exec_users.append((name, user))
         if self.exec_handler is None:
             return CommandResult(0, "", "")
         return self.exec_handler(name, command, input)
@@ -356,6 +362,12 @@ class FakeEngine:
     def logs_tail(self, name: str, lines: int = 20) -> str:
         self._call("logs_tail", name)
         return ""
+
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        self._call("logs", name, tail, follow)
+        self._existing(name)
+        lines = list(self.log_lines)
+        yield from lines if tail is None else lines[len(lines) - tail :] if tail else []
 
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         self._call("stats", name, timeout)
@@ -416,12 +428,6 @@ class FakeEngine:
         self._call("image", ref)
         return self._image(ref)
 
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        """What services/doctor.py reads (``docker image inspect``)."""
-        self._call("inspect_image", ref)
-        found = self._image(ref)
-        return None if found is None else {"Id": found.id, "Config": {"Labels": found.labels}}
-
     def list_images(self, reference: str | None = None) -> list[ImageInfo]:
         self._call("list_images", reference)
         if reference is None:
@@ -451,23 +457,106 @@ class FakeEngine:
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None:
         self._call("build", tag)
+        if on_line is not None:
+            for line in self.build_output:
+                on_line(line, None)
         repo, _, name = tag.rpartition(":")
+        self.images = [i for i in self.images if i.reference != tag]
         self.images.append(ImageInfo(f"sha256:{tag}", repo, name, labels))
+
+    def tag_image(self, source: str, target: str) -> None:
+        self._call("tag_image", source, target)
+        found = self._image(source)
+        if found is None:
+            raise NotFound(f"no such image: {source}")
+        repo, _, name = target.rpartition(":")
+        self.images = [i for i in self.images if i.reference != target]
+        self.images.append(ImageInfo(found.id, repo, name, found.labels))
 
 
 # ------------------------------------------------------------------ the others
 @dataclass
 class FakeSsh:
-    """SSH entries by name (what gc and ``ssh cleanup`` touch)."""
+    """The ``Ssh`` port in memory: entries by name (what gc and ``ssh cleanup`` touch),
+    host keys and their pins, control masters, readiness. ``calls`` records
+    ``(method, name)``; ``not_ready`` makes ``wait_ready`` fail with that message."""
 
     names: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     appear_on_stale: set[str] = field(default_factory=set)
     contexts: dict[str, str] = field(default_factory=dict)  # name -> its entry's context
+    pins: dict[str, str] = field(default_factory=dict)  # name -> pinned public line
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> entry
+    masters: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    not_ready: str | None = None
+
+    def ensure_user_key(self) -> Path:
+        return Path("/home/u/.config/containai/id_ed25519")
+
+    def public_key(self) -> str:
+        return "ssh-ed25519 AAAAuser cai"
+
+    def ensure_host_key(self, name: str) -> tuple[bytes, str]:
+        self.calls.append(("ensure_host_key", name))
+        return b"private-" + name.encode(), f"ssh-ed25519 AAAA{name}"
+
+    def pin_host_key(self, name: str, public_line: str) -> None:
+        self.calls.append(("pin_host_key", name))
+        self.pins[name] = public_line
+
+    def pinned_names(self) -> list[str]:
+        return sorted(self.pins)
+
+    def write_entry(
+        self,
+        name: str,
+        *,
+        port: int,
+        user: str,
+        hostname: str = "127.0.0.1",
+        forward_agent: bool = False,
+        proxy_jump: str | None = None,
+        workspace: str | None = None,
+        context: str | None = None,
+    ) -> Path:
+        self.calls.append(("write_entry", name))
+        self.written[name] = {"port": port, "user": user, "workspace": workspace}
+        if context is not None:
+            self.contexts[name] = context
+        self.names.add(name)
+        return self.entry_path(name)
+
+    def entry_path(self, name: str) -> Path:
+        return Path(f"/home/u/.ssh/containai.d/{name}.conf")
+
+    def ensure_include(self) -> str | None:
+        return None
+
+    def ssh_argv(
+        self, name: str, remote: Sequence[str] | str | None, *, tty: bool, extra: Sequence[str] = ()
+    ) -> list[str]:
+        return ["ssh", f"cai-{name}"]
+
+    def master_alive(self, name: str) -> bool:
+        return name in self.masters
+
+    def exit_master(self, name: str) -> None:
+        self.calls.append(("exit_master", name))
+        self.masters.discard(name)
+
+    def release_master(self, name: str, wait: float = 1.0) -> None:
+        self.calls.append(("release_master", name))
+
+    def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
+        self.calls.append(("wait_ready", name))
+        if self.not_ready is not None:
+            raise Failed(self.not_ready)
 
     def entry_context(self, name: str) -> str | None:
         return self.contexts.get(name, "") if name in self.names else None
@@ -497,6 +586,35 @@ class FakeConfig:
 
     def all_workspace_states(self) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self.states.items()}
+
+    # the rest of the ``Config`` port: no settings files, nothing trusted
+    @property
+    def global_path(self) -> Path:
+        return Path("/home/u/.config/containai/config.toml")
+
+    def repo_path(self, workspace: str) -> Path:
+        return Path(workspace) / ".containai" / "config.toml"
+
+    def read_global(self) -> dict[str, Any]:
+        return {}
+
+    def read_repo(self, workspace: str) -> dict[str, Any]:
+        return {}
+
+    def repo_digest(self, workspace: str) -> str | None:
+        return None
+
+    def trusted_digests(self) -> dict[str, str]:
+        return {}
+
+    def set_trust(self, file: str, digest: str | None) -> bool:
+        return False
+
+    def set_value(self, path: Path, dotted: str, value: Any) -> bool:
+        return False
+
+    def unset_value(self, path: Path, dotted: str) -> bool:
+        return False
 
     def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool:
         self.writes.append((workspace, dict(values)))
@@ -544,6 +662,7 @@ class FakeHost:
     memory: int = 8 * 1024**3
     cpus: int = 4
     ids: tuple[int, int] = (1000, 1000)
+    identity: tuple[str | None, str | None] = (None, None)  # the host's git user.name/email
 
     def port_is_free(self, port: int) -> bool:
         return port not in self.bound
@@ -563,22 +682,120 @@ class FakeHost:
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int:
         return 0
 
+    def git_identity(self) -> tuple[str | None, str | None]:
+        return self.identity
+
+
+class FakeImages(ImageProvider):
+    """Images by template: ``containai:<template>-<hash>`` with a fixed hash per template."""
+
+    def __init__(self, hashes: Mapping[str, str] | None = None) -> None:
+        self.hashes = dict(hashes or {})
+
+    def _hash(self, template: str) -> str:
+        return self.hashes.get(template, "0123456789abcdef")
+
+    def ensure(self, template: str) -> ImageRef:
+        digest = self._hash(template)
+        return ImageRef(f"containai:{template}-{digest}", template, digest)
+
+    def current_hash(self, template: str) -> str | None:
+        return self._hash(template)
+
+    def ca_bundle_path(self) -> Path | None:
+        return None
+
+    def planned_tag(self, template: str) -> str | None:
+        return f"containai:{template}-{self._hash(template)}"
+
+
+@dataclass
+class FakeTunnel:
+    """A foreground forward that holds its ports on a ``FakeHost`` until closed."""
+
+    host: FakeHost
+    ports: list[int]
+    fails: str | None = None  # ssh's error: the tunnel dies at once
+    closed: bool = False
+
+    def alive(self) -> bool:
+        return self.fails is None and not self.closed
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return 255 if self.fails is not None else None
+
+    def error(self) -> str:
+        return self.fails or ""
+
+    def close(self) -> None:
+        self.closed = True
+        self.host.bound -= set(self.ports)
+
+
+@dataclass
+class FakeForwarder:
+    """SSH port forwards over a ``FakeHost``: each forward binds its host port there."""
+
+    host: FakeHost
+    masters: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    fail_open: str | None = None
+    tunnels: list[FakeTunnel] = field(default_factory=list)
+
+    def open(self, name: str, forwards: Sequence[tuple[int, int]]) -> FakeTunnel:
+        self.calls.append(("open", name, tuple(forwards)))
+        ports = [hp for _p, hp in forwards]
+        tunnel = FakeTunnel(self.host, ports, self.fail_open)
+        if self.fail_open is None:
+            self.host.bound |= set(ports)
+        self.tunnels.append(tunnel)
+        return tunnel
+
+    def alive(self, name: str) -> bool:
+        return name in self.masters
+
+    def add(self, name: str, port: int, host_port: int) -> None:
+        self.calls.append(("add", name, port, host_port))
+        if host_port in self.host.bound:
+            raise Failed(f"could not forward 127.0.0.1:{host_port}")
+        self.masters.setdefault(name, set()).add((port, host_port))
+        self.host.bound.add(host_port)
+
+    def cancel(self, name: str, port: int, host_port: int) -> None:
+        self.calls.append(("cancel", name, port, host_port))
+        held = self.masters.get(name, set())
+        if (port, host_port) in held:
+            held.discard((port, host_port))
+            self.host.bound.discard(host_port)
+
+    def close(self, name: str) -> None:
+        self.calls.append(("close", name))
+        for _port, host_port in self.masters.pop(name, set()):
+            self.host.bound.discard(host_port)
+
 
 # mypy proves each fake implements its Protocol (`mypy --strict src tests/fakes.py`).
 def _conforms() -> None:
     from containai.services.doctor import DoctorEngine
-    from containai.services.gc import CleanupSsh, GcConfig, GcEngine, GcLocks, GcSsh
-    from containai.services.ports import Engine, HostProbe, Locks
+    from containai.services.forward import StateConfig
+    from containai.services.gc import GcConfig, GcEngine, GcLocks, GcSsh
+    from containai.services.ports import Config, Engine, Forwarder, HostProbe, Locks, Ssh
+    from containai.services.ssh_cleanup import CleanupSsh, NamesEngine
 
     _engine: Engine = FakeEngine()
     _doctor: DoctorEngine = FakeEngine()
     _gc: GcEngine = FakeEngine()
     _ssh: GcSsh = FakeSsh()
     _cleanup: CleanupSsh = FakeSsh()
+    _names: NamesEngine = FakeEngine()
     _config: GcConfig = FakeConfig()
     _locks: GcLocks = FakeLocks()
     _all_locks: Locks = FakeLocks()
     _host: HostProbe = FakeHost()
+    _forwarder: Forwarder = FakeForwarder(FakeHost())
+    _state: StateConfig = FakeConfig()
+    _full_ssh: Ssh = FakeSsh()
+    _full_config: Config = FakeConfig()
     from containai.services.remote import RemoteEngine
 
     _remote: RemoteEngine = FakeEngine()

@@ -190,7 +190,9 @@ def test_round_trip_into_a_new_volume(
     run_in_volume(target, "mkdir -p /mnt/agent-data/stale && touch /mnt/agent-data/stale/x")
     res = sandbox.cai("import", "--from", str(archive), "--data-volume", target, "--force")
     assert res.returncode == 0, res.stderr
-    assert (res.stdout, res.stderr) == ("", "")
+    assert res.stdout == ""  # one line on stderr for the one volume changed (SPEC section 2)
+    assert res.stderr.startswith(f"restored volume {target} from {archive} (")
+    assert res.stderr.endswith(" entries)\n") and res.stderr.count("\n") == 1
     expected = listing(populated)
     assert "stale" not in listing(target)
     assert listing(target) == with_agents_root(expected, sandbox.root)
@@ -422,6 +424,7 @@ def test_host_import(
     res = sandbox.cai("import", "--no-secrets", "-w", str(ws))
     assert res.returncode == 0, res.stderr
     assert res.stdout == ""
+    assert f"into volume {volume}\n" in res.stderr and res.stderr.startswith("imported ")
     first = run_in_volume(volume, HOST_LISTING, readonly=True)
     assert "./home/.gitconfig" in first and "./home/.vimrc" in first
     assert ".claude" not in first.split("---")[0]

@@ -141,6 +141,38 @@ def test_git_guard_in_a_worktree(sandbox: Sandbox) -> None:
     assert (main / ".git" / "commondir").read_text() == ".\n"
 
 
+def test_two_worktrees_two_containers(sandbox: Sandbox) -> None:
+    """Parallel branches (issue 16): one container per worktree directory; git works
+    in each (status, commit, log), each commit lands on its own branch of the one
+    repository, and neither container sees the other's worktree."""
+    main = repo_with_remote(sandbox, "wtpair")
+    trees: dict[str, Path] = {}
+    for branch in ("left", "right"):
+        wt = sandbox.root / "ws" / f"wtpair-{branch}"
+        git(sandbox, "worktree", "add", "-q", str(wt), "-b", branch, cwd=main)
+        res = sandbox.cai("run", "--detached", cwd=wt)
+        assert res.returncode == 0, res.stderr
+        trees[branch] = wt
+    names = {
+        b: sandbox.cai("status", "--json", cwd=wt).json["container"] for b, wt in trees.items()
+    }
+    assert len(set(names.values())) == 2, names
+    for branch, wt in trees.items():
+        other = trees["right" if branch == "left" else "left"]
+        work = agent_sh(
+            sandbox,
+            wt,
+            f"set -e; git status --short; echo {branch} > {branch}.txt; git add {branch}.txt; "
+            f"git commit -qm {branch}; git log --format=%s -1; git rev-parse --abbrev-ref HEAD; "
+            f"test ! -e '{other}'",
+        )
+        assert work.returncode == 0, work.stderr
+        assert work.stdout.split()[-2:] == [branch, branch]
+    for branch in trees:
+        assert git(sandbox, "log", "--format=%s", "-1", branch, cwd=main).strip() == branch
+    assert git(sandbox, "log", "--format=%s", "-1", "main", cwd=main).strip() == "init"
+
+
 @pytest.mark.parametrize("runtime", runtimes())
 def test_git_dir_cannot_be_renamed_away_nor_redirected(sandbox: Sandbox, runtime: str) -> None:
     """H4: ``mv .git .git-old`` would take every read-only guard mount with it, and a

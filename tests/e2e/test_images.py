@@ -29,6 +29,12 @@ def test_rebuild_with_nothing_changed_is_a_cache_hit(sandbox: Sandbox) -> None:
     assert labels["ai.containai.template"] == "default"
     assert len(labels["ai.containai.template-hash"]) == 16
     assert first.stdout == second.stdout == ""  # rule of silence
+    # the build is tagged by its hash; containai:default is the alias of that build
+    assert image_id(f"containai:default-{labels['ai.containai.template-hash']}") == before
+    # piped: one line per phase and per Dockerfile step, never a silent minute
+    assert "cai: building template 'default' on " in second.stderr
+    assert "cai:   step 1/" in second.stderr and "cai:   done (" in second.stderr
+    assert "cai: adding cai's system layer -> containai:default-" in second.stderr
 
 
 def test_template_list(sandbox: Sandbox) -> None:

@@ -236,3 +236,38 @@ def test_gc_removes_the_gateway_of_a_container_removed_by_hand(sandbox: Sandbox)
     assert res.returncode == 0, res.stderr
     assert docker("inspect", "orphan-main-gateway").returncode != 0
     assert docker("network", "inspect", "cai-net-orphan-main").returncode != 0
+
+
+def test_gateway_runs_unprivileged_under_runc(sandbox: Sandbox) -> None:
+    """The gateway runs cai's image under runc as `proxy` with no capability at all,
+    whatever the workspace's runtime (docs/decisions.md); the workspace keeps its own.
+    Its policy was handed in at creation and live changes still reach it."""
+    ws = sandbox.workspace("unpriv", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    runtimes = json.loads(docker("info", "--format", "{{json .Runtimes}}").stdout)
+    workspace = json.loads(docker("inspect", "unpriv-main").stdout)[0]["HostConfig"]
+    assert workspace["Runtime"] == ("runsc" if "runsc" in runtimes else "runc")
+    info = json.loads(docker("inspect", "unpriv-main-gateway").stdout)[0]
+    host = info["HostConfig"]
+    assert host["Runtime"] == "runc" and info["Config"]["User"] == "proxy"
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert "no-new-privileges" in host["SecurityOpt"] and not host["Privileged"]
+    # every process in it: uid 13 (proxy), empty effective and bounding capability sets
+    status = docker("exec", "unpriv-main-gateway", "sh", "-c",
+                    "cat /proc/[0-9]*/status")  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    uids = [u for x in lines if x.startswith("Uid:") for u in x.split()[1:]]  # real .. fs
+    caps = [x.split()[1] for x in lines if x.startswith(("CapEff:", "CapBnd:", "CapPrm:"))]
+    assert uids and set(uids) == {"13"}, uids
+    assert set(caps) == {"0000000000000000"}, caps
+    # its resolver answers REFUSED at once on port 53 (bound without a capability)
+    started = time.monotonic()
+    res = sandbox.cai("exec", "--", "getent", "hosts", "web.cai.test", cwd=ws)
+    assert res.returncode != 0 and time.monotonic() - started < 5
+    # the policy went in with the creation; a change reaches the running gateway
+    conf = docker("exec", "unpriv-main-gateway", "cat", "/etc/containai/squid.conf").stdout
+    assert "http_access deny all" in conf and "unpriv.cai.test" not in conf
+    assert sandbox.cai("network", "allow", "unpriv.cai.test", cwd=ws).returncode == 0
+    conf = docker("exec", "unpriv-main-gateway", "cat", "/etc/containai/squid.conf").stdout
+    assert "unpriv.cai.test" in conf

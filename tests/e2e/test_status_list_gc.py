@@ -15,9 +15,7 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Result, Sandbox, docker, new_volume_name
+from tests.e2e.scoped_docker import scoped_env
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -47,6 +46,7 @@ STATUS_FIELDS = {
     "uptime_seconds",
     "sessions",
     "resources",
+    "forwards",  # cai forward's rows for the container (SPEC 17)
     "context",  # SPEC section 16: the engine it is on
 }
 LIST_FIELDS = {
@@ -64,35 +64,6 @@ LIST_FIELDS = {
     "keep",
     "network",
 }
-
-SCOPED_DOCKER = """#!{python}
-# docker, but `docker ps` and `docker image ls` see only the objects of one test, and
-# `docker rm` refuses (removing nothing) when any container named is not the test's.
-import os
-import subprocess
-import sys
-
-real, scope, label = {real!r}, {scope!r}, {label!r}
-argv = sys.argv[1:]
-i = 0
-while i < len(argv) and argv[i] in ("--context", "-c", "--host", "-H", "--config"):
-    i += 2
-extra = []
-if argv[i : i + 1] == ["ps"]:
-    i, extra = i + 1, ["--filter", "label=" + label + "=" + scope]
-elif argv[i : i + 2] == ["image", "ls"]:
-    i, extra = i + 2, ["--filter", "reference=containai:cai-test-" + scope + "-*"]
-elif argv[i : i + 1] == ["rm"]:
-    targets = [a for a in argv[i + 1 :] if not a.startswith("-")]
-    fmt = "{{{{index .Config.Labels " + repr(label).replace("'", '"') + "}}}}"
-    out = subprocess.run(
-        [real, *argv[:i], "container", "inspect", "--format", fmt, *targets],
-        capture_output=True, text=True,
-    ).stdout.splitlines()
-    if not targets or out != [scope] * len(targets):
-        sys.exit("scoped docker: refusing to remove a container of another test")
-os.execv(real, [real, *argv[:i], *extra, *argv[i:]])
-"""
 
 
 @dataclass
@@ -159,18 +130,14 @@ class Scene:
 
     def scoped_env(self) -> dict[str, str]:
         """PATH with a `docker` whose `ps` / `image ls` see only this scene's objects."""
-        bindir = self.box.root / "scoped-bin"
-        bindir.mkdir(exist_ok=True)
-        script = bindir / "docker"
-        real = shutil.which("docker")
-        assert real is not None
-        script.write_text(
-            SCOPED_DOCKER.format(
-                python=sys.executable, real=real, scope=self.scope, label=SCOPE_LABEL
-            )
+        return scoped_env(
+            self.box.root,
+            self.box.env.get("PATH", ""),
+            ps_filter=f"label={SCOPE_LABEL}={self.scope}",
+            image_filter=f"reference=containai:cai-test-{self.scope}-*",
+            label=SCOPE_LABEL,
+            scope=self.scope,
         )
-        script.chmod(0o755)
-        return {"PATH": f"{bindir}{os.pathsep}{self.box.env.get('PATH', '')}"}
 
     def build_image(self, tag: str) -> str:
         """A distinct local image tagged ``tag`` (no registry: FROM the local base)."""
@@ -412,11 +379,14 @@ def test_gc_text_mode_prints_one_line_per_removed_and_nothing_when_none(scene: S
     env = scene.scoped_env()
     res = scene.box.cai("gc", "--force", "--age", "0s", env=env)
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
+    assert res.stdout == ""  # removals are state changes: stderr (SPEC section 2)
+    lines = res.stderr.splitlines()
     assert sorted(line.split()[1] for line in lines) == sorted(scene.name(s) for s in ELIGIBLE)
     assert all(line.startswith("removed ") for line in lines)
     again = scene.box.cai("gc", "--force", "--age", "0s", env=env)
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    dry = scene.box.cai("gc", "--dry-run", "--age", "0s", env=env)
+    assert (dry.returncode, dry.stdout, dry.stderr) == (0, "", "nothing to remove\n")
 
 
 @pytest.mark.parametrize("age", ["7x", "-1d", "1.5h", "d", "abc", ""])

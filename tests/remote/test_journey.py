@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import tarfile
@@ -103,6 +104,17 @@ def test_a_workspace_on_a_remote_engine(
     warm = ok(sandbox.cai("--context", "remote", "--verbose", "exec", "--", "true", cwd=ws))
     assert "through its live SSH control master" in warm.stderr
     assert "engine:" not in warm.stderr
+
+    # --- cai forward through the same jump: the forwards master listens here
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host_port = probe.getsockname()[1]
+    forward = ["--context", "remote", "forward"]
+    made = ok(sandbox.cai(*forward, "--background", f"8000:{host_port}", cwd=ws))
+    assert f"forwarding 127.0.0.1:{host_port} -> port 8000 of {NAME}" in made.stderr
+    with socket.create_connection(("127.0.0.1", host_port), timeout=10):
+        pass  # bound on this machine's loopback by ssh
+    ok(sandbox.cai(*forward, "--stop", cwd=ws))
 
     # --- the agent commits; the work comes home by git, and only by git
     inside(

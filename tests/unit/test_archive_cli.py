@@ -18,7 +18,7 @@ from containai.domain.archive_rules import Member
 from containai.domain.engine_objects import ContainerInfo, Mount
 from containai.domain.errors import ConfirmationNeeded, Failed, NotFound, UsageError
 from containai.services.archive import VolumeTarget
-from containai.services.lifecycle import Target
+from containai.services.lookup import Target
 
 
 @dataclass

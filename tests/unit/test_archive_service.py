@@ -33,7 +33,7 @@ from containai.services.archive import (
     default_archive_name,
     target_of,
 )
-from containai.services.lifecycle import Target
+from containai.services.lookup import Target
 from tests.fakes import Box, FakeEngine
 
 HELPER = "containai-helper-t0k"
@@ -163,7 +163,7 @@ def test_export_without_container_uses_a_stopped_helper_and_removes_it(
 
 def test_helper_create_arguments() -> None:
     engine = Engine([IMG], volumes=["v"])
-    name = service(engine)._create_helper("v", "containai:default", ["-c", ":"])
+    name = service(engine).helpers.create("v", "containai:default", ["-c", ":"])
     spec = engine.spec(name)
     assert spec.labels[HELPER_LABEL] == "true"
     assert spec.network == "none"
@@ -224,7 +224,7 @@ def test_an_interrupted_swap_is_never_killed() -> None:
 def test_a_helper_that_never_started_is_removed() -> None:
     engine = Engine([IMG], volumes=["v"])
     archives = service(engine)
-    archives._release_helper(archives._create_helper("v", "img", ["-c", ":"], auto_remove=True))
+    archives.helpers.release(archives.helpers.create("v", "img", ["-c", ":"], auto_remove=True))
     assert engine.calls[-1] == ("remove", HELPER)
 
 

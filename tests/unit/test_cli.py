@@ -100,6 +100,9 @@ def test_spec_commands_are_all_registered() -> None:
         "setup",
         "version",
         "completion",
+        "forward",
+        "code",
+        "logs",
         "sync",  # SPEC section 16: `cai sync push`
     }
     assert spec == set(commands.names())

@@ -111,3 +111,14 @@ def test_an_unknown_shell_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert cli_main.main(["completion", "tcsh"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cai: error: ") and "bash" in err and err.count("\n") == 1
+
+
+def test_bash_completes_the_port_editor_and_log_commands(bash_complete: Complete) -> None:
+    assert bash_complete("cai", "fo") == ["forward"]
+    assert bash_complete("cai", "lo") == ["logs"]
+    assert "code" in bash_complete("cai", "co")
+    assert bash_complete("cai", "forward", "--ba") == ["--background"]
+    assert bash_complete("cai", "logs", "--ta") == ["--tail"]
+    assert bash_complete("cai", "code", "--ed") == ["--editor"]
+    for command in ("forward", "logs", "code"):
+        assert bash_complete("cai", command, "--container", "") == ["myapp-main", "other-x"]

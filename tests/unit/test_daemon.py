@@ -19,6 +19,7 @@ import pytest
 from containai.adapters.daemon import DedicatedEngineHost, context_endpoint, is_zombie
 from containai.adapters.engine import context_meta
 from containai.adapters.host_network import HostNetwork, parse_link, parse_routes, rule_state
+from containai.domain.engine_objects import EngineInfo, OciRuntime
 from containai.domain.errors import Failed
 from containai.services.setup import Layout, firewall_for
 
@@ -220,7 +221,9 @@ def test_docker_calls_name_the_dedicated_engine_and_drop_the_users_choice() -> N
     )
     host = DedicatedEngineHost(env, run=run)
     assert host.answers("tcp://127.0.0.1:1")
-    assert host.engine_info("tcp://127.0.0.1:1") == info
+    assert host.engine_info("tcp://127.0.0.1:1") == EngineInfo(
+        ["runc"], "runc", registered=[OciRuntime("runc")]
+    )
     assert not host.has_image("tcp://127.0.0.1:1", "containai:default")
     for argv, call_env in zip(run.calls, run.envs, strict=True):
         assert argv[:3] == ["docker", "-H", "tcp://127.0.0.1:1"]

@@ -15,7 +15,7 @@ import pytest
 
 from containai.cli.commands.doctor import render_text
 from containai.domain import labels as L
-from containai.domain.engine_objects import ImageInfo
+from containai.domain.engine_objects import EngineInfo, EngineVersion, ImageInfo
 from containai.domain.errors import EngineUnreachable
 from containai.domain.isolation import tier
 from containai.services.doctor import (
@@ -174,7 +174,7 @@ def test_engine_down_fails_with_fix_and_still_runs_host_checks() -> None:
     assert s["ssh-client"] == s["user-key"] == s["ssh-include"] == s["ports"] == OK
     assert "engine down" in report.get("ports").detail
     assert not report.ok
-    assert "inspect_image" not in engine.verbs() and "list_managed" not in engine.verbs()
+    assert "image" not in engine.verbs() and "list_managed" not in engine.verbs()
 
 
 def test_dedicated_engine_selected_but_down_says_cai_setup() -> None:
@@ -344,7 +344,7 @@ def test_ports_none_or_few_free() -> None:
     [(50 * GIB, OK), (4 * GIB, WARN), (GIB // 2, FAIL), (None, SKIP)],
 )
 def test_disk_thresholds(free: int | None, status: str) -> None:
-    info = Outcome(value={"DockerRootDir": "/var/lib/docker"})
+    info = Outcome(value=EngineInfo(root_dir="/var/lib/docker"))
     check = decide_disk(True, info, Outcome(value=free))
     assert check.status == status
     if status in (WARN, FAIL):
@@ -456,7 +456,7 @@ def test_extra_checks_come_first_and_count() -> None:
 
 def test_docker_cli_missing_is_named() -> None:
     class NoCli(FakeEngine):
-        def version(self) -> dict[str, Any]:
+        def engine_version(self) -> EngineVersion:
             raise EngineUnreachable("the docker CLI ('docker') is not installed; install ...")
 
     check = diagnose(inputs(NoCli())).get("engine")

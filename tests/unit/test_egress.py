@@ -170,6 +170,7 @@ def test_no_accepted_entry_renders_outside_its_acl_line(text: str) -> None:
     )
     allowed = {"#", "http_port", "pid_filename", "cache", "cache_mem", "memory_pools"}
     allowed |= {"logformat", "access_log", "cache_log", "coredump_dir", "shutdown_lifetime"}
+    allowed |= {"pinger_enable", "client_db"}
     allowed |= {"forwarded_for", "via", "httpd_suppress_version_string", "acl", "http_access"}
     assert {line.split(" ", 1)[0] for line in conf.splitlines()} <= allowed
     assert entry.squid_domain() in conf
@@ -213,8 +214,11 @@ def test_a_half_made_gateway_is_made_again() -> None:
 
 
 def test_the_gateway_spec() -> None:
-    """What the gateway is created with: its labels, the only capabilities squid and
-    socat need, SSH published on loopback, the policy installed before it starts."""
+    """What the gateway is created with: its labels, runc whatever the workspace's runtime,
+    an unprivileged user with no capability at all, SSH published on loopback, the policy
+    handed in with the creation (no copy before the start)."""
+    import base64
+
     from containai.domain.engine_objects import Publish
     from containai.services.egress import SPEC_LABEL, Egress, gateway_name, network_name
     from tests.fakes import FakeEngine
@@ -228,19 +232,33 @@ def test_the_gateway_spec() -> None:
     assert spec.labels["containai.gateway-of"] == "app-main"
     assert spec.labels["containai.ssh-port"] == "2300"
     assert len(spec.labels[SPEC_LABEL]) == 16
-    assert (spec.runtime, spec.init, spec.restart) == ("runsc", True, "unless-stopped")
+    assert (spec.runtime, spec.init, spec.restart) == ("runc", True, "unless-stopped")
     assert spec.memory == 256 * 1024**2
-    assert spec.cap_drop == ("ALL",) and "NET_ADMIN" not in spec.cap_add
+    assert spec.user == "proxy" and "no-new-privileges" in spec.security_opts
+    assert spec.cap_drop == ("ALL",) and spec.cap_add == ()
+    assert spec.sysctls == {"net.ipv4.ip_unprivileged_port_start": "53"}
     assert spec.publish == (Publish("127.0.0.1", 2300, E.SSH_LISTEN_PORT),)
     assert spec.env["CAI_CLIENT_SUBNET"] == "172.30.0.0/16"
+    conf = base64.b64decode(spec.env["CAI_SQUID_CONF"]).decode()
+    assert "acl clients src 172.30.0.0/16" in conf and "http_access deny all" in conf
     net = fake.networks[network_name("app-main")]
     assert net.internal and net.labels["containai.network-of"] == "app-main"
     # no address of the host on it: the host's services are out of the workspace's reach
     assert fake.calls_of("create_network") == [
         ("create_network", network_name("app-main"), "internal=True", "host_address=False")
     ]
-    verbs = fake.verbs()
-    assert verbs.index("copy_in") < verbs.index("start")  # the policy is there first
+    assert "copy_in" not in fake.verbs()  # the policy went in with the creation
     # the same request again: the gateway is kept (its spec did not change)
     egress.ensure("app-main", "/ws", 2300, policy(), "runsc")
     assert fake.calls_of("remove") == []
+    # another policy, or another runtime of the workspace: kept too, the policy re-rendered
+    wider = E.build_policy(
+        mode="allowlist", presets=[], preset_hosts={}, allow=["x.example"], deny=[],
+        allow_cidrs=[],
+    )  # fmt: skip
+    gw.state = "exited"
+    before = len(fake.verbs())
+    egress.ensure("app-main", "/ws", 2300, wider, "runc")
+    assert fake.calls_of("remove") == []
+    after = fake.verbs()[before:]
+    assert "create" not in after and after.index("copy_in") < after.index("start")

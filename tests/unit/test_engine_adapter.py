@@ -28,20 +28,25 @@ from containai.adapters.engine.shapes import (
     container_of_row,
     image_of,
     image_of_row,
+    info_of,
     network_of,
     ps_format,
     removal_of,
     stats_of,
+    version_of,
     volume_of,
 )
 from containai.domain.engine_objects import (
     ContainerSpec,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     Mount,
+    OciRuntime,
     Publish,
     Removal,
 )
-from containai.domain.errors import Failed
+from containai.domain.errors import Failed, ImageInUse, NameInUse, NotFound, PortTaken
 
 SHAPES = Path(__file__).parent / "docker_shapes"
 NAME = "cai-rec4d6e2de0"
@@ -114,6 +119,29 @@ def test_volume_network_and_image() -> None:
     assert (
         image_of_row({"ID": "sha256:x", "Repository": "<none>", "Tag": "<none>"}).reference is None
     )
+
+
+def test_engine_version_and_info() -> None:
+    version = version_of(recorded("version.json"))
+    assert (version.server, version.api) == ("20.10.24+dfsg1", "1.41")
+    info = info_of(recorded("info.json"))
+    assert info.runtimes == ("runc", "runsc")
+    assert (info.default_runtime, info.root_dir, info.host_name) == (
+        "runc",
+        "/var/lib/docker",
+        "box",
+    )
+    assert (info.memory_bytes, info.cpus) == (25276071936, 2)  # a remote's limits (SPEC 16)
+    assert info.registered == (
+        OciRuntime("runc", "runc"),
+        OciRuntime("runsc", "/usr/bin/runsc", ["--network=host"]),
+    )
+    assert info.runtime("runsc") == info.registered[1] and info.runtime("crun") is None
+    odd = info_of({"Runtimes": {"x": "not an object", "y": {"runtimeArgs": "--flag"}}})
+    assert odd.registered == (OciRuntime("x"), OciRuntime("y"))
+    # an engine that says nothing: unknown, not invented
+    assert version_of({}) == EngineVersion("unknown", None)
+    assert info_of({"Runtimes": None}) == EngineInfo()
 
 
 def test_missing_inspect_fields_are_unknown_not_invented() -> None:
@@ -365,3 +393,77 @@ def test_create_and_remove_stopped() -> None:
     assert engine.calls[0] == ("create", *create_args(workspace_spec()))
     assert engine.remove_stopped([ID]) == Removal(running=[ID])
     assert engine.calls[1] == ("rm", ID)  # never --force
+
+
+@pytest.mark.parametrize(
+    ("stderr", "kind"),
+    [
+        (
+            "Error response from daemon: driver failed programming external connectivity on "
+            "endpoint x: Bind for 127.0.0.1:2300 failed: port is already allocated",
+            PortTaken,
+        ),
+        (
+            "Error response from daemon: conflict: unable to remove repository reference "
+            '"containai:old" (must force) - container 1234 is using its referenced image 5678',
+            ImageInUse,
+        ),
+        (
+            'Error response from daemon: Conflict. The container name "/cai-a" is already in '
+            'use by container "abc". You have to remove (or rename) that container.',
+            NameInUse,
+        ),
+        ("Error response from daemon: something else broke", Failed),
+        ("Error: No such image: containai:gone", NotFound),
+    ],
+)
+def test_engine_refusals_are_cai_errors_not_wording(stderr: str, kind: type[Exception]) -> None:
+    """Services catch PortTaken/NameInUse/ImageInUse; the wording stays in the adapter.
+    The message is the one a plain failure has (a subclass of Failed: same exit code)."""
+    err = Docker({})._translate(["run"], stderr)
+    assert type(err) is kind
+    if kind is not NotFound:
+        assert isinstance(err, Failed) and str(err).startswith("docker run failed: ")
+
+
+# ------------------------------------------------ streaming: build and logs (a fake CLI)
+def fake_docker(tmp_path: Path, script: str) -> DockerEngine:
+    """A ``DockerEngine`` whose ``docker`` is a shell script recording its arguments."""
+    exe = tmp_path / "docker"
+    exe.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\n{script}\n')
+    exe.chmod(0o755)
+    return DockerEngine(None, docker=str(exe), env={"PATH": "/usr/bin:/bin"})
+
+
+def test_build_streams_lines_with_their_step(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo 'Step 1/2 : FROM x'; echo hello; echo 'Step 2/2 : RUN y'")
+    seen: list[tuple[str, tuple[int, int] | None]] = []
+    engine.build(
+        tmp_path,
+        tag="containai:t",
+        build_args={"A": "1"},
+        labels={"l": "v"},
+        target="final",
+        on_line=lambda line, step: seen.append((line, step)),
+    )
+    assert seen == [("Step 1/2 : FROM x", (1, 2)), ("hello", None), ("Step 2/2 : RUN y", (2, 2))]
+    argv = (tmp_path / "argv").read_text().split()
+    assert argv == [
+        "build", "--tag", "containai:t", "--target", "final",
+        "--build-arg", "A=1", "--label", "l=v", str(tmp_path),
+    ]  # fmt: skip
+
+
+def test_a_failed_build_names_the_tag_and_its_last_lines(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo 'Step 1/1 : RUN false'; echo 'it broke'; exit 1")
+    with pytest.raises(Failed, match=r"(?s)building image 'containai:t' failed:\n.*it broke"):
+        engine.build(tmp_path, tag="containai:t")
+
+
+def test_logs_come_line_by_line_and_a_failure_is_translated(tmp_path: Path) -> None:
+    engine = fake_docker(tmp_path, "echo one; echo two")
+    assert list(engine.logs("c1", tail=5, follow=True)) == ["one", "two"]
+    assert (tmp_path / "argv").read_text().split() == ["logs", "--tail", "5", "--follow", "c1"]
+    missing = fake_docker(tmp_path, "echo 'Error: No such container: c2'; exit 1")
+    with pytest.raises(NotFound):
+        list(missing.logs("c2"))

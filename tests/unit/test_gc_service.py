@@ -13,13 +13,9 @@ import pytest
 from containai.cli.commands.gc import render_text
 from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import Failed, NotFound
-from containai.services.gc import (
-    GarbageCollector,
-    GcResult,
-    UnusedImage,
-    is_cai_image,
-    ssh_cleanup,
-)
+from containai.services.gc import GarbageCollector, GcResult
+from containai.services.gc_images import UnusedImage, is_cai_image
+from containai.services.ssh_cleanup import ssh_cleanup
 from tests.fakes import Box, FakeConfig, FakeEngine, FakeLocks, FakeSsh
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -419,6 +415,37 @@ def test_an_image_taken_into_use_meanwhile_is_skipped_other_errors_fail(world: W
     assert [(f.name, f.reason) for f in result.failed] == [
         ("ghcr.io/containai/base:1", "docker image failed: something odd")
     ]
+
+
+def test_the_current_alias_and_every_tag_of_its_image_are_kept(world: World) -> None:
+    """Builds are containai:<template>-<hash>; containai:<template> names the latest. gc
+    never removes the alias of a template that exists, nor the build it names; an old
+    build no container uses goes, and so does the alias of a template that is gone."""
+    world.engine.images = [
+        image("containai", "web", "sha256:latest"),
+        image("containai", "web-0123456789abcdef", "sha256:latest"),
+        image("containai", "web-fedcba9876543210", "sha256:older"),
+        image("containai", "web-00000000000000aa", "sha256:in-use"),
+        image("containai", "gone", "sha256:gone"),
+    ]
+    world.engine.containers["id-busy"].image_id = "sha256:in-use"
+    gc = GarbageCollector(
+        world.engine,
+        world.ssh,
+        world.config,
+        world.locks,
+        clock=lambda: NOW,
+        templates=lambda: ["web", "default"],
+    )
+    plan = gc.plan(THIRTY_DAYS, "30d", images=True)
+    assert [i.reference for i in plan.images] == [
+        "containai:gone",
+        "containai:web-fedcba9876543210",
+    ]
+    result = gc.apply(plan)
+    assert [i.reference for i in result.images] == [i.reference for i in plan.images]
+    removed = {c[1] for c in world.engine.calls_of("remove_image")}
+    assert removed == {"containai:gone", "containai:web-fedcba9876543210"}
 
 
 def test_without_images_flag_no_image_is_touched(world: World) -> None:

@@ -231,7 +231,8 @@ def test_guarded_slots_that_are_symlinks_are_not_mounted(repo: Path, tmp_path: P
 def test_lifecycle_warns_and_grants_nothing_outside(repo: Path, tmp_path: Path) -> None:
     """C2 end to end in the service: the guard's refusal reaches the user once, and
     ``grant`` (cai as root walks and chgrps it) gets the workspace only."""
-    from containai.services.lifecycle import Lifecycle, RunRequest
+    from containai.services.container_spec import MountGuard
+    from containai.services.run_request import RunRequest
     from containai.services.workspace import Workspace
 
     (repo / ".git" / "commondir").write_text("/etc\n")
@@ -243,18 +244,13 @@ def test_lifecycle_warns_and_grants_nothing_outside(repo: Path, tmp_path: Path) 
             granted.append(list(paths))
             return 0
 
-    life = Lifecycle(
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+    guard_mounts = MountGuard(
+        lambda ws: guard_paths(Path(ws)),
         Host(),  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
-        warn=warned.append,
-        git_guard=lambda ws: guard_paths(Path(ws)),
+        warned.append,
     )
-    args = life._guard_mounts(RunRequest(Workspace(str(repo), "main")), 1000, 1000)
-    life._guard_mounts(RunRequest(Workspace(str(repo), "main")), 1000, 1000)  # re-created
+    args = guard_mounts(RunRequest(Workspace(str(repo), "main")), 1000, 1000)
+    guard_mounts(RunRequest(Workspace(str(repo), "main")), 1000, 1000)  # re-created
     assert granted == [[str(repo)], [str(repo)]]
     assert len(warned) == 1 and "/etc" in warned[0]
     assert "/etc" not in " ".join(m.source + m.target for m in args).replace(str(repo), "")

@@ -44,6 +44,7 @@ MIB = 1024**2
 
 STATUS_FIELDS = {
     "network",
+    "forwards",
     "container",
     "status",
     "image",

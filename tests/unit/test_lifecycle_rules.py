@@ -8,9 +8,14 @@ from typing import Any
 import pytest
 
 from containai.domain.errors import Failed, Refused
-from containai.services.lifecycle import Lifecycle, RunRequest, key_tar
+from containai.services.container_keys import key_tar
+from containai.services.lifecycle import Lifecycle
+from containai.services.lookup import Lookup, entry_elsewhere
+from containai.services.port_lease import lease_port
+from containai.services.run_plan import plan_engine as run_plan
+from containai.services.run_request import RunRequest
 from containai.services.workspace import Workspace
-from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeSsh
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeImages, FakeSsh
 
 WS = "/src/app"
 
@@ -44,21 +49,25 @@ def lifecycle(
         FakeConfig(state or {}),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         FakeHost(bound or set()),
-        None,  # type: ignore[arg-type]
+        FakeImages({"default": "fedcba9876543210"}),
     )
 
 
 WORKSPACE = Workspace(WS, "main")
 
 
+def lease(lc: Lifecycle, *args: Any, **kwargs: Any) -> int:
+    return lease_port(lc.engine, lc.host, *args, **kwargs)
+
+
 def test_generated_name_when_nothing_exists() -> None:
-    target = lifecycle({}).find(WORKSPACE)
+    target = lifecycle({}).lookup.find(WORKSPACE)
     assert (target.name, target.exists) == ("app-main", False)
 
 
 def test_state_name_wins_when_it_still_belongs_here() -> None:
     lc = lifecycle({"custom": container("custom", managed())}, {WS: {"container_name": "custom"}})
-    assert lc.find(WORKSPACE).name == "custom"
+    assert lc.lookup.find(WORKSPACE).name == "custom"
 
 
 def test_stale_state_name_falls_back_to_label_lookup() -> None:
@@ -66,13 +75,13 @@ def test_stale_state_name_falls_back_to_label_lookup() -> None:
         {"custom": container("custom", managed(ws="/other")), "byl": container("byl", managed())},
         {WS: {"container_name": "custom"}},
     )
-    assert lc.find(WORKSPACE).name == "byl"
+    assert lc.lookup.find(WORKSPACE).name == "byl"
 
 
 def test_several_containers_for_one_workspace_is_refused() -> None:
     lc = lifecycle({"a": container("a", managed()), "b": container("b", managed())})
     with pytest.raises(Refused, match="--container"):
-        lc.find(WORKSPACE)
+        lc.lookup.find(WORKSPACE)
 
 
 def test_collision_with_another_workspace_gets_a_suffix() -> None:
@@ -82,24 +91,24 @@ def test_collision_with_another_workspace_gets_a_suffix() -> None:
             "app-main-2": container("app-main-2", {"unmanaged": "1"}),
         }
     )
-    assert lc.find(WORKSPACE).name == "app-main-3"
+    assert lc.lookup.find(WORKSPACE).name == "app-main-3"
 
 
 def test_explicit_unmanaged_container_is_refused() -> None:
     lc = lifecycle({"theirs": container("theirs", {})})
     with pytest.raises(Refused, match="not managed"):
-        lc.find(WORKSPACE, "theirs")
+        lc.lookup.find(WORKSPACE, "theirs")
 
 
 def test_port_lease_skips_labelled_and_bound_ports() -> None:
     lc = lifecycle(
         {"x": container("x", managed(ws="/x", port=2300), status="exited")}, bound={2301}
     )
-    assert lc._lease_port((2300, 2305), None) == 2302
-    assert lc._lease_port((2300, 2305), 2304) == 2304
-    assert lc._lease_port((2300, 2305), 2300) == 2302  # preferred but held by a container
+    assert lease(lc, (2300, 2305), None) == 2302
+    assert lease(lc, (2300, 2305), 2304) == 2304
+    assert lease(lc, (2300, 2305), 2300) == 2302  # preferred but held by a container
     with pytest.raises(Failed, match=r"no free SSH port in 2300\.\.2301"):
-        lc._lease_port((2300, 2301), None)
+        lease(lc, (2300, 2301), None)
 
 
 @pytest.mark.parametrize(
@@ -114,19 +123,23 @@ def test_port_lease_skips_labelled_and_bound_ports() -> None:
 )
 def test_plan_actions(status: str, flags: dict[str, bool], action: str) -> None:
     lc = lifecycle({"app-main": container("app-main", managed(), status=status)})
-    plan = lc.plan(RunRequest(workspace=WORKSPACE, **flags))  # type: ignore[arg-type]
+    plan = run_plan(lc.lookup, lc.host, RunRequest(workspace=WORKSPACE, **flags))  # type: ignore[arg-type]
     assert plan["action"] == action
     assert plan["ssh_port"] == 2300 and plan["runtime"] == "runsc"
     assert plan["data_volume"] == (None if flags.get("reset") else "containai-data")
+    if flags:  # recreated from today's build: `dry_run` asks the images for its tag
+        assert plan["image"] is None and plan["template"] == "default"
+        assert lc.images.planned_tag("default") == "containai:default-fedcba9876543210"
 
 
 def test_plan_for_a_stopped_container_whose_port_was_taken_is_recreate() -> None:
     lc = lifecycle({"app-main": container("app-main", managed(), status="exited")}, bound={2300})
-    assert lc.plan(RunRequest(workspace=WORKSPACE))["action"] == "recreate"
+    assert run_plan(lc.lookup, lc.host, RunRequest(workspace=WORKSPACE))["action"] == "recreate"
 
 
 def test_plan_create_picks_runtime_from_the_engine() -> None:
-    plan = lifecycle({}).plan(RunRequest(workspace=WORKSPACE))
+    life = lifecycle({})
+    plan = run_plan(life.lookup, life.host, RunRequest(workspace=WORKSPACE))
     assert (plan["action"], plan["runtime"], plan["container"]) == ("create", "runsc", "app-main")
 
 
@@ -172,16 +185,33 @@ def test_port_lease_keeps_the_port_its_own_gateway_holds() -> None:
         {"app-main-gateway": container("app-main-gateway", {"containai.ssh-port": "2300"})},
         bound={2300},
     )
-    assert lc._lease_port((2300, 2305), 2300, own="app-main") == 2300
-    assert lc._lease_port((2300, 2305), 2300, own="other-main") == 2301
-    assert lc._lease_port((2300, 2305), None, own="other-main") == 2301
+    assert lease(lc, (2300, 2305), 2300, own="app-main") == 2300
+    assert lease(lc, (2300, 2305), 2300, own="other-main") == 2301
+    assert lease(lc, (2300, 2305), None, own="other-main") == 2301
 
 
 def test_a_name_whose_ssh_entry_belongs_to_another_engine_is_taken() -> None:
     """SPEC 16: the same workspace on this machine and on a remote box must not share one
     SSH alias, host key and control socket: the second gets the next name."""
-    lc = lifecycle({})
-    lc.ssh = FakeSsh(names={"app-main"}, contexts={"app-main": "remote"})  # type: ignore[assignment]
-    assert lc.find(WORKSPACE).name == "app-main-2"
-    lc.ssh = FakeSsh(names={"app-main"})  # type: ignore[assignment]
-    assert lc.find(WORKSPACE).name == "app-main"  # a local entry of a local container
+    engine, config = FakeEngine(), FakeConfig({})
+
+    def name(ssh: FakeSsh, here: str) -> str:
+        lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))  # type: ignore[arg-type]
+        return lookup.find(WORKSPACE).name
+
+    remote_entry = FakeSsh(names={"app-main"}, contexts={"app-main": "remote"})
+    assert name(remote_entry, "") == "app-main-2"  # here: the local engine
+    assert name(remote_entry, "remote") == "app-main"  # its own context's entry
+    local_entry = FakeSsh(names={"app-main"})
+    assert name(local_entry, "") == "app-main"  # a local entry of a local container
+    assert name(local_entry, "remote") == "app-main-2"
+    # Lifecycle's own lookup judges by the SSH entries it was given.
+    lc = Lifecycle(
+        engine,
+        remote_entry,  # type: ignore[arg-type]
+        config,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        FakeHost(set()),
+        FakeImages({"default": "fedcba9876543210"}),
+    )
+    assert lc.lookup.find(WORKSPACE).name == "app-main-2"

@@ -16,10 +16,16 @@ from hypothesis import strategies as st
 
 from containai.adapters.workspace_copy import WorkspaceCopier, ensure_git_remote, write_archive
 from containai.domain import remote as R
-from containai.domain.engine_objects import CommandResult, ImageInfo, Mount, VolumeInfo
+from containai.domain.engine_objects import (
+    CommandResult,
+    EngineInfo,
+    ImageInfo,
+    Mount,
+    VolumeInfo,
+)
 from containai.domain.errors import Failed, Refused, UsageError
-from containai.services.lifecycle import ImageProvider, ImageRef
 from containai.services.remote import RemoteHost, RemoteImages, RemoteWorkspace
+from containai.services.run_request import ImageProvider, ImageRef
 from tests.fakes import Box, FakeEngine, FakeHost, FakeSsh
 
 WS = "/src/app"
@@ -88,7 +94,8 @@ def test_git_remote_names() -> None:
 # ---------------------------------------------------------------------- host
 def test_remote_host_reports_the_remote_machine_and_probes_no_local_port() -> None:
     engine = FakeEngine()
-    engine.info = lambda: {"MemTotal": 64 * 1024**3, "NCPU": 32}  # type: ignore[method-assign]
+    facts = EngineInfo(memory_bytes=64 * 1024**3, cpus=32)
+    engine.engine_info = lambda: facts  # type: ignore[method-assign]
     host = RemoteHost(FakeHost(bound={2300}), engine, lambda port: port != 2301)
     assert host.port_is_free(2300)  # bound here, but that is not the remote's loopback
     assert not host.port_is_free(2301)  # taken there
@@ -380,8 +387,8 @@ def test_copier_finds_missing_commits(tmp_path: Path) -> None:
 
 # ------------------------------------------------------- contexts and cleanup
 def test_cleanup_judges_only_the_entries_of_the_selected_context() -> None:
-    from containai.services.gc import ssh_cleanup
     from containai.services.remote import OfContext
+    from containai.services.ssh_cleanup import ssh_cleanup
 
     contexts = {"far": "remote"}
     local = FakeSsh(names={"far", "near", "gone"}, contexts=contexts)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from containai.domain.engine_objects import EngineInfo, OciRuntime
 from containai.domain.errors import Failed
 from containai.services.setup import (
     BRIDGE_CANDIDATES,
@@ -72,15 +73,24 @@ def done_facts(**kw: Any) -> Facts:
     return replace(facts, **kw)
 
 
-def info_for(config: dict[str, Any] | Any) -> dict[str, Any]:
-    return {
-        "DefaultRuntime": config.get("default-runtime", "runc"),
-        "Runtimes": {
+def info_for(config: dict[str, Any] | Any) -> EngineInfo:
+    """What the dedicated engine says it registered, started from ``config``."""
+    return engine_info(
+        config.get("default-runtime", "runc"),
+        {
             "runc": {"path": "runc"},
             "io.containerd.runc.v2": {"path": "runc"},
             **dict(config.get("runtimes") or {}),
         },
-    }
+    )
+
+
+def engine_info(default: str, runtimes: dict[str, dict[str, Any]]) -> EngineInfo:
+    """``EngineInfo`` from daemon.json-like ``runtimes`` entries."""
+    registered = [
+        OciRuntime(name, e.get("path"), e.get("runtimeArgs") or ()) for name, e in runtimes.items()
+    ]
+    return EngineInfo(list(runtimes), default, registered=registered)
 
 
 def changes(facts: Facts) -> list[str]:
@@ -244,8 +254,8 @@ def test_config_change_is_planned_with_the_right_daemon_action() -> None:
         ({}, "ok"),
         ({"applied": None}, "ok"),
         ({"applied": None, "daemon_cmdline": ("dockerd",)}, "restart"),
-        ({"applied": None, "effective": {"DefaultRuntime": "runsc", "Runtimes": {}}}, "restart"),
-        ({"effective": {"DefaultRuntime": "runc", "Runtimes": {"runc": {}}}}, "reload"),
+        ({"applied": None, "effective": engine_info("runsc", {})}, "restart"),
+        ({"effective": engine_info("runc", {"runc": {}})}, "reload"),
     ],
 )
 def test_daemon_action(change: dict[str, Any], action: str) -> None:
@@ -270,12 +280,15 @@ def test_effective_matches_ignores_builtin_and_flags_leftover_runtimes() -> None
         runtimes={"runsc": {"path": RUNSC, "runtimeArgs": ["--network=host"]}},
         default_runtime="runc",
     )
-    info = info_for(config)
-    assert effective_matches(info, config)
-    leftover = dict(info, Runtimes={**info["Runtimes"], "containai-probe-0": {"path": RUNSC}})
-    assert not effective_matches(leftover, config)
-    other_args = dict(info, Runtimes={**info["Runtimes"], "runsc": {"path": RUNSC}})
-    assert not effective_matches(other_args, config)
+    assert effective_matches(info_for(config), config)
+    probe = {"containai-probe-0": {"path": RUNSC}}
+    leftover = dict(config, runtimes={**config["runtimes"], **probe})
+    assert not effective_matches(info_for(leftover), config)
+    other_args = dict(config, runtimes={"runsc": {"path": RUNSC}})
+    assert not effective_matches(info_for(other_args), config)
+    other_path = dict(config, runtimes={"runsc": {"path": "/opt/runsc", "runtimeArgs": []}})
+    assert not effective_matches(info_for(other_path), config)
+    assert not effective_matches(info_for(dict(config, **{"default-runtime": "runsc"})), config)
     assert not effective_matches(None, config)
 
 
@@ -366,7 +379,7 @@ class FakeMachine:
     route_list: tuple[str, ...] = ("192.0.2.0/24", "172.17.0.0/16")
     rules: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
     pid: int | None = None
-    effective: dict[str, Any] | None = None
+    effective: EngineInfo | None = None
     started_with: tuple[str, ...] = ()
     contexts: dict[tuple[Path, str], str] = field(default_factory=dict)
     enabled: set[str] = field(default_factory=set)
@@ -422,7 +435,7 @@ class FakeMachine:
     def answers(self, host: str) -> bool:
         return self.pid is not None
 
-    def engine_info(self, host: str) -> dict[str, Any] | None:
+    def engine_info(self, host: str) -> EngineInfo | None:
         return self.effective if self.pid is not None else None
 
     def context_host(self, docker_config: Path, name: str) -> str | None:
@@ -500,10 +513,12 @@ class FakeMachine:
 
     def probe(self, host: str, runtimes: Sequence[str], layout: Layout) -> dict[str, bool]:
         self.actions.append("probe " + " ".join(runtimes))
-        registered = (self.effective or {}).get("Runtimes", {})
+        assert self.effective is not None
         out: dict[str, bool] = {}
         for name in runtimes:
-            args = tuple(registered[name].get("runtimeArgs") or ())
+            registered = self.effective.runtime(name)
+            assert registered is not None, name
+            args = registered.args
             out[name] = self.probe_ok.get(args, False)
             if out[name]:
                 break
@@ -541,9 +556,10 @@ def test_fresh_machine_converges_in_one_run_and_the_second_changes_nothing() -> 
     assert m.actions[-1] == "context create containai-docker"
     assert len(progress) == 7  # one line per step done
     # The dedicated engine ends with the probe's result; statx broken -> default runc.
-    assert m.effective is not None and m.effective["DefaultRuntime"] == "runc"
-    assert m.effective["Runtimes"]["runsc"]["runtimeArgs"] == ["--network=host"]
-    assert not any(n.startswith("containai-probe") for n in m.effective["Runtimes"])
+    assert m.effective is not None and m.effective.default_runtime == "runc"
+    runsc = m.effective.runtime("runsc")
+    assert runsc is not None and runsc.args == ("--network=host",)
+    assert not any(n.startswith("containai-probe") for n in m.effective.runtimes)
     rec = json.loads(m.files[LAYOUT.runsc_record])
     assert rec == {
         "runsc": VERSION,
@@ -566,7 +582,7 @@ def test_statx_working_runsc_becomes_the_default() -> None:
     m = FakeMachine(statx_ok=True)
     m.programs["runsc"] = RUNSC
     Setup(m, ENV).run()
-    assert m.effective is not None and m.effective["DefaultRuntime"] == "runsc"
+    assert m.effective is not None and m.effective.default_runtime == "runsc"
 
 
 def test_no_working_runsc_leaves_runc() -> None:
@@ -625,7 +641,7 @@ def test_known_record_means_no_probe_and_a_restart_of_a_foreign_daemon() -> None
         {"runsc": VERSION, "works": True, "runtimeArgs": ["--network=host"], "statx": "broken"}
     )
     # A dockerd already on our pid file, started by hand from another file.
-    m.pid, m.started_with, m.effective = 7, ("dockerd", "--config-file", "/tmp/x.json"), {}
+    m.pid, m.started_with, m.effective = 7, ("dockerd", "--config-file", "/tmp/x.json"), None
     m.links["cai0"] = (("10.213.0.1/24",), True)
     Setup(m, ENV).run()
     assert not any(a.startswith("probe") for a in m.actions)
@@ -660,4 +676,4 @@ def test_config_change_under_a_daemon_without_record_still_lands() -> None:
     m.actions.clear()
     Setup(m, ENV).run()
     assert "reload dockerd" in m.actions
-    assert m.effective is not None and m.effective["DefaultRuntime"] == "runsc"
+    assert m.effective is not None and m.effective.default_runtime == "runsc"

@@ -69,13 +69,28 @@ def test_volume_name_bad(name: str) -> None:
     _usage_error(info, repr(name))
 
 
-@pytest.mark.parametrize("name", ["default", "my-tpl", "tpl_2.1", "0", "a" * 128])
+@pytest.mark.parametrize(
+    "name", ["default", "my-tpl", "tpl_2.1", "0", "a" * 111, "x-0123456789abcde"]
+)
 def test_template_name_ok(name: str) -> None:
     assert validate_template_name(name) == name
 
 
 @pytest.mark.parametrize(
-    "name", ["", "Default", "-x", "_x", "a..b", "a/b", "a" * 129, "x\n", "../etc", "é"]
+    "name",
+    [
+        "",
+        "Default",
+        "-x",
+        "_x",
+        "a..b",
+        "a/b",
+        "a" * 112,
+        "x\n",
+        "../etc",
+        "é",
+        "default-0123456789abcdef",  # its alias would be another template's hashed tag
+    ],
 )
 def test_template_name_bad(name: str) -> None:
     with pytest.raises(UsageError) as info:

@@ -28,10 +28,12 @@ from typing import Any
 
 from containai.adapters import programs
 from containai.adapters.engine.client import context_endpoint, context_meta
+from containai.adapters.engine.shapes import info_of
 from containai.adapters.files import atomic_write
 from containai.adapters.host_network import HostNetwork
 from containai.adapters.machine import MachineProbe  # re-exported; its home is adapters.machine
 from containai.adapters.runsc_probe import PROBE_IMAGE, RunscProbe
+from containai.domain.engine_objects import EngineInfo
 from containai.domain.errors import Failed
 
 __all__ = ["PROBE_IMAGE", "DedicatedEngineHost", "MachineProbe"]
@@ -185,7 +187,7 @@ class DedicatedEngineHost:
         proc = self._docker(host, "version", "--format", "{{.Server.Version}}", timeout=15)
         return proc.returncode == 0 and bool(proc.stdout.strip())
 
-    def engine_info(self, host: str) -> dict[str, Any] | None:
+    def engine_info(self, host: str) -> EngineInfo | None:
         proc = self._docker(host, "info", "--format", "{{json .}}", timeout=20)
         if proc.returncode != 0:
             return None
@@ -193,7 +195,7 @@ class DedicatedEngineHost:
             data = json.loads(proc.stdout)
         except ValueError:
             return None
-        return data if isinstance(data, dict) else None
+        return info_of(data) if isinstance(data, dict) and data else None
 
     def has_image(self, host: str, ref: str) -> bool:
         return self._docker(host, "image", "inspect", ref, timeout=20).returncode == 0

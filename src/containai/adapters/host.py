@@ -96,6 +96,44 @@ class Host:
             changed += _grant_tree(top, uid, gid)
         return changed
 
+    def git_identity(self) -> tuple[str | None, str | None]:
+        """``user.name`` and ``user.email`` of the host's global git config (``None``
+        each when unset or unreadable), read the way git does for this user, from an
+        empty directory: no repository (a hostile one's config, an ``includeIf`` on its
+        remotes or branch) can choose what is read."""
+        return host_git_identity(self.env)
+
+
+_GIT_ENV_DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_CEILING_DIRECTORIES")
+
+
+def host_git_identity(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    import subprocess
+    import tempfile
+
+    clean = {k: v for k, v in env.items() if k not in _GIT_ENV_DROPPED}
+    with tempfile.TemporaryDirectory(prefix="cai-git-") as empty:
+        clean["GIT_CEILING_DIRECTORIES"] = os.path.dirname(empty)
+        try:
+            proc = subprocess.run(
+                ["git", "config", "--global", "-z", "--get-regexp", r"^user\.(name|email)$"],
+                cwd=empty,
+                env=clean,
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None, None
+    if proc.returncode != 0:
+        return None, None
+    found: dict[str, str] = {}
+    for entry in proc.stdout.split(b"\0"):
+        key, _, value = entry.partition(b"\n")
+        # the last one wins, as for `git config --get`
+        found[key.decode("ascii", "replace")] = value.decode("utf-8", "replace")
+    return found.get("user.name"), found.get("user.email")
+
 
 def _number(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() else None

@@ -118,3 +118,22 @@ def write_selection(paths: Paths, key: str, context: str | None, source: str) ->
     with contextlib.suppress(OSError):  # a cache: failing to write it only costs speed
         os.makedirs(paths.state_text, mode=0o700, exist_ok=True)
         atomic_write(Path(_selection_entry(paths)), f"{key}\n{source}\n{line}\n", mode=0o600)
+
+
+class ContainerCache:
+    """``read``/``write`` of the workspace -> container cache for one command's engine
+    selection inputs (the run service's port); the key is taken afresh at each call, as
+    a run may change what it depends on (cai's config file) before it writes."""
+
+    __slots__ = ("env", "flag", "paths")
+
+    def __init__(self, paths: Paths, env: Mapping[str, str], flag: str | None) -> None:
+        self.paths = paths
+        self.env = env
+        self.flag = flag
+
+    def read(self, workspace: str) -> str | None:
+        return read(self.paths, workspace, engine_key(self.paths, self.env, self.flag))
+
+    def write(self, workspace: str, name: str) -> None:
+        write(self.paths, workspace, name, engine_key(self.paths, self.env, self.flag))

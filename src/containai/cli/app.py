@@ -20,14 +20,20 @@ if TYPE_CHECKING:
 
     from containai.adapters.config import ConfigFiles
     from containai.adapters.engine import DockerEngine
+    from containai.adapters.host import Host
+    from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
     from containai.domain.remote import Endpoint
+    from containai.services.devcontainer import Devcontainers
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
-    from containai.services.lifecycle import ImageProvider, Lifecycle
-    from containai.services.remote import RemoteWorkspace
+    from containai.services.lifecycle import Lifecycle
+    from containai.services.lookup import Lookup
+    from containai.services.remote import RemoteImages, RemoteWorkspace
+    from containai.services.run_request import ImageProvider
+    from containai.services.stopping import Stopping
     from containai.services.workspace import Settings, Workspace
 
 
@@ -41,7 +47,7 @@ class App:
         write_caches: bool = False,
     ) -> None:
         """Every command reads the engine-selection cache; only one that asks for it
-        (``cai list``, whose budget is a few ms over one ``docker ps``) writes it, so
+        (``cai list``, whose budget is a few ms over one engine listing) writes it, so
         commands that must change nothing (doctor, refused input) leave no file behind."""
         self.args = args
         self.write_caches = write_caches
@@ -179,6 +185,10 @@ class App:
         sent there (``services/remote.py``)."""
         if not self.endpoint.remote:
             return self.images(settings)
+        return self.remote_images(settings)
+
+    def remote_images(self, settings: Settings) -> RemoteImages:
+        """A remote engine's images: built on ``local_engine``, sent with save|load."""
         from containai.adapters.locks import FileLocks
         from containai.services.remote import RemoteImages
 
@@ -223,9 +233,11 @@ class App:
         from containai.adapters import rootfs
         from containai.adapters.locks import FileLocks
         from containai.adapters.netconf import npm_registry, pip_index
+        from containai.cli.progress import BuildDisplay
         from containai.services.images import Images
 
         engine = engine or self.engine
+        display = BuildDisplay(self.out)  # a bar on a TTY, phase lines otherwise
         return Images(
             engine,
             user_templates=self.paths.user_templates_dir,
@@ -238,9 +250,10 @@ class App:
             pypi_index=lambda: pip_index(self.env),
             home_links=agents.home_links,
             packages=list(settings.value("image.packages")),
-            progress=self.out.progress,
+            progress=display.phase,
+            build_display=display,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
-                engine.argv(), tag, log=self.out.progress
+                engine.argv(), tag, log=display.phase
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
@@ -284,14 +297,52 @@ class App:
             host_addresses=netconf.host_addresses if local else (lambda: ()),
         )
 
-    def lifecycle(self, settings: Settings) -> Lifecycle:
-
+    @once
+    def host(self) -> Host:
         from containai.adapters.host import Host
+
+        return Host(self.env)
+
+    @once
+    def container_cache(self) -> ContainerCache:
+        """Which container served a workspace last, under this engine selection."""
+        from containai.adapters.hotcache import ContainerCache
+
+        return ContainerCache(self.paths, self.env, self.arg("context"))
+
+    @once
+    def lookup(self) -> Lookup:
+        """Finding containers (read-only): what status, stop, export and network need."""
+        from containai.services.lookup import Lookup
+
+        return Lookup(self.engine, self.config, elsewhere=self._entry_elsewhere)
+
+    def _entry_elsewhere(self, name: str) -> str | None:
+        """A name whose SSH entry is another engine's container is taken (SPEC 16)."""
+        from containai.services.lookup import entry_elsewhere
+
+        here = self.context_label if self.endpoint.remote else ""
+        return entry_elsewhere(self.ssh, here)(name)
+
+    def stopping(self, settings: Settings) -> Stopping:
+        from containai.adapters.locks import FileLocks
+        from containai.services.stopping import Stopping
+
+        return Stopping(
+            self.lookup,
+            self.ssh,
+            self.config,
+            FileLocks(self.paths.locks_dir),
+            egress=self.egress(settings),
+            info=self.out.info,
+        )
+
+    def lifecycle(self, settings: Settings) -> Lifecycle:
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
         from containai.services.ports import HostProbe
 
-        host: HostProbe = Host(self.env)
+        host: HostProbe = self.host
         remote = self.remote_workspace()
         if remote is not None:
             from containai.adapters.ssh.jump import remote_port_free
@@ -313,11 +364,43 @@ class App:
             git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
             remote=remote,
+            devcontainer=self.devcontainers(settings),
         )
+
+    def devcontainers(self, settings: Settings) -> Devcontainers:
+        """The workspace's devcontainer.json, applied by lifecycle (SPEC 18)."""
+        from containai.adapters.devcontainer_file import DevcontainerFiles
+        from containai.services.devcontainer import Devcontainers
+
+        remote = self.endpoint.remote  # images built here and shipped (SPEC 16)
+        builder = self.local_engine if remote else self.engine
+        return Devcontainers(
+            self.engine,
+            DevcontainerFiles(),
+            self.config.trusted_digests,
+            enabled=bool(settings.value("devcontainer")),
+            images=self.images(settings, engine=builder),
+            warn=self._warn_once,
+            progress=self.out.progress,
+            builder=builder,
+            ship=self.remote_images(settings).ship if remote else lambda _ref: None,
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.out.warn(message)
+
+    def restore_forwards(self, name: str, workspace: str) -> None:
+        """Recorded background forwards, the ``forward`` setting and devcontainer
+        ``forwardPorts``, back once ``cai run`` has the container up (SPEC 17)."""
+        from containai.cli.commands.forward import restore_forwards
+
+        restore_forwards(self, name, workspace)
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""
-        from containai.services.lifecycle import confirm_unavailable
+        from containai.services.stopping import confirm_unavailable
 
         if not self.out.interactive:
             return confirm_unavailable(name, sessions)

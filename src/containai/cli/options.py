@@ -61,6 +61,18 @@ def add_container_option(p: Arguments, help: str) -> None:
     p.add_argument("--container", metavar="NAME", help=help).complete = "container"
 
 
+def check_container_or_workspace(args: argparse.Namespace) -> None:
+    """``--container NAME`` is a valid name and excludes ``-w/--workspace`` (exit 2)."""
+    if args.container is None:
+        return
+    from containai.domain import validation
+    from containai.domain.errors import UsageError
+
+    validation.validate_container_name(args.container)
+    if args.workspace is not None:
+        raise UsageError("--container and --workspace exclude each other; give one of them")
+
+
 def add_workspace_option(p: Arguments, help: str) -> None:
     """``-w/--workspace PATH``."""
     p.add_argument("-w", "--workspace", metavar="PATH", help=help).complete = "directory"

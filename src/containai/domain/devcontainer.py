@@ -99,6 +99,11 @@ def _text(value: Any, source: str, where: str) -> str:
         raise _error(source, where, f"must be a string, not {_kind(value)} ({_shown(value)})")
     if "\0" in value:
         raise _error(source, where, "contains a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800": no program could be given it
+            raise _error(source, where, "contains a lone surrogate (\\ud800-\\udfff)") from None
     return value
 
 

@@ -32,6 +32,11 @@ PROXY_PORT: Final = 3128
 GATEWAY_ALIAS: Final = "cai-gateway"
 SSH_LISTEN_PORT: Final = 2222
 ACCESS_LOG: Final = "/var/log/containai/access.log"
+# The gateway runs cai's own image under plain runc whatever the workspace's runtime
+# (measured: squid under gVisor relays plain HTTP at a tenth of the direct rate); it
+# runs no workspace code, as an unprivileged user with no capability
+# (docs/decisions.md, "The gateway runs under runc").
+GATEWAY_RUNTIME: Final = "runc"
 
 # The git hosts SPEC section 15 names, with the hosts their content comes from.
 GIT_HOSTS: Final = (
@@ -245,6 +250,8 @@ def squid_conf(
         "cache_log stdio:/dev/stderr",
         "coredump_dir /var/spool/squid",
         "shutdown_lifetime 1 seconds",
+        "pinger_enable off",  # no ICMP socket (the gateway has no capability for one)
+        "client_db off",
         "forwarded_for delete",
         "via off",
         "httpd_suppress_version_string on",

@@ -210,6 +210,78 @@ class ImageInfo(Record):
         return f"{self.repository}:{self.tag}"
 
 
+class EngineVersion(Record):
+    """The engine's server version (``server`` "unknown" when it does not say)."""
+
+    __slots__ = ("api", "server")
+
+    def __init__(self, server: str = "unknown", api: str | None = None) -> None:
+        self._set(server=server, api=api)
+
+    server: str  # 24.0.7
+    api: str | None  # the API version (1.43)
+
+
+class OciRuntime(Record):
+    """An OCI runtime an engine has registered: the program and the arguments it runs
+    it with (what a ``runtimes`` entry of daemon.json says)."""
+
+    __slots__ = ("args", "name", "path")
+
+    def __init__(self, name: str, path: str | None = None, args: Sequence[str] = ()) -> None:
+        self._set(name=name, path=path, args=tuple(args))
+
+    name: str  # runsc
+    path: str | None  # /usr/bin/runsc (None when the engine does not say)
+    args: tuple[str, ...]  # --network=host
+
+
+class EngineInfo(Record):
+    """What an engine says about itself (doctor and setup read it)."""
+
+    __slots__ = (
+        "cpus",
+        "default_runtime",
+        "host_name",
+        "memory_bytes",
+        "registered",
+        "root_dir",
+        "runtimes",
+    )
+
+    def __init__(
+        self,
+        runtimes: Sequence[str] = (),
+        default_runtime: str | None = None,
+        root_dir: str = "",
+        host_name: str = "",
+        registered: Sequence[OciRuntime] = (),
+        memory_bytes: int = 0,
+        cpus: int = 0,
+    ) -> None:
+        self._set(
+            runtimes=tuple(sorted(runtimes)),
+            default_runtime=default_runtime,
+            root_dir=root_dir,
+            host_name=host_name,
+            registered=tuple(sorted(registered, key=lambda r: r.name)),
+            memory_bytes=memory_bytes,
+            cpus=cpus,
+        )
+
+    runtimes: tuple[str, ...]  # OCI runtimes it knows, sorted (runc, runsc ...)
+    default_runtime: str | None
+    root_dir: str  # where it keeps images and containers ("" when it does not say)
+    host_name: str  # the machine it runs on
+    registered: tuple[OciRuntime, ...]  # those runtimes with their path and arguments
+    memory_bytes: int  # the machine's memory (0: not said); a remote's limits (SPEC 16)
+    cpus: int  # its CPUs (0: not said)
+
+    def runtime(self, name: str) -> OciRuntime | None:
+        """The registered runtime ``name``, if the engine has it."""
+        return next((r for r in self.registered if r.name == name), None)
+
+
 class ContainerStats(Record):
     """A running container's resource use at one moment; ``None``: the engine did not say."""
 
@@ -297,6 +369,7 @@ class ContainerSpec(Record):
         "restart",
         "runtime",
         "security_opts",
+        "sysctls",
         "user",
         "workdir",
     )
@@ -326,6 +399,7 @@ class ContainerSpec(Record):
         workdir: str | None = None,
         user: str | None = None,
         auto_remove: bool = False,
+        sysctls: Mapping[str, str] | None = None,
     ) -> None:
         self._set(
             image=image,
@@ -350,6 +424,7 @@ class ContainerSpec(Record):
             workdir=workdir,
             user=user,
             auto_remove=auto_remove,
+            sysctls=dict(sysctls or {}),
         )
 
     image: str
@@ -374,6 +449,7 @@ class ContainerSpec(Record):
     workdir: str | None
     user: str | None
     auto_remove: bool  # removed by the engine when it ends
+    sysctls: dict[str, str]  # namespaced kernel settings (``--sysctl``)
 
     def replace(self, **changes: object) -> ContainerSpec:
         """A copy with ``changes`` (field names as in ``__init__``)."""

@@ -50,6 +50,24 @@ class Failed(CaiError):
     exit_code = EXIT_FAILED
 
 
+class InUse(Failed):
+    """The engine refused: a name, port or image is taken or in use (exit 1). The
+    engine adapter says which (``NameInUse``, ``PortTaken``, ``ImageInUse``), so
+    services need not read the engine's wording."""
+
+
+class NameInUse(InUse):
+    """A container or network name the engine already has."""
+
+
+class PortTaken(InUse):
+    """A host port that is already allocated or bound."""
+
+
+class ImageInUse(InUse):
+    """An image a container still uses (``docker image rm`` refused)."""
+
+
 class UsageError(CaiError):
     """Bad input on the command line: names, ages, flags (exit 2)."""
 

@@ -9,8 +9,9 @@ the age is known and strictly greater than ``--age``. Every other state
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Final
 
 from containai.domain.age import format_duration
 from containai.domain.labels import KEEP, is_kept, is_managed
@@ -18,7 +19,8 @@ from containai.domain.labels import KEEP, is_kept, is_managed
 PRUNABLE_STATES: Final = frozenset({"exited", "created"})
 
 
-class GcView(NamedTuple):
+@dataclass(frozen=True)
+class GcView:
     """What gc needs to know about one container (from ``docker inspect``)."""
 
     name: str
@@ -28,7 +30,8 @@ class GcView(NamedTuple):
     finished_at: datetime | None
 
 
-class GcDecision(NamedTuple):
+@dataclass(frozen=True)
+class GcDecision:
     name: str
     eligible: bool
     reason: str

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from containai.domain.labels import DATA_MOUNT
+
 # The agent's uid/gid when nothing better is known (cai runs as root on a root-owned
 # workspace, not under sudo): the "nonroot" id of distroless images, unused on Debian.
 UNPRIVILEGED = 65532
@@ -60,9 +62,9 @@ def state_dir(uid: int, home_owner: int | None) -> str:
 # The same rule, for a shell in the container or a helper: prints the directory name.
 # $1 = uid. (find, not stat: coreutils' statx fails under older gVisor releases.)
 STATE_DIR_SCRIPT = r"""
-o=$(find /mnt/agent-data/home -maxdepth 0 -printf '%U' 2>/dev/null) || o=
+o=$(find @DATA_MOUNT@/home -maxdepth 0 -printf '%U' 2>/dev/null) || o=
 case $o in '' | 0 | "$1") echo home ;; *) echo "home-$1" ;; esac
-"""
+""".replace("@DATA_MOUNT@", DATA_MOUNT)
 
 
 @dataclass(frozen=True)

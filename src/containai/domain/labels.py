@@ -1,4 +1,5 @@
-"""The labels cai puts on every container it creates (SPEC section 4)."""
+"""The labels cai puts on every container it creates (SPEC section 4), and the facts
+they go with: the SSH alias prefix, the data volume's mount path, helper labels."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ NETWORK_POLICY: Final = "containai.network-policy"
 """The egress policy a container was created with (SPEC 15); absent: made before them."""
 WEAKENED: Final = "containai.weakened"
 """``true`` when the runtime was chosen below the engine's best at creation (SPEC 14)."""
+DEVCONTAINER: Final = "containai.devcontainer"
+"""The trust digest of the devcontainer.json a container was created with (SPEC 18)."""
+DEVCONTAINER_BASE: Final = "containai.devcontainer-base"
+"""On a container whose image has a devcontainer.json's ``image``/``build`` as its base."""
 
 ALL: Final = (
     MANAGED,
@@ -44,6 +49,15 @@ MANAGED_FILTER: Final = f"{MANAGED}={TRUE}"
 _ISOLATION: Final = DISPLAY
 SSH_ALIAS_PREFIX: Final = "cai-"
 """SPEC section 10: the SSH entry of container NAME is ``Host cai-NAME``."""
+
+DATA_MOUNT: Final = "/mnt/agent-data"
+"""Where every cai container (and helper) mounts its data volume."""
+
+# On helper containers (export, import, host import; never started by a workspace):
+HELPER: Final = "containai.helper"
+HELPER_OWNER: Final = "containai.helper.owner"  # the cai process that made it (adapters/procs)
+HELPER_VOLUME: Final = "containai.helper.volume"
+HELPER_STAGING: Final = "containai.helper.staging"  # an import's staging directory in it
 
 
 def ssh_alias(container: str) -> str:

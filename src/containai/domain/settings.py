@@ -107,6 +107,12 @@ def _check_with_list(fn: Callable[[Any], object]) -> Callable[[Any], None]:
     return check
 
 
+def _lazy_forward(value: str) -> object:
+    from containai.domain.forwards import parse
+
+    return parse(value)
+
+
 def _lazy_age(value: str) -> object:
     from containai.domain.age import parse_age
 
@@ -217,6 +223,14 @@ KEYS: dict[str, Key] = {
             "honour the workspace's devcontainer.json (never from a repository)",
         ),
         Key(
+            "forward",
+            list,
+            [],
+            "container ports forwarded to 127.0.0.1 whenever `cai run` finds the container "
+            "running: PORT or PORT:HOSTPORT",
+            _check_each(_lazy_forward),
+        ),
+        Key(
             "gc.age",
             str,
             "30d",
@@ -246,7 +260,7 @@ WORKSPACE_KEYS = frozenset({"data_volume"})
 # the trusted repository settings files (`cai trust`).
 NOT_SETTINGS = frozenset({"workspace", "trusted"})
 # Workspace state fields that are not settings.
-STATE_FIELDS = frozenset({"container_name", "created_at"})
+STATE_FIELDS = frozenset({"container_name", "created_at", "forwards"})
 
 
 def key(name: str) -> Key:

@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 from containai.domain.errors import UsageError
+from containai.domain.image_tags import looks_hashed
 from containai.domain.isolation import CHOICES
 
 CONTAINER_NAME_RE: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
@@ -22,7 +23,8 @@ ENV_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 AGENT_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEB_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]{1,62}")
 
-TEMPLATE_NAME_MAX: Final = 128
+# The image tag `<template>-<16 hex>` stays within Docker's 128 characters.
+TEMPLATE_NAME_MAX: Final = 111
 RUNTIMES: Final = CHOICES
 PORT_MIN: Final = 1024
 PORT_MAX: Final = 65535
@@ -59,6 +61,15 @@ _BYTE_UNITS: Final = ("B", "KB", "MB", "GB", "TB")
 def show(value: object) -> str:
     """Quote a user-supplied value for a one-line message (control characters escaped)."""
     return repr(value) if isinstance(value, str) else repr(str(value))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` from inside a container (hostile), fit for the user's terminal: every
+    character that is not printable (escape sequences, carriage returns, ...) but a tab
+    is shown as ``\\xNN``."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def validate_agent_name(name: str) -> str:
@@ -104,6 +115,11 @@ def validate_template_name(name: str) -> str:
         raise UsageError(
             f"invalid template name {show(name)}: use lowercase letters, digits, '_', '.', '-' "
             f"(start with a letter or digit, no '..', at most {TEMPLATE_NAME_MAX} characters)"
+        )
+    if looks_hashed(name):
+        raise UsageError(
+            f"invalid template name {show(name)}: it ends like a build hash ('-' and 16 hex "
+            "digits), which names one build of another template's image; rename it"
         )
     return name
 

@@ -14,9 +14,7 @@ Services never print; the caller renders.
 
 from __future__ import annotations
 
-import io
-import tarfile
-import time
+import base64
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -29,6 +27,7 @@ from containai.domain.engine_objects import (
 )
 from containai.domain.errors import Failed
 from containai.lazy import sha256_hex
+from containai.services.container_keys import file_tar
 from containai.services.ports import Engine
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
@@ -40,6 +39,7 @@ GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"
 SPEC_LABEL = "containai.gateway-spec"  # on a gateway: hash of what it was created with
 SQUID_CONF = "/etc/containai/squid.conf"
 GATEWAY_MEMORY = 256 * 1024**2
+GATEWAY_USER = "proxy"  # Debian's squid account (uid 13) owns what the gateway writes
 
 
 def network_name(container: str) -> str:
@@ -74,17 +74,6 @@ class Attachment(NamedTuple):
 
     network: str
     dns: str  # the gateway's address on that network
-
-
-def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size = len(data)
-        info.mode = mode
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class Egress:
@@ -135,13 +124,15 @@ class Egress:
         runtime: str,
     ) -> Attachment:
         """The workspace's network and its running gateway (created, re-created or
-        started as needed), publishing ``ssh_port``; returns how to attach to them."""
+        started as needed), publishing ``ssh_port``; returns how to attach to them.
+        ``runtime`` is the workspace container's: the gateway's own is always
+        ``E.GATEWAY_RUNTIME``."""
         net = self._network(container, workspace)
         name = gateway_name(container)
         conf = self.render(policy, net.subnets).encode()
         subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
-        spec = self._spec(name, container, workspace, ssh_port, runtime, self.image(), subnets[0])
-        fingerprint = spec.fingerprint()
+        spec = self._spec(name, container, workspace, ssh_port, self.image(), subnets[0])
+        fingerprint = spec.fingerprint()  # of how it is made, not of the policy it holds
         info = self.engine.find(name)
         if info is not None and (
             info.labels.get(GATEWAY_LABEL) != container
@@ -154,8 +145,15 @@ class Egress:
             self.engine.remove(name, force=True)
             info = None
         if info is None:
-            labelled = spec.replace(labels={**spec.labels, SPEC_LABEL: fingerprint})
-            self._create(name, container, labelled)
+            # The policy goes in with the creation (written by the entrypoint on the
+            # first start): no `docker cp` before the start.
+            labelled = spec.replace(
+                labels={**spec.labels, SPEC_LABEL: fingerprint},
+                env={**spec.env, "CAI_SQUID_CONF": base64.b64encode(conf).decode()},
+            )
+            if self._create(name, container, labelled):
+                self.engine.start(name)
+                return Attachment(network_name(container), self._address(name, container))
         state = None if info is None else info.state
         self._install_conf(name, conf, running=state == "running")
         if state == "running":
@@ -170,11 +168,12 @@ class Egress:
         container: str,
         workspace: str,
         ssh_port: int,
-        runtime: str,
         image: str,
         client_subnet: str,
     ) -> ContainerSpec:
-        """What the gateway is created from."""
+        """What the gateway is created from: cai's own image under ``E.GATEWAY_RUNTIME``
+        (runc; the workspace container keeps its own runtime), as the unprivileged
+        ``proxy`` user with no capability at all (docs/decisions.md)."""
         return ContainerSpec(
             name=name,
             labels={
@@ -182,13 +181,15 @@ class Egress:
                 GATEWAY_WORKSPACE_LABEL: workspace,
                 L.SSH_PORT: str(ssh_port),  # the port it publishes (leases skip it)
             },
-            runtime=runtime,
+            runtime=E.GATEWAY_RUNTIME,
             init=True,  # squid refuses to signal a PID 1 (`squid -k reconfigure`)
             restart="unless-stopped",
             memory=GATEWAY_MEMORY,
+            user=GATEWAY_USER,
             security_opts=["no-new-privileges"],
             cap_drop=["ALL"],
-            cap_add=["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "DAC_OVERRIDE"],
+            # the resolver's port 53 without NET_BIND_SERVICE (this container's namespace)
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "53"},
             publish=[Publish("127.0.0.1", ssh_port, E.SSH_LISTEN_PORT)],
             env={
                 "CAI_SSH_TARGET": f"{container}:2222",
@@ -198,14 +199,16 @@ class Egress:
             image=image,
         )
 
-    def _create(self, name: str, container: str, spec: ContainerSpec) -> None:
+    def _create(self, name: str, container: str, spec: ContainerSpec) -> bool:
+        """``False`` when a concurrent run made it meanwhile."""
         try:
             self.engine.create(spec)
         except Failed as exc:
             if "already in use" not in str(exc):
                 raise
-            return  # a concurrent run made it; the checks above hold for both
+            return False  # a concurrent run made it; the checks above hold for both
         self.engine.connect_network(network_name(container), name, [E.GATEWAY_ALIAS])
+        return True
 
     def _address(self, name: str, container: str) -> str:
         info = self.engine.find(name)
@@ -246,7 +249,7 @@ class Egress:
         """The policy file into the gateway: by ``docker cp`` before it runs; through the
         running container itself after (gVisor does not see files changed under it)."""
         if not running:
-            self.engine.copy_in(name, _tar_one(SQUID_CONF, conf), "/")
+            self.engine.copy_in(name, file_tar(SQUID_CONF, conf), "/")
             return
         proc = self.engine.exec(
             name,

@@ -1,9 +1,9 @@
-"""Garbage collection (``cai gc``, SPEC section 12) and ``cai ssh cleanup`` (section 10).
+"""Garbage collection (``cai gc``, SPEC section 12).
 
-Listing is ONE ``docker ps`` of the managed containers (``Engine.list_managed``:
-exact labels and state); running, paused and kept ones are decided from it.
-The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
-``docker inspect`` for their age. Removal goes in batches; for each batch gc
+Listing is ONE engine call for the managed containers (``list_managed``: exact
+labels and state); running, paused and kept ones are decided from it. The rest
+(``exited``/``created``) need when they finished (or were created) from ``find_many``
+for their age. Removal goes in batches; for each batch gc
 
 1. takes the workspace lock of every container in it (the lock ``cai run`` and
    ``cai stop`` hold), so a ``cai run`` on the same workspace either finishes
@@ -11,26 +11,25 @@ The rest (``exited``/``created``) need ``.State.FinishedAt``/``.Created`` from
    lock that stays busy spares its containers;
 2. then, under those locks, looks at them all afresh and decides again with
    :func:`containai.domain.gc_policy.decide`: the ones listed as never started with
-   ONE ``docker ps`` filtered on ``status=created`` (still listed: still never
-   started, aged by their ``Created``), the others with ONE ``docker inspect`` *by
-   id* (the exact container that was listed, not a new one under the same name); one
+   ONE ``container_ids`` call for the ``created`` state (still listed: still never
+   started, aged by their creation), the others with ONE ``find_many`` *by id* (the
+   exact container that was listed, not a new one under the same name); one
    started, restarted or stopped again since the listing is spared;
-3. removes the rest with ONE ``docker rm``, never with
-   ``--force``: the engine itself refuses a container started after the inspect
-   (spared too), and one removed or recreated meanwhile is gone (removal by id);
-4. removes each removed container's SSH entry, pinned key and control socket,
-   and clears ``container_name`` in its workspace's state if it names it.
+3. removes the rest with ONE ``remove_stopped``, never by force: the engine itself
+   refuses a container started after the look (spared too), and one removed or
+   recreated meanwhile is gone (removal by id);
+4. removes each removed container's SSH entry, pinned key and control socket
+   (``services/ssh_cleanup.forget``), and clears ``container_name`` in its
+   workspace's state if it names it.
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
-the listing and one inspect; ``apply`` then re-checks as above. ``collect``
+the listing and one look by id; ``apply`` then re-checks as above. ``collect``
 (``--force``) does not look twice: its only re-check is the one of step 2. So
-``cai gc --force`` is ``docker ps``, then ``docker ps`` of the never-started ones
-and/or ``docker inspect`` of the stopped ones, then ``docker rm``.
+``cai gc --force`` is the listing, then the never-started ones listed again and/or
+the stopped ones looked at by id, then one removal.
 
-Volumes are never touched. ``--images`` then removes the ``containai:*`` /
-``ghcr.io/containai/*`` tags whose image no remaining container uses (compared
-by image id, running or stopped, managed or not: ``docker ps -aq`` + ``docker
-inspect`` of them all, after the containers are gone).
+Volumes are never touched. ``--images`` then removes cai's image tags no remaining
+container uses (``services/gc_images.py``: which, and the alias rule).
 """
 
 from __future__ import annotations
@@ -38,65 +37,37 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Protocol
 
 from containai.domain import labels as L
-from containai.domain.engine_objects import ContainerInfo, ImageInfo, Removal
+from containai.domain.engine_objects import ContainerInfo, Removal
 from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
-from containai.services.inventory import managed_rows
+from containai.services.gc_images import (
+    ImageEngine,
+    UnusedImage,
+    remove_unused,
+    unused_images,
+)
 from containai.services.ports import ListEngine
+from containai.services.ssh_cleanup import ContainerSsh, forget
 
 BATCH: Final = 200
-"""Containers per ``docker rm`` (and per set of held workspace locks: bounded fds)."""
+"""Containers per ``remove_stopped`` call (and per set of held workspace locks: bounded
+fds)."""
 
-IMAGE_REPOSITORIES: Final = ("containai",)
-IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
-
-_IN_USE_MARKERS: Final = ("is using its referenced image", "being used by", "is using")
 GONE: Final = "no longer exists (removed meanwhile)"
 
 
-class GcEngine(ListEngine, Protocol):
+class GcEngine(ListEngine, ImageEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
-
-    def container_ids(
-        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
-    ) -> list[str]: ...
-
-    def find_many(self, refs: Iterable[str]) -> list[ContainerInfo]: ...
 
     def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
 
-    def list_images(self, reference: str | None = None) -> list[ImageInfo]: ...
 
-    def remove_image(self, ref: str) -> None: ...
-
-
-class NamesEngine(Protocol):
-    """What ``ssh cleanup`` needs: the containers there are."""
-
-    def list_containers(
-        self,
-        labels: Mapping[str, str | None] | None = None,
-        *,
-        keys: Sequence[str] = (),
-        mounts: bool = False,
-    ) -> list[ContainerInfo]: ...
-
-
-class GcSsh(Protocol):
-    def remove(self, name: str) -> list[Path]: ...
-
-
-class CleanupSsh(Protocol):
-    def remove(self, name: str) -> list[Path]: ...
-
-    def entries(self) -> list[str]: ...
-
-    def stale(self, existing: Collection[str]) -> list[str]: ...
+GcSsh = ContainerSsh  # what gc needs of the SSH files: remove one container's
 
 
 class GcConfig(Protocol):
@@ -112,7 +83,8 @@ class GcLocks(Protocol):
 
 
 # ---------------------------------------------------------------------- results
-class Candidate(NamedTuple):
+@dataclass(frozen=True)
+class Candidate:
     """A container gc removes (or would remove)."""
 
     id: str
@@ -135,7 +107,8 @@ class Candidate(NamedTuple):
         }
 
 
-class Spared(NamedTuple):
+@dataclass(frozen=True)
+class Spared:
     """A managed container gc leaves alone, and why."""
 
     name: str
@@ -146,15 +119,8 @@ class Spared(NamedTuple):
         return {"name": self.name, "reason": self.reason}
 
 
-class UnusedImage(NamedTuple):
-    reference: str  # containai:old
-    id: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"reference": self.reference, "id": self.id}
-
-
-class GcPlan(NamedTuple):
+@dataclass(frozen=True)
+class GcPlan:
     age: str
     min_age: timedelta
     candidates: list[Candidate]
@@ -209,14 +175,6 @@ def view_of(info: ContainerInfo) -> GcView:
     )
 
 
-def is_cai_image(reference: str) -> bool:
-    """``containai:<tag>`` or ``ghcr.io/containai/<anything>:<tag>``."""
-    repo, _, tag = reference.rpartition(":")
-    if not repo or not tag or "/" in tag:
-        return False
-    return repo in IMAGE_REPOSITORIES or repo.startswith(IMAGE_PREFIXES)
-
-
 def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidate]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -234,8 +192,10 @@ class GarbageCollector:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = BATCH,
         on_removed: Callable[[str], None] = lambda _name: None,
+        templates: Callable[[], Collection[str]] = lambda: (),
     ) -> None:
         self.on_removed = on_removed  # e.g. the container's gateway and network (egress)
+        self.templates = templates  # names whose alias containai:<name> --images keeps
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -246,12 +206,12 @@ class GarbageCollector:
 
     # ---------------------------------------------------------------- listing
     def _survey(self) -> tuple[list[Candidate], list[Spared]]:
-        """One ``docker ps``: containers that may be old enough (age still unknown), and
+        """One listing: containers that may be old enough (age still unknown), and
         the ones that are spared whatever their age (running, kept ...)."""
         maybe: list[Candidate] = []
         spared: list[Spared] = []
         self._listed = {}
-        for row in managed_rows(self.engine):
+        for row in self.engine.list_managed():
             if row.id:
                 self._listed[row.id] = row
             view = GcView(row.name, row.state, row.labels, None, None)
@@ -276,11 +236,10 @@ class GarbageCollector:
         """What each of ``cands`` is now, by id; containers that are gone are left out.
 
         A container listed as never started (``created``) is still that if the engine
-        still lists it so: ``docker ps`` filtered on that state gives them all in one
-        call, and their age is the listing's ``Created`` (whole seconds, SPEC section 12);
-        without ``recheck`` (a plan, right after the listing) the listing is the answer.
-        The others (``exited``, or no longer ``created``) need ``.State.FinishedAt``:
-        ONE ``docker inspect`` of them by id."""
+        still lists it so: the ids in that state come in one call, and their age is the
+        listing's creation time (whole seconds, SPEC section 12); without ``recheck`` (a
+        plan, right after the listing) the listing is the answer. The others (``exited``,
+        or no longer ``created``) need when they finished: ONE ``find_many`` by id."""
         if not cands:
             return {}
         views: dict[str, GcView] = {}
@@ -338,7 +297,7 @@ class GarbageCollector:
 
     # ------------------------------------------------------------------ plan
     def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
-        """What gc would remove now (``docker ps`` + one ``docker inspect``). Changes nothing."""
+        """What gc would remove now (the listing + one look by id). Changes nothing."""
         maybe, spared = self._survey()
         candidates: list[Candidate] = []
         for listed, fresh, reason in self._decide(
@@ -350,7 +309,11 @@ class GarbageCollector:
             else:
                 candidates.append(fresh)
         spared.sort(key=lambda s: s.name)
-        unused = self._unused_images({c.id for c in candidates}) if images else []
+        unused = (
+            unused_images(self.engine, self.templates(), {c.id for c in candidates})
+            if images
+            else []
+        )
         return GcPlan(age_text, min_age, candidates, spared, unused, images, decided=True)
 
     def dry_run(self, plan: GcPlan) -> GcResult:
@@ -373,14 +336,18 @@ class GarbageCollector:
                 busy, fresh = self._lock_and_inspect(held, chunk)
                 removed = self._remove_batch(chunk, busy, fresh, plan, result)
                 for cand in removed:
-                    self.ssh.remove(cand.name)
+                    forget(self.ssh, cand.name)
                     self.on_removed(cand.name)
                     state = states.get(cand.workspace or "") or {}
                     if cand.workspace and state.get("container_name") == cand.name:
                         self.config.set_workspace_state(cand.workspace, {"container_name": None})
         if plan.with_images:
-            for image in self._unused_images(set()):
-                self._remove_image(image, result)
+            for image in unused_images(self.engine, self.templates()):
+                try:
+                    if remove_unused(self.engine, image):
+                        result.images.append(image)
+                except CaiError as exc:
+                    result.failed.append(Spared(image.reference, str(exc)))
         result.spared.sort(key=lambda s: s.name)
         return result
 
@@ -449,57 +416,3 @@ class GarbageCollector:
                 result.failed.append(Spared(cand.name, reason))
         result.removed.extend(removed)
         return removed
-
-    # ----------------------------------------------------------------- images
-    def _used_image_ids(self, exclude: Collection[str]) -> set[str]:
-        """Image ids of every container (managed or not), but those in ``exclude``."""
-        ids = [i for i in self.engine.container_ids({}) if i not in exclude]
-        infos = self.engine.find_many(ids) if ids else []
-        return {info.image_id for info in infos if info.image_id}
-
-    def _unused_images(self, exclude: Collection[str]) -> list[UnusedImage]:
-        used = self._used_image_ids(exclude)
-        out: set[UnusedImage] = set()
-        for image in self.engine.list_images():
-            ref = image.reference
-            image_id = image.id
-            if ref is None or not is_cai_image(ref) or not image_id:
-                continue
-            if image_id in used or (
-                not image_id.startswith("sha256:") and f"sha256:{image_id}" in used
-            ):
-                continue
-            out.add(UnusedImage(ref, image_id))
-        return sorted(out, key=lambda i: i.reference)
-
-    def _remove_image(self, image: UnusedImage, result: GcResult) -> None:
-        try:
-            self.engine.remove_image(image.reference)
-        except CaiError as exc:
-            text = str(exc)
-            if "no such image" in text.lower():
-                return
-            if any(m in text.lower() for m in _IN_USE_MARKERS):
-                return  # a container created meanwhile uses it: not unused any more
-            result.failed.append(Spared(image.reference, text))
-            return
-        result.images.append(image)
-
-
-# ------------------------------------------------------------------ ssh cleanup
-def existing_names(engine: NamesEngine) -> set[str]:
-    """Names of every container of the engine (managed or not): one listing."""
-    return {c.name for c in engine.list_containers() if c.name}
-
-
-def ssh_cleanup(engine: NamesEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[str]:
-    """Names whose SSH entry, pinned key or control socket outlived their container
-    (removed unless ``dry_run``). SSH files are read *before* the engine is asked,
-    so the files of a container created meanwhile are never taken for stale ones."""
-    before = set(ssh.entries())
-    existing = existing_names(engine)
-    stale = [name for name in ssh.stale(existing) if name in before]
-    if not dry_run:
-        for name in stale:
-            ssh.remove(name)
-    return stale

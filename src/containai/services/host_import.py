@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from containai.domain import labels as L
 from containai.domain.archive_rules import Member, member_problem
 from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount
 from containai.domain.errors import ConfigError, Failed
@@ -434,9 +435,9 @@ def state_dir_in(engine: Engine, volume: str, uid: int, image: str, running: str
         helper = ContainerSpec(
             auto_remove=True,
             network="none",
-            labels={"containai.helper": "true"},
+            labels={L.HELPER: L.TRUE},
             entrypoint=command[0],
-            mounts=[Mount("volume", volume, "/mnt/agent-data", readonly=True)],
+            mounts=[Mount("volume", volume, L.DATA_MOUNT, readonly=True)],
             image=image,
             command=command[1:],
         )

@@ -1,7 +1,10 @@
 """Images from templates (SPEC section 8, DESIGN decision 6).
 
-``containai:<template>`` = the template's Dockerfile built ``FROM`` the base
-image, then cai's system layer (agent user, sshd config, entrypoint) on top.
+``containai:<template>-<hash>`` = the template's Dockerfile built ``FROM`` the base
+image, then cai's system layer (agent user, sshd config, entrypoint) on top; the hash
+covers every build input (``current_hash``), so workspaces with different agents or
+packages each get their own image and never rebuild the one another's container was
+made from. ``containai:<template>`` is the alias of the latest build.
 The base is ``image.base`` when present or pullable; otherwise (air-gapped)
 a Debian root file system bootstrapped from the machine's apt mirror and
 imported as ``containai-base:bookworm``. The host CA bundle goes into the
@@ -15,16 +18,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from containai.domain import image_tags
 from containai.domain import labels as L
-from containai.domain.errors import Failed, NotFound
+from containai.domain.errors import CaiError, Failed, NotFound
 from containai.domain.validation import validate_template_name
-from containai.services.lifecycle import ImageProvider, ImageRef
 from containai.services.ports import Engine
+from containai.services.run_request import ImageProvider, ImageRef
 
 IMAGE_REPO = "containai"
 TEMPLATE_REPO = "containai-template"
@@ -37,10 +41,27 @@ GATEWAY_HASH_LABEL = "containai.gateway-hash"
 NOT_TEMPLATES = frozenset({SYSTEM_DIR, GATEWAY_DIR})
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Bumped when how cai builds changes in a way the input files do not show (e.g. labels).
-BUILD_RECIPE = "2"
+BUILD_RECIPE = "3"
 
 Bootstrap = Callable[[str], None]
 """Make the base image ``tag`` from the apt mirror (debootstrap) on the engine."""
+
+OnLine = Callable[[str, "tuple[int, int] | None"], None]
+"""A line of a build's output, with ``(step, of)`` when it starts a Dockerfile step."""
+BuildDisplay = Callable[[str], AbstractContextManager[OnLine | None]]
+"""``display(title)``: a context for one image build (its progress is shown while it
+lasts); yields what takes the build's lines, or ``None``."""
+
+
+def phase_only(progress: Callable[[str], None]) -> BuildDisplay:
+    """A build display that only says which build starts (``progress(title)``)."""
+
+    @contextmanager
+    def display(title: str) -> Iterator[OnLine | None]:
+        progress(title)
+        yield None
+
+    return display
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,7 @@ class Images(ImageProvider):
         home_links: Callable[[], str] | None = None,
         packages: Sequence[str] = (),
         progress: Callable[[str], None] = lambda _m: None,
+        build_display: BuildDisplay | None = None,
         bootstrap: Bootstrap | None = None,
         bootstrap_possible: Callable[[], bool] | None = None,
         lock: Callable[[str], AbstractContextManager[object]] | None = None,
@@ -108,6 +130,7 @@ class Images(ImageProvider):
         self._home_links = home_links or _manifest_home_links
         self.packages = list(packages)
         self.progress = progress
+        self._display = build_display or phase_only(progress)
         self._bootstrap = bootstrap
         self._bootstrap_possible = bootstrap_possible
         self._lock = lock or (lambda _name: nullcontext())
@@ -185,15 +208,21 @@ class Images(ImageProvider):
             raise Failed(f"cannot read CA bundle {source}: {exc.strerror}") from None
         return certificates(data, str(source))
 
-    def current_hash(self, template: str) -> str:
+    def current_hash(self, template: str, base_id: str | None = None) -> str:
+        """The hash of every input of ``template``'s build: its files and the system
+        layer's, the base image (name and id: a new base is a new build), the CA bundle,
+        the agents and their npm/PyPI specs, ``image.packages``, the home links.
+        ``base_id``: the base the build uses (default: the one present here, no pull)."""
         t = self.template(template)
         ca = self.ca_bundle_bytes()
         ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
+        if base_id is None:
+            base_id = self._local_base_id()
         return tree_hash(
             [t.path, builtin_templates_root() / SYSTEM_DIR],
             [
                 f"recipe={BUILD_RECIPE}",
-                f"base={self.base_image}",
+                f"base={self.base_image}@{base_id}",
                 f"ca={ca_digest}",
                 f"agents={','.join(self.agents)}",
                 f"npm={' '.join(self._agent_packages(self.agents))}",
@@ -202,6 +231,15 @@ class Images(ImageProvider):
                 f"home-links={hashlib.sha256(self._home_links().encode()).hexdigest()}",
             ],
         )
+
+    def _local_base_id(self) -> str:
+        """The id of the base a build would use now without pulling (``image.base``, else
+        the offline base, as ``resolve_base`` falls back); ``missing`` when neither is here."""
+        for ref in (self.base_image, OFFLINE_BASE):
+            info = self.engine.image(ref)
+            if info is not None:
+                return info.id
+        return "missing"
 
     # ------------------------------------------------------------------- base
     def resolve_base(self, *, offline: bool = False, base: str | None = None) -> str:
@@ -257,72 +295,102 @@ class Images(ImageProvider):
         # cai's own image, always Debian, whatever base the user's templates use
         base = self.resolve_base(offline=offline, base=DEFAULT_BASE)
         with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
-            ctx = Path(tmp) / "gateway"
-            shutil.copytree(builtin_templates_root() / GATEWAY_DIR, ctx, symlinks=True)
-            _write_ca(ctx / "ca.crt", self.ca_bundle_path())
-            self.progress(f"building the egress gateway image {tag} on {base}")
-            self.engine.build(
-                ctx, tag=tag, build_args={"BASE_IMAGE": base}, labels={GATEWAY_HASH_LABEL: wanted}
+            ctx = _context(
+                Path(tmp) / "gateway", builtin_templates_root() / GATEWAY_DIR, self.ca_bundle_path()
             )
+            with self._display(f"building the egress gateway image {tag} on {base}") as on_line:
+                self.engine.build(
+                    ctx,
+                    tag=tag,
+                    build_args={"BASE_IMAGE": base},
+                    labels={GATEWAY_HASH_LABEL: wanted},
+                    on_line=on_line,
+                )
         return tag
 
     # ------------------------------------------------------------------ build
     def tag(self, template: str) -> str:
-        return f"{IMAGE_REPO}:{template}"
+        """``containai:<template>``: the alias of the latest build."""
+        return image_tags.alias_tag(template)
+
+    def hashed_tag(self, template: str, template_hash: str) -> str:
+        """``containai:<template>-<hash>``: the build a container is created from."""
+        return image_tags.hashed_tag(template, template_hash)
+
+    def planned_tag(self, template: str) -> str | None:
+        """The image a container of ``template`` would be created from now (the plan of
+        ``--dry-run``); ``None`` when that cannot be known (no engine, no such template)."""
+        try:
+            return self.hashed_tag(template, self.current_hash(template))
+        except CaiError:
+            return None
 
     def ensure(self, template: str) -> ImageRef:
-        """``containai:<template>``, built when missing or when its inputs changed."""
+        """``containai:<template>-<hash>``, built when missing (its inputs changed, or
+        never built with these)."""
         wanted = self.current_hash(template)
         if self._is_current(template, wanted):
-            return ImageRef(self.tag(template), template, wanted)
+            return ImageRef(self.hashed_tag(template, wanted), template, wanted)
         with self._lock(f"image-{template}"):  # one build at a time; others wait and reuse it
             if self._is_current(template, wanted):
-                return ImageRef(self.tag(template), template, wanted)
+                return ImageRef(self.hashed_tag(template, wanted), template, wanted)
             return self.build(template)
 
     def _is_current(self, template: str, wanted: str) -> bool:
-        info = self.engine.image(self.tag(template))
+        info = self.engine.image(self.hashed_tag(template, wanted))
         return info is not None and info.labels.get(L.TEMPLATE_HASH) == wanted
 
     def build(self, template: str, *, offline: bool = False) -> ImageRef:
+        """Build ``containai:<template>-<hash>`` (a cache hit when nothing changed) and
+        point the alias ``containai:<template>`` at it. Images of other hashes, which
+        containers may use, are left as they are."""
         t = self.template(template)
-        template_hash = self.current_hash(template)
         base = self.resolve_base(offline=offline)
+        base_info = self.engine.image(base)
+        template_hash = self.current_hash(
+            template, base_info.id if base_info is not None else "missing"
+        )
+        final = self.hashed_tag(template, template_hash)
         # Not containai.managed: containers inherit image labels, and one made from this
         # image by other tools (docker run, devcontainers) is not managed by cai.
         labels = {L.TEMPLATE: template, L.TEMPLATE_HASH: template_hash}
         ca = self.ca_bundle_path()
         with tempfile.TemporaryDirectory(prefix="cai-build-") as tmp:
-            ctx = Path(tmp) / "template"
-            shutil.copytree(t.path, ctx, symlinks=True)
-            _write_ca(ctx / "ca.crt", ca)
-            intermediate = f"{TEMPLATE_REPO}:{template}"
-            self.progress(f"building template '{template}' on {base}")
-            self.engine.build(
-                ctx,
-                tag=intermediate,
-                build_args={
-                    "BASE_IMAGE": base,
-                    "AGENT_PACKAGES": " ".join(self._agent_packages(self.agents)),
-                    "NPM_REGISTRY": self._npm_registry() or "",
-                    "PYPI_AGENTS": " ".join(self._pypi_agents(self.agents)),
-                    "PYPI_INDEX": self._pypi_index() or "",
-                },
-                stream=None,
-            )
-            sysctx = Path(tmp) / "system"
-            shutil.copytree(builtin_templates_root() / SYSTEM_DIR, sysctx, symlinks=True)
-            _write_ca(sysctx / "ca.crt", ca)
+            ctx = _context(Path(tmp) / "template", t.path, ca)
+            intermediate = f"{TEMPLATE_REPO}:{template}-{template_hash}"
+            with self._display(f"building template '{template}' on {base}") as on_line:
+                self.engine.build(
+                    ctx,
+                    tag=intermediate,
+                    build_args={
+                        "BASE_IMAGE": base,
+                        "AGENT_PACKAGES": " ".join(self._agent_packages(self.agents)),
+                        "NPM_REGISTRY": self._npm_registry() or "",
+                        "PYPI_AGENTS": " ".join(self._pypi_agents(self.agents)),
+                        "PYPI_INDEX": self._pypi_index() or "",
+                    },
+                    on_line=on_line,
+                )
+            sysctx = _context(Path(tmp) / "system", builtin_templates_root() / SYSTEM_DIR, ca)
             # made from the agent manifests (their one home), not a file of the layer
             (sysctx / "home-links").write_text(self._home_links())
-            self.progress(f"adding cai's system layer -> {self.tag(template)}")
-            self.engine.build(
-                sysctx,
-                tag=self.tag(template),
-                build_args={"BASE_IMAGE": intermediate, "EXTRA_PACKAGES": " ".join(self.packages)},
-                labels=labels,
-            )
-        return ImageRef(self.tag(template), template, template_hash)
+            with self._display(f"adding cai's system layer -> {final}") as on_line:
+                self.engine.build(
+                    sysctx,
+                    tag=final,
+                    build_args={
+                        "BASE_IMAGE": intermediate,
+                        "EXTRA_PACKAGES": " ".join(self.packages),
+                    },
+                    labels=labels,
+                    on_line=on_line,
+                )
+        self.engine.tag_image(final, self.tag(template))
+        # The intermediate tag goes (its layers stay, as the final image's parents and the
+        # build cache): only containai:<template>[-<hash>] names what cai built.
+        with suppress(CaiError):
+            self.engine.remove_image(intermediate)
+        return ImageRef(final, template, template_hash)
 
 
 def _manifest_home_links() -> str:
@@ -331,5 +399,9 @@ def _manifest_home_links() -> str:
     return agents.home_links()
 
 
-def _write_ca(dest: Path, ca: Path | None) -> None:
-    dest.write_bytes(ca.read_bytes() if ca else b"")
+def _context(ctx: Path, source: Path, ca: Path | None) -> Path:
+    """A build context: a copy of ``source`` plus ``ca.crt`` (empty when there is no CA
+    bundle: the Dockerfiles ``COPY`` it unconditionally)."""
+    shutil.copytree(source, ctx, symlinks=True)
+    (ctx / "ca.crt").write_bytes(ca.read_bytes() if ca else b"")
+    return ctx

@@ -1,8 +1,8 @@
 """What exists: ``cai list``, every managed container of the engine (SPEC section 7).
 
 Required facts (name, status, image) come from the engine's own records.
-``list`` costs ONE engine round trip (``Engine.list_managed``: one ``docker ps``
-whose labels come back exactly, see ``adapters/engine/shapes.py``).
+``list`` costs ONE engine round trip (``Engine.list_managed``, whose labels come back
+exactly).
 
 One container in detail (``cai status``) is ``services/status.py``. This module is on
 ``cai list``'s path: it imports no subprocess, regex or thread machinery.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from containai.domain import image_tags
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo
 from containai.record import Record
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 SSH_ALIAS_PREFIX: Final = "cai-"  # SPEC section 10: `Host cai-<name>`
 
 _STATUS_NAMES: Final = {"exited": "stopped"}
-
-PsRow = ContainerInfo  # the name services/doctor.py imports (a listed container)
 
 
 # ---------------------------------------------------------------- pure parsing
@@ -140,11 +139,6 @@ class Listed(Record):
         }
 
 
-def managed_rows(engine: ListEngine) -> list[ContainerInfo]:
-    """Every managed container of the engine: ONE engine call."""
-    return engine.list_managed()
-
-
 def listed(row: ContainerInfo, now: datetime) -> Listed:
     created = row.created
     return Listed(
@@ -153,7 +147,8 @@ def listed(row: ContainerInfo, now: datetime) -> Listed:
         workspace=row.labels.get(L.WORKSPACE),
         ssh_port=row.ssh_port,
         data_volume=row.labels.get(L.DATA_VOLUME),
-        image=row.image,
+        # the tag, never a bare id: a listing shows the id once the tag moved on
+        image=image_tags.display(row.image, row.labels, L.TEMPLATE, L.TEMPLATE_HASH),
         runtime=row.labels.get(L.RUNTIME),
         created=created,
         age_seconds=seconds_since(created, now),
@@ -166,4 +161,4 @@ def listed(row: ContainerInfo, now: datetime) -> Listed:
 def list_managed(engine: ListEngine, now: datetime | None = None) -> list[Listed]:
     """Every managed container of the engine, sorted by name: one engine call."""
     now = now or datetime.now(UTC)
-    return sorted((listed(r, now) for r in managed_rows(engine)), key=lambda r: r.name)
+    return sorted((listed(r, now) for r in engine.list_managed()), key=lambda r: r.name)

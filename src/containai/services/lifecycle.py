@@ -1,4 +1,7 @@
-"""The container lifecycle: find, create, start, attach, recreate, stop, remove.
+"""The container lifecycle: converge a workspace's container to running (create, start,
+attach, recreate), gateway wiring included. Lookup is ``lookup.py``, stopping
+``stopping.py``, the container's make-up ``container_spec.py``, a remote engine's
+workspace placement ``remote.py``.
 
 ``ensure_running`` is idempotent convergence (DESIGN decision 5): it looks at
 what exists and does only the missing steps, under a per-workspace lock, so a
@@ -10,41 +13,45 @@ runs end with one container. Services never print: questions go through the
 from __future__ import annotations
 
 import contextlib
-import io
 import secrets
-import tarfile
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from containai.domain import labels as L
 from containai.domain import naming
 from containai.domain.egress import Policy
-from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount, Publish, VolumeInfo
-from containai.domain.errors import (
-    CaiError,
-    ConfirmationNeeded,
-    Failed,
-    NotFound,
-    Refused,
-    UsageError,
-)
+from containai.domain.engine_objects import Publish
+from containai.domain.errors import CaiError, Failed, Refused, UsageError
 from containai.domain.host_safety import GitGuard
 from containai.domain.isolation import choose_runtime, is_weakened
-from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
-from containai.domain.validation import parse_cpus, parse_memory
-from containai.services.egress import POLICY_LABEL, Egress, gateway_name, proxy_env
+from containai.services.container_keys import heal_pin, install_keys, send_keys
+from containai.services.container_spec import (
+    CONTAINER_SSH_PORT,
+    MountGuard,
+    Wiring,
+    build_spec,
+    ca_mount,
+    check_volume_owner,
+    container_user,
+    limits,
+    template_drift,
+)
+from containai.services.egress import POLICY_LABEL, Egress, proxy_env
+from containai.services.identity import git_identity_env
+from containai.services.lookup import Lookup, Target, entry_elsewhere
+from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
+from containai.services.run_plan import label_int
+from containai.services.run_request import ImageProvider, Ready, RunRequest
+from containai.services.stopping import Confirm, guard_sessions
 from containai.services.workspace import Workspace
 
-CONTAINER_SSH_PORT = 2222
-DATA_MOUNT = "/mnt/agent-data"
-KEY_DIR = "/etc/containai/ssh"
-HOST_CA = "/etc/containai/host-ca.crt"
-GIB = 1024**3
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from containai.services.devcontainer import Devcontainers
+    from containai.services.remote import RemotePlacement
+
 # How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
 # while booting: exit status 137, or its start RPC cut off).
 _OUT_OF_MEMORY = (
@@ -56,157 +63,6 @@ _OUT_OF_MEMORY = (
 )
 
 Warn = Callable[[str], None]
-# confirm(container, sessions) -> proceed? (raises ConfirmationNeeded when it cannot ask)
-Confirm = Callable[[str, Sessions], bool]
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    tag: str
-    template: str
-    template_hash: str
-
-
-class ImageProvider:
-    """What lifecycle needs from the image service (see ``services/images.py``)."""
-
-    def ensure(self, template: str) -> ImageRef:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def current_hash(self, template: str) -> str | None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def ca_bundle_path(self) -> Path | None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class RemotePlacement(Protocol):
-    """Where a container on a remote engine gets its workspace (``services/remote.py``)."""
-
-    jump: str  # the context's SSH host: the entry reaches the remote loopback through it
-    context: str  # recorded in the SSH entry (`cai ssh cleanup` of another context spares it)
-
-    def mounts(self, name: str, workspace: str) -> list[Mount]: ...
-
-    def after_create(
-        self, name: str, workspace: str, uid: int, gid: int, ca_bundle: Path | None
-    ) -> None: ...
-
-    def link(self, name: str, workspace: str) -> str | None: ...
-
-
-@dataclass
-class RunRequest:
-    workspace: Workspace
-    container: str | None = None  # --container
-    data_volume: str = "containai-data"  # effective volume (settings)
-    data_volume_explicit: bool = False  # came from --data-volume
-    # Named by the user (command line, or workspace state that cai recorded from it), or
-    # the volume the container already had: not held to check_volume_owner.
-    data_volume_vetted: bool = False
-    template: str = "default"
-    runtime: str = "auto"
-    # Whether `runtime` may be below the engine's best: only when it came from the
-    # command line or the user's own config, never from a repository (SPEC section 14).
-    runtime_may_lower: bool = True
-    runtime_source: str = ""
-    fresh: bool = False
-    reset: bool = False
-    keep: bool = False
-    force: bool = False
-    memory: str | None = None
-    cpus: str | None = None
-    # A repository's memory/cpus are held to the user's own limit (None: the default).
-    memory_from_repo: bool = False
-    cpus_from_repo: bool = False
-    memory_user: str | None = None
-    cpus_user: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    port_range: tuple[int, int] = (2300, 2499)
-    forward_agent: bool = False
-    ssh_timeout: float = 30.0
-    # git.config_writable (global config only): the repository's git config is not
-    # mounted read-only (hooks stay read-only; SPEC section 14).
-    git_config_writable: bool = False
-    # The egress policy (SPEC section 15); None or mode "open": plain Docker networking.
-    egress: Policy | None = None
-
-
-@dataclass(frozen=True)
-class Target:
-    """A container found for a workspace (or by name), with what the engine knows of it
-    if it exists."""
-
-    name: str
-    info: ContainerInfo | None
-    workspace: str
-
-    @property
-    def exists(self) -> bool:
-        return self.info is not None
-
-    @property
-    def labels(self) -> dict[str, str]:
-        if self.info is None:
-            return {}
-        return dict(self.info.labels)
-
-    @property
-    def state(self) -> str:
-        if self.info is None:
-            return "absent"
-        return self.info.state or "unknown"
-
-
-@dataclass(frozen=True)
-class Ready:
-    name: str
-    workspace: str
-    data_volume: str
-    ssh_port: int
-    user: str
-    action: str  # create | start | attach | recreate
-    runtime: str
-
-
-AGENT_USER = "agent"  # the agent's account in the container: never root (SPEC section 14)
-
-
-def agent_user(uid: int) -> str:
-    """The SSH user of a new container, whatever ``uid`` cai runs as."""
-    return AGENT_USER
-
-
-def container_user(info: ContainerInfo | None) -> str:
-    """The agent account an existing container was created with (``CAI_USER``): an
-    older cai made root the agent when it ran as root."""
-    if info is None or "CAI_USER" not in info.env:
-        return AGENT_USER
-    return info.env["CAI_USER"] or AGENT_USER
-
-
-def key_tar(host_private: bytes, host_public: str, authorized: str) -> bytes:
-    """A tar of the SSH files the container needs, extracted at ``/`` with ``docker cp``."""
-    buf = io.BytesIO()
-    now = time.time()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in ("etc", "etc/containai", KEY_DIR.lstrip("/")):
-            info = tarfile.TarInfo(d)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o755
-            info.mtime = int(now)
-            tar.addfile(info)
-        for path, data, mode in (
-            (f"{KEY_DIR}/ssh_host_ed25519_key", host_private, 0o600),
-            (f"{KEY_DIR}/ssh_host_ed25519_key.pub", host_public.encode() + b"\n", 0o644),
-            (f"{KEY_DIR}/authorized_keys", authorized.encode() + b"\n", 0o644),
-        ):
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size = len(data)
-            info.mode = mode
-            info.mtime = int(now)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class Lifecycle:
@@ -224,8 +80,10 @@ class Lifecycle:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
+        devcontainer: Devcontainers | None = None,
         remote: RemotePlacement | None = None,
     ) -> None:
+        self.devcontainer = devcontainer  # the workspace's devcontainer.json (SPEC 18)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -235,160 +93,11 @@ class Lifecycle:
         self.warn = warn
         self.info = info
         self.clock = clock
-        self.git_guard = git_guard
         self.egress = egress
         self.remote = remote  # on a remote engine: no bind mounts (SPEC section 16)
-        self._guard_warned: set[str] = set()  # once per run, even if created again
-
-    # ------------------------------------------------------------------ lookup
-    def _owner(self, name: str, seen: dict[str, ContainerInfo | None]) -> naming.Owner:
-        """Who holds ``name`` (``seen`` keeps what the engine said for the caller)."""
-        info = seen[name] = self.engine.find(name)
-        if info is None:
-            # The SSH alias, host key and control socket are named after the container:
-            # a name whose entry belongs to a container on another engine is taken.
-            entry = self.ssh.entry_context(name)
-            here = "" if self.remote is None else self.remote.context
-            return None if entry is None or entry == here else f"(context {entry or 'local'})"
-        labels = info.labels
-        if not L.is_managed(labels):
-            return naming.UNMANAGED
-        return str(labels.get(L.WORKSPACE, ""))
-
-    def find(self, workspace: Workspace, container: str | None = None) -> Target:
-        """The container serving ``workspace`` (SPEC section 3 lookup order), or the name a
-        new one would get. ``--container`` names it directly."""
-        if container is not None:
-            info = self.engine.find(container)
-            if info is None:
-                return Target(container, None, workspace.path)
-            labels = info.labels
-            if not L.is_managed(labels):
-                raise Refused(
-                    f"container '{container}' is not managed by cai (no label "
-                    f"{L.MANAGED}=true); cai will not touch it: choose another --container"
-                )
-            return Target(container, info, str(labels.get(L.WORKSPACE) or workspace.path))
-        state_name = self.config.workspace_state(workspace.path).get("container_name")
-        if isinstance(state_name, str) and state_name:
-            info = self.engine.find(state_name)
-            if info is not None:
-                labels = info.labels
-                if L.is_managed(labels) and labels.get(L.WORKSPACE) == workspace.path:
-                    return Target(state_name, info, workspace.path)
-        rows = self.engine.list_containers({L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
-        names = sorted({r.name for r in rows if r.name})
-        if len(names) > 1:
-            raise Refused(
-                f"workspace {workspace.path} has several containers ({', '.join(names)}); "
-                "choose one with --container NAME"
-            )
-        if names:
-            info = self.engine.find(names[0])
-            if info is not None:
-                return Target(names[0], info, workspace.path)
-        seen: dict[str, ContainerInfo | None] = {}
-        name = naming.choose_name(
-            workspace.base_name, workspace.path, lambda n: self._owner(n, seen)
-        )
-        info = seen[name] if name in seen else self.engine.find(name)
-        return Target(name, info, workspace.path)
-
-    def find_existing(self, workspace: Workspace, container: str | None) -> Target:
-        """Like ``find`` but the container must exist (exit 4 otherwise)."""
-        target = self.find(workspace, container)
-        if not target.exists:
-            where = "" if container else f" (workspace {workspace.path})"
-            raise NotFound(
-                f"container '{target.name}'{where} does not exist; create it with "
-                "`cai run --detached`"
-            )
-        return target
-
-    # -------------------------------------------------------------- sessions
-    def sessions(self, name: str, timeout: float = 5.0) -> Sessions | None:
-        """Best-effort session count from inside the container; ``None`` when unknown."""
-        try:
-            proc = self.engine.exec(name, ["sh", "-c", PROBE_SCRIPT], timeout=timeout, check=False)
-        except Exception:
-            return None
-        if proc.returncode != 0 and not proc.stdout:
-            return None
-        return parse_probe(proc.stdout)
-
-    def _guard_sessions(self, target: Target, force: bool, confirm: Confirm) -> None:
-        if force or target.state != "running":
-            return
-        self.ssh.release_master(target.name)
-        found = self.sessions(target.name)
-        if found is None:
-            self.info(f"active sessions of '{target.name}': unknown (could not look); proceeding")
-            return
-        if not found.any:
-            return
-        if not confirm(target.name, found):
-            raise Failed(f"left container '{target.name}' as it was (not confirmed)")
-
-    # ------------------------------------------------------------------ create
-    def _lease_port(
-        self,
-        port_range: tuple[int, int],
-        preferred: int | None,
-        avoid: set[int] | None = None,
-        own: str | None = None,
-    ) -> int:
-        # Every container with an SSH port label: cai's own and their gateways (which
-        # publish the port), running or not; but the gateway of ``own`` (the container
-        # being made), which is re-made for whatever port it gets.
-        mine = gateway_name(own) if own else None
-        used = set(avoid or ())
-        held_by_mine: set[int] = set()  # published by this container's own gateway
-        for name, p in self.engine.used_ssh_ports():
-            (held_by_mine if name == mine else used).add(p)
-        start, end = port_range
-        if (
-            preferred is not None
-            and start <= preferred <= end
-            and preferred not in used
-            and (preferred in held_by_mine or self.host.port_is_free(preferred))
-        ):
-            return preferred  # (--fresh keeps the port its gateway still holds)
-        for port in range(start, end + 1):
-            if port not in used and self.host.port_is_free(port):
-                return port
-        raise Failed(
-            f"no free SSH port in {start}..{end}: every port is used by a managed container or "
-            "bound on the host; remove old containers (`cai gc`) or widen the range with "
-            "`cai config set ssh.port_range_end N`"
-        )
-
-    def _limits(self, req: RunRequest) -> tuple[int, float]:
-        """Memory and CPUs; a repository's values never exceed the user's own (SPEC 14)."""
-        mem_user = (
-            parse_memory(req.memory_user)
-            if req.memory_user
-            else max(2 * GIB, self.host.memory_bytes() // 2)
-        )
-        cpus_user = (
-            parse_cpus(req.cpus_user)
-            if req.cpus_user
-            else float(max(1, self.host.cpu_count() // 2))
-        )
-        memory = parse_memory(req.memory) if req.memory else mem_user
-        cpus = parse_cpus(req.cpus) if req.cpus else cpus_user
-        if req.memory_from_repo and memory > mem_user:
-            self.warn(
-                f"container.memory {req.memory} from the repository settings is above your "
-                f"limit; using {mem_user} bytes (raise it with `cai config set container.memory`)"
-            )
-            memory = mem_user
-        if req.cpus_from_repo and cpus > cpus_user:
-            self.warn(
-                f"container.cpus {req.cpus} from the repository settings is above your limit; "
-                f"using {cpus_user:g} (raise it with `cai config set container.cpus`)"
-            )
-            cpus = cpus_user
-        return memory, cpus
+        here = "" if remote is None else remote.context
+        self.lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))
+        self.guard_mounts = MountGuard(git_guard, host, warn)
 
     def _create(
         self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
@@ -405,7 +114,12 @@ class Lifecycle:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
-            image = self.images.ensure(req.template)
+            dc, ws = self.devcontainer, req.workspace.path
+            image = (
+                dc.image(ws, req.template, lambda: self.images.ensure(req.template))
+                if dc is not None
+                else self.images.ensure(req.template)
+            )
             available = runtimes.result()
             runtime, warning = choose_runtime(
                 runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
@@ -424,20 +138,17 @@ class Lifecycle:
                     raise
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
-        workspace_mounts = (
-            self.remote.mounts(name, req.workspace.path)
-            if self.remote is not None
-            else [
-                Mount("bind", req.workspace.path, req.workspace.path),
-                *self._guard_mounts(req, uid, gid),
-                *self._ca_mount(),
-            ]
-        )
-        memory, cpus = self._limits(req)
+        if self.remote is None:  # the workspace bound at its own path, guarded
+            mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
+        else:  # a volume on the remote at that path; nothing of this machine is mounted
+            mounts = self.remote.mounts(name, ws)
+        memory, cpus = limits(req, self.host, self.warn)
         with self.locks.ports():
             taken: set[int] = set()
             for _attempt in range(5):
-                port = self._lease_port(req.port_range, preferred_port, taken, own=name)
+                port = lease_port(
+                    self.engine, self.host, req.port_range, preferred_port, taken, own=name
+                )
                 try:
                     network = self._wiring(req, name, port, runtime)
                     break
@@ -450,44 +161,23 @@ class Lifecycle:
                     preferred_port = None
             else:
                 raise Failed(f"no SSH port could be published for container '{name}'")
-            labels = L.build_labels(
-                workspace=req.workspace.path,
-                ssh_port=port,
-                data_volume=volume,
-                template=image.template,
-                template_hash=image.template_hash,
-                runtime=runtime,
-                keep=req.keep,
-                weakened=is_weakened(runtime, available),
-            )
-            env = {
-                **network.env,
-                "CAI_UID": str(uid),
-                "CAI_GID": str(gid),
-                "CAI_USER": agent_user(uid),
-                "CAI_WORKSPACE": req.workspace.path,
-                "CAI_TEMPLATE": image.template,
-            }
-            if req.forward_agent:  # the server side of ssh.forward_agent (sshd drop-in)
-                env["CAI_SSH_FORWARD_AGENT"] = "true"
-            env.update(req.env)
-            spec = ContainerSpec(
+            spec = build_spec(
+                req,
                 name=name,
-                hostname=naming.hostname_for(name),
-                labels={**labels, **network.labels},
+                volume=volume,
+                port=port,
                 runtime=runtime,
-                init=True,
-                security_opts=["no-new-privileges"],
-                cap_drop=["NET_RAW"],  # no spoofed or raw packets, even from root inside
-                mounts=[Mount("volume", volume, DATA_MOUNT), *workspace_mounts],
-                workdir=req.workspace.path,
-                network=network.network,
-                dns=network.dns,
-                publish=network.publish,
+                weakened=is_weakened(runtime, available),
+                image=image,
+                ids=(uid, gid),
+                mounts=mounts,
+                bind_workspace=self.remote is None,
+                wiring=network,
                 memory=memory,
                 cpus=cpus,
-                env=env,
-                image=image.tag,
+                extra_env=dc.container_env(ws) if dc is not None else {},
+                extra_labels=dc.labels(ws, image) if dc is not None else {},
+                identity=git_identity_env(self.host),  # user.name/email, if the volume has none
             )
             try:
                 self.engine.create(spec)
@@ -496,7 +186,8 @@ class Lifecycle:
                     raise
                 # Someone created that name meanwhile: reuse it only if it is this
                 # workspace's own managed container, never another's or an unmanaged one.
-                labels = self._labels_of(name)
+                info = self.engine.find(name)
+                labels = {} if info is None else dict(info.labels)
                 if L.is_managed(labels) and labels.get(L.WORKSPACE) == req.workspace.path:
                     return int(labels.get(L.SSH_PORT, port)), labels.get(L.RUNTIME, runtime)
                 raise Refused(
@@ -505,24 +196,25 @@ class Lifecycle:
                     "the next free name) or choose one with --container NAME"
                 ) from None
         self.ssh.pin_host_key(name, public)
-        self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
-        if self.remote is not None:
-            ca = self.images.ca_bundle_path()
-            self.remote.after_create(name, req.workspace.path, uid, gid, ca)
+        send_keys(self.engine, self.ssh, name, private, public)
+        if self.remote is not None:  # the workspace copy and the CA bundle, sent
+            self.remote.after_create(name, ws, uid, gid, self.images.ca_bundle_path())
+        if dc is not None:
+            dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
 
-    def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> _Wiring:
+    def _wiring(self, req: RunRequest, name: str, port: int, runtime: str) -> Wiring:
         """Under an allowlist (or none) policy: the workspace's internal network, its
         gateway made and started first (it publishes the SSH port and is the resolver),
         and the proxy variables. Open: the engine's default network, SSH published."""
         policy = req.egress
         if policy is None or policy.mode == "open" or self.egress is None:
-            return _Wiring(
+            return Wiring(
                 labels={POLICY_LABEL: "open"},
                 publish=(Publish("127.0.0.1", port, CONTAINER_SSH_PORT),),
             )
         attach = self.egress.ensure(name, req.workspace.path, port, policy, runtime)
-        return _Wiring(
+        return Wiring(
             labels={POLICY_LABEL: policy.mode},
             network=attach.network,
             dns=(attach.dns,),
@@ -557,38 +249,6 @@ class Lifecycle:
             policy = policy._replace(mode=mode)
         self.egress.ensure(target.name, target.workspace, port, policy, runtime)
 
-    def _guard_mounts(self, req: RunRequest, uid: int, gid: int) -> list[Mount]:
-        """The git guard's mounts (SPEC section 14), after letting the agent write what
-        it must: when cai runs as root on a root-owned workspace, the agent's group gets
-        write access to the workspace and a worktree's common git directory."""
-        guard = self.git_guard(req.workspace.path)
-        for message in guard.warnings:  # e.g. a .git naming a directory it cannot vouch for
-            if message not in self._guard_warned:
-                self._guard_warned.add(message)
-                self.warn(message)
-        self.host.grant([req.workspace.path, *guard.shared], uid, gid)
-        return [
-            Mount("bind", path, path, readonly=read_only)
-            for path, read_only in guard.mounts(config_writable=req.git_config_writable)
-        ]
-
-    def _ca_mount(self) -> list[Mount]:
-        """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
-        ca = self.images.ca_bundle_path()
-        if ca is None:
-            return []
-        return [Mount("bind", str(ca), HOST_CA, readonly=True)]
-
-    def _labels_of(self, name: str) -> dict[str, str]:
-        info = self.engine.find(name)
-        return {} if info is None else dict(info.labels)
-
-    def _install_keys(self, name: str) -> None:
-        """Re-send the SSH files to an existing container (after a crash mid-creation)."""
-        private, public = self.ssh.ensure_host_key(name)
-        self.ssh.pin_host_key(name, public)
-        self.engine.copy_in(name, key_tar(private, public, self.ssh.public_key()), "/")
-
     def _start(self, name: str) -> None:
         try:
             self.engine.start(name)
@@ -613,11 +273,11 @@ class Lifecycle:
         lock_workspace = req.workspace.path
         if req.container is not None:
             # --container may name another workspace's container: serialize with that one.
-            named = self.find(req.workspace, req.container)
+            named = self.lookup.find(req.workspace, req.container)
             if named.exists:
                 lock_workspace = named.workspace
         with self.locks.workspace(lock_workspace):
-            target = self.find(req.workspace, req.container)
+            target = self.lookup.find(req.workspace, req.container)
             workspace = req.workspace
             if target.exists and target.workspace != workspace.path:
                 workspace = Workspace(target.workspace, workspace.branch)
@@ -627,7 +287,7 @@ class Lifecycle:
             preferred_port: int | None = None
             if target.exists:
                 labels = target.labels
-                preferred_port = _int(labels.get(L.SSH_PORT))
+                preferred_port = label_int(labels.get(L.SSH_PORT))
                 if req.keep and not L.is_kept(labels) and not (req.fresh or req.reset):
                     raise UsageError(
                         f"container '{target.name}' was created without --keep and labels are "
@@ -635,7 +295,14 @@ class Lifecycle:
                     )
                 current_volume = labels.get(L.DATA_VOLUME, volume)
                 if req.fresh or req.reset:
-                    self._guard_sessions(target, req.force, confirm)
+                    guard_sessions(
+                        self.lookup,
+                        self.ssh,
+                        target,
+                        force=req.force,
+                        confirm=confirm,
+                        info=self.info,
+                    )
                 if req.reset:
                     volume = self._new_reset_volume(workspace)
                 elif req.fresh:
@@ -663,8 +330,8 @@ class Lifecycle:
                 action = "create" if action == "attach" else action
                 created = True
             else:
-                port = _int(target.labels.get(L.SSH_PORT)) or 0
-                self._warn_template_drift(target)
+                port = label_int(target.labels.get(L.SSH_PORT)) or 0
+                template_drift(self.images, target, self.warn)
             # The first attempt goes by what is known (just created, or inspected by
             # find under this lock); a retry asks the engine again.
             known: str | None = "created" if created else target.state
@@ -692,7 +359,7 @@ class Lifecycle:
                     self.egress.stop(target.name)  # frees its port for the check below
                 if status == "created" and not created:
                     # Created by a run that died before starting it: resend the keys.
-                    self._install_keys(target.name)
+                    install_keys(self.engine, self.ssh, target.name)
                 # A container made in this run behind a gateway: the port is its gateway's,
                 # published a moment ago (taken, by us).
                 behind_gateway = (
@@ -740,7 +407,7 @@ class Lifecycle:
                 workspace=workspace.path,
             )
             if not created and action in ("attach", "start"):
-                self._heal_pin(target.name)
+                heal_pin(self.engine, self.ssh, target.name)
             warning = self.ssh.ensure_include()
             if warning:
                 self.warn(warning)
@@ -765,22 +432,11 @@ class Lifecycle:
                     f"container '{target.name}' is not reachable over SSH on 127.0.0.1:{port} "
                     f"after {req.ssh_timeout:.0f} s ({exc}); last lines of its log:\n{log}"
                 ) from None
+            if self.devcontainer is not None and action != "attach":
+                self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             if self.remote is not None:  # the git remote `cai-<name>` (SPEC section 16)
                 self.remote.link(target.name, workspace.path)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
-
-    def _heal_pin(self, name: str) -> None:
-        """An existing container whose pin was lost (a crash between create and pin, or a
-        cleanup): pin the public key the container itself holds. A pin that exists is never
-        replaced here, so a changed host key still fails the login (no TOFU)."""
-        if name.lower() in (n.lower() for n in self.ssh.pinned_names()):
-            return
-        proc = self.engine.exec(
-            name, ["cat", f"{KEY_DIR}/ssh_host_ed25519_key.pub"], timeout=10, check=False
-        )
-        public = proc.stdout.strip()
-        if proc.returncode == 0 and public.startswith("ssh-"):
-            self.ssh.pin_host_key(name, public)
 
     def _runtime(self, requested: str, target: Target) -> str:
         """An existing container's runtime; for a new one, what was asked (``auto`` or a
@@ -788,21 +444,6 @@ class Lifecycle:
         if target.exists:
             return target.labels.get(L.RUNTIME, "runc")
         return requested
-
-    def _warn_template_drift(self, target: Target) -> None:
-        template = target.labels.get(L.TEMPLATE)
-        recorded = target.labels.get(L.TEMPLATE_HASH)
-        if not template or not recorded:
-            return
-        try:
-            current = self.images.current_hash(template)
-        except Exception:
-            return
-        if current and current != recorded:
-            self.warn(
-                f"template '{template}' changed since container '{target.name}' was created; "
-                "run `cai --fresh` to recreate it from the new image (the data volume is kept)"
-            )
 
     def _new_reset_volume(self, workspace: Workspace) -> str:
         """A new, empty volume for ``--reset``, recorded in workspace state at once, so a
@@ -814,135 +455,6 @@ class Lifecycle:
         self.config.set_workspace_state(workspace.path, {"data_volume": name})
         return name
 
-    # ------------------------------------------------------------------- plan
-    def plan(self, req: RunRequest) -> dict[str, Any]:
-        """What ``ensure_running`` would do, changing nothing (``--dry-run``)."""
-        target = self.find(req.workspace, req.container)
-        plan: dict[str, Any] = {"container": target.name, "ssh_alias": f"cai-{target.name}"}
-        if not target.exists:
-            runtime, _warning = choose_runtime(
-                req.runtime,
-                self.engine.runtimes(),
-                may_lower=req.runtime_may_lower,
-                source=req.runtime_source,
-            )
-            plan.update(
-                action="create", runtime=runtime, data_volume=None if req.reset else req.data_volume
-            )
-            return plan
-        labels = target.labels
-        port = _int(labels.get(L.SSH_PORT))
-        if req.fresh or req.reset:
-            action = "recreate"
-        elif target.state == "running":
-            action = "attach"
-        elif port is not None and not self.host.port_is_free(port):
-            action = "recreate"
-        else:
-            action = "start"
-        volume: str | None = labels.get(L.DATA_VOLUME, req.data_volume)
-        if req.reset:
-            volume = None
-        elif req.fresh and req.data_volume_explicit:
-            volume = req.data_volume
-        plan.update(
-            action=action,
-            workspace=target.workspace,
-            data_volume=volume,
-            image=str((target.info.image if target.info else "") or plan.get("image")),
-            template=labels.get(L.TEMPLATE, req.template),
-            runtime=labels.get(L.RUNTIME),
-            ssh_port=port,
-        )
-        if req.fresh or req.reset:
-            plan["image"] = f"containai:{req.template}"
-            plan["template"] = req.template
-        return plan
-
-    # -------------------------------------------------------------- stopping
-    def managed_targets(self) -> list[Target]:
-        ids = self.engine.container_ids({L.MANAGED: L.TRUE})
-        return [
-            Target(info.name, info, info.labels.get(L.WORKSPACE, ""))
-            for info in self.engine.find_many(ids)
-        ]
-
-    def stop(
-        self, targets: Sequence[Target], *, remove: bool, force: bool, confirm: Confirm
-    ) -> list[str]:
-        """Stop (or remove) each target; returns the names acted on. Never a volume."""
-        for target in targets:
-            if not L.is_managed(target.labels):
-                raise Refused(
-                    f"container '{target.name}' is not managed by cai; cai will not stop it"
-                )
-        for target in targets:
-            self._guard_sessions(target, force, confirm)
-        done = []
-        for target in targets:
-            with self.locks.workspace(target.workspace):
-                self.ssh.exit_master(target.name)
-                if remove:
-                    self.engine.remove(target.name, force=True)
-                    if self.egress is not None:
-                        self.egress.remove(target.name)
-                    self.ssh.remove(target.name)
-                    state = self.config.workspace_state(target.workspace)
-                    if state.get("container_name") == target.name:
-                        self.config.set_workspace_state(target.workspace, {"container_name": None})
-                elif target.state in ("running", "restarting", "paused"):
-                    self.engine.stop(target.name)
-                    if self.egress is not None:
-                        self.egress.stop(target.name)
-                elif self.egress is not None:
-                    self.egress.stop(target.name)
-            done.append(target.name)
-        return done
-
 
 class _PortTaken(Exception):
     pass
-
-
-class _Wiring(NamedTuple):
-    """How a new container is wired to the network (labels, env: merged into its spec)."""
-
-    labels: dict[str, str]
-    network: str | None = None
-    dns: tuple[str, ...] = ()
-    publish: tuple[Publish, ...] = ()
-    env: dict[str, str] = {}  # noqa: RUF012 - never mutated
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def check_volume_owner(volume: str, info: VolumeInfo, workspace: str) -> None:
-    """A data volume that did not come from ``--data-volume`` must be one cai created
-    (label ``containai.managed``) and not another workspace's (SPEC section 14), so a
-    setting cannot mount any volume on the engine into this container."""
-    labels = info.labels
-    if not L.is_managed(labels):
-        raise Refused(
-            f"data volume '{volume}' was not created by cai (no label {L.MANAGED}=true), so "
-            "cai will not mount it from a setting; to use it anyway, name it on the command "
-            f"line: `cai run --data-volume {volume}`"
-        )
-    owner = labels.get(L.WORKSPACE)
-    if owner and owner != workspace:
-        raise Refused(
-            f"data volume '{volume}' belongs to workspace {owner}, not {workspace}; to share "
-            f"it anyway, name it on the command line: `cai run --data-volume {volume}`"
-        )
-
-
-def confirm_unavailable(name: str, found: Sessions) -> bool:
-    """The ``confirm`` for callers that can never ask."""
-    raise ConfirmationNeeded(
-        f"container '{name}' may have active sessions ({found.ssh_connections} SSH, "
-        f"{found.active_terminals} terminals) and there is no TTY to ask; add --force"
-    )

@@ -8,17 +8,20 @@ answers with are ``containai.domain.engine_objects``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from containai.domain.archive_rules import Member
     from containai.domain.engine_objects import (
         CommandResult,
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
+        EngineInfo,
+        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,
@@ -32,11 +35,6 @@ class ListEngine(Protocol):
     def list_managed(self) -> list[ContainerInfo]: ...
 
 
-# The name services/doctor.py imports for the engine of `managed_rows` (it was the raw
-# `docker ARGS` call); the lead renames that import to ListEngine.
-RunEngine = ListEngine
-
-
 class Engine(ListEngine, Protocol):
     """The engine in cai's terms (``adapters.engine.DockerEngine``); Docker's argv,
     formats and JSON shapes stay behind it."""
@@ -46,9 +44,11 @@ class Engine(ListEngine, Protocol):
     @property
     def display_name(self) -> str: ...
 
-    def version(self) -> dict[str, Any]: ...
+    def engine_version(self) -> EngineVersion:
+        """``EngineUnreachable`` when the engine does not answer."""
+        ...
 
-    def info(self) -> dict[str, Any]: ...
+    def engine_info(self) -> EngineInfo: ...
 
     def runtimes(self) -> list[str]: ...
 
@@ -102,6 +102,12 @@ class Engine(ListEngine, Protocol):
 
     def logs_tail(self, name: str, lines: int = 20) -> str: ...
 
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """The container's log lines (its main process's stdout and stderr, merged),
+        the last ``tail`` of them (``None``: all); with ``follow``, then new ones as they
+        come until the container stops or the caller stops iterating."""
+        ...
+
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None: ...
 
     # volumes
@@ -144,9 +150,12 @@ class Engine(ListEngine, Protocol):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: Any = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None: ...
+
+    def tag_image(self, source: str, target: str) -> None: ...
 
 
 class Config(Protocol):
@@ -225,6 +234,33 @@ class Ssh(Protocol):
     def stale(self, existing: Collection[str]) -> list[str]: ...
 
 
+class Tunnel(Protocol):
+    """A foreground port forward: lives until ``close`` or until it fails."""
+
+    def alive(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def error(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class Forwarder(Protocol):
+    """Port forwards over SSH (``adapters/ssh/forwards.py``): a foreground tunnel, or
+    background forwards held for a container until cancelled or the container stops."""
+
+    def open(self, name: str, forwards: Sequence[tuple[int, int]]) -> Tunnel: ...
+
+    def alive(self, name: str) -> bool: ...
+
+    def add(self, name: str, port: int, host_port: int) -> None: ...
+
+    def cancel(self, name: str, port: int, host_port: int) -> None: ...
+
+    def close(self, name: str) -> None: ...
+
+
 class Locks(Protocol):
     """Inter-process locks: one per workspace, one for port leases."""
 
@@ -247,3 +283,55 @@ class HostProbe(Protocol):
     def agent_ids(self, workspace: str) -> tuple[int, int]: ...
 
     def grant(self, paths: Sequence[str], uid: int, gid: int) -> int: ...
+
+    def git_identity(self) -> tuple[str | None, str | None]: ...
+
+
+# progress(done_bytes, total_bytes_or_None)
+Progress = Callable[[int, int | None], None]
+
+
+class ExportResult(Protocol):
+    @property
+    def members(self) -> int: ...
+
+    @property
+    def bytes_in(self) -> int: ...
+
+    @property
+    def bytes_out(self) -> int: ...
+
+    @property
+    def hardlinks(self) -> int: ...
+
+
+class Streams(Protocol):
+    """The tar streams (``adapters/archive``) that move a data volume's content in and
+    out of a container (copied by the engine, even a stopped one), and the temp files a
+    killed export left."""
+
+    def export_volume(
+        self, container: str, source: str, output: Path, *, progress: Progress | None = None
+    ) -> ExportResult: ...
+
+    def read_members(self, archive: Path, *, progress: Progress | None = None) -> list[Member]: ...
+
+    def copy_archive_in(
+        self,
+        container: str,
+        dest: str,
+        archive: Path,
+        expected: Sequence[Member],
+        *,
+        staging: str,
+        marker: str,
+        progress: Progress | None = None,
+    ) -> None: ...
+
+    def copy_items_in(
+        self, container: str, dest: str, items: Sequence[Any], *, uid: int, gid: int
+    ) -> list[str]: ...
+
+    def stale_exports(self) -> list[Path]: ...
+
+    def remove_files(self, paths: Sequence[Path]) -> list[Path]: ...

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from containai.domain import labels as L
 from containai.domain import remote as R
-from containai.domain.engine_objects import ImageInfo, Mount
+from containai.domain.engine_objects import EngineInfo, ImageInfo, Mount
 from containai.domain.errors import Failed, NotFound, Refused
-from containai.services.egress import _tar_one as _file_tar  # one file as a tar
-from containai.services.lifecycle import HOST_CA, ImageProvider, ImageRef
+from containai.services.container_keys import file_tar
+from containai.services.container_spec import HOST_CA
 from containai.services.ports import Engine, HostProbe
+from containai.services.run_request import ImageProvider, ImageRef
 
 if TYPE_CHECKING:
     from containai.services.doctor import Check
@@ -59,6 +60,21 @@ class Copier(Protocol):
     def missing_commits(self, workspace: str, shas: list[str]) -> list[str]: ...
 
 
+class RemotePlacement(Protocol):
+    """What ``Lifecycle`` asks of a remote engine's workspace (``RemoteWorkspace``)."""
+
+    jump: str  # the context's SSH host: the entry reaches the remote loopback through it
+    context: str  # recorded in the SSH entry (`cai ssh cleanup` of another context spares it)
+
+    def mounts(self, name: str, workspace: str) -> list[Mount]: ...
+
+    def after_create(
+        self, name: str, workspace: str, uid: int, gid: int, ca_bundle: Path | None
+    ) -> None: ...
+
+    def link(self, name: str, workspace: str) -> str | None: ...
+
+
 # ------------------------------------------------------------------------- host
 class RemoteHost:
     """``HostProbe`` for a remote engine: its memory and CPUs; a port is free when
@@ -74,23 +90,21 @@ class RemoteHost:
         self.local = local
         self.engine = engine
         self.probe = probe
-        self._info: dict[str, object] | None = None
+        self._info: EngineInfo | None = None
 
-    def _facts(self) -> dict[str, object]:
+    def _facts(self) -> EngineInfo:
         if self._info is None:
-            self._info = dict(self.engine.info())
+            self._info = self.engine.engine_info()
         return self._info
 
     def port_is_free(self, port: int) -> bool:
         return self.probe(port)
 
     def memory_bytes(self) -> int:
-        value = self._facts().get("MemTotal")
-        return int(value) if isinstance(value, int) and value > 0 else self.local.memory_bytes()
+        return self._facts().memory_bytes or self.local.memory_bytes()
 
     def cpu_count(self) -> int:
-        value = self._facts().get("NCPU")
-        return int(value) if isinstance(value, int) and value > 0 else self.local.cpu_count()
+        return self._facts().cpus or self.local.cpu_count()
 
     def uid_gid(self) -> tuple[int, int]:
         return self.local.uid_gid()
@@ -100,6 +114,9 @@ class RemoteHost:
 
     def grant(self, paths: object, uid: int, gid: int) -> int:
         return 0  # the workspace is a copy the agent owns: nothing local to open up
+
+    def git_identity(self) -> tuple[str | None, str | None]:
+        return self.local.git_identity()  # the user's, from this machine's git
 
 
 # ------------------------------------------------------------------------ images
@@ -152,8 +169,12 @@ class RemoteImages(ImageProvider):
 
     def ensure(self, template: str) -> ImageRef:
         ref = self.local.ensure(template)
-        self._ship(ref.tag, ref.template_hash)
+        self.ship(ref)
         return ref
+
+    def ship(self, ref: ImageRef) -> None:
+        """An image built here (a devcontainer's too) onto the remote, when missing."""
+        self._ship(ref.tag, ref.template_hash)
 
     def ensure_gateway(self) -> str:
         if self._gateway is None:
@@ -214,7 +235,7 @@ class RemoteWorkspace:
         that dies between making the volume and filling it leaves it empty: `cai sync
         push` fills it."""
         if ca_bundle is not None:
-            self.engine.copy_in(name, _file_tar(HOST_CA, ca_bundle.read_bytes()), "/")
+            self.engine.copy_in(name, file_tar(HOST_CA, ca_bundle.read_bytes()), "/")
         if R.workspace_volume(name) in self.new_volumes:
             self.send_workspace(name, workspace, uid, gid)
 

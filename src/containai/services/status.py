@@ -10,8 +10,9 @@ stays within the budget.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, ContainerStats
@@ -36,7 +37,8 @@ SessionsProbe = Callable[[str, float], Sessions | None]
 
 
 # ---------------------------------------------------------------------- status
-class Resources(NamedTuple):
+@dataclass(frozen=True)
+class Resources:
     memory_bytes: int | None = None
     memory_limit_bytes: int | None = None
     cpu_percent: float | None = None
@@ -55,7 +57,8 @@ def resources_from_stats(stats: ContainerStats | None) -> Resources:
     return Resources(stats.memory_bytes, stats.memory_limit_bytes, stats.cpu_percent)
 
 
-class StatusReport(NamedTuple):
+@dataclass(frozen=True)
+class StatusReport:
     container: str
     status: str  # running | stopped | created | paused | restarting | dead ...
     image: str
@@ -69,6 +72,7 @@ class StatusReport(NamedTuple):
     resources: Resources
     network_policy: str | None = None  # allowlist | open | none; None: made before policies
     denials: int | None = None  # connections the gateway refused (best effort)
+    forwards: tuple[dict[str, object], ...] = ()  # cai forward's rows (SPEC 17)
 
     @property
     def ssh_alias(self) -> str:
@@ -97,6 +101,7 @@ class StatusReport(NamedTuple):
                 "cpu_percent": self.resources.cpu_percent,
             },
             "network": {"policy": self.network_policy or "open", "denials": self.denials},
+            "forwards": list(self.forwards),
         }
 
 

@@ -29,14 +29,16 @@ from containai.domain.errors import EngineUnreachable, Failed
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from pathlib import Path
-    from typing import IO, Any
+    from typing import Any
 
     from containai.domain.engine_objects import (
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
+        EngineInfo,
+        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,
@@ -101,6 +103,13 @@ class DockerEngine(DockerCli):
             self.run("info", "--format", "{{json .}}", timeout=20).stdout
         )
         return data
+
+    def engine_version(self) -> EngineVersion:
+        """The server's version (``EngineUnreachable`` when the engine does not answer)."""
+        return shapes.version_of(self.version())
+
+    def engine_info(self) -> EngineInfo:
+        return shapes.info_of(self.info())
 
     def runtimes(self) -> list[str]:
         """OCI runtimes the engine knows (``runc``, ``runsc``, ``sysbox-runc`` ...)."""
@@ -242,6 +251,23 @@ class DockerEngine(DockerCli):
         proc = self.run(*args, name, *command, input=input, timeout=timeout, check=check)
         return _result(proc)
 
+    def exec_argv(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        user: str,
+        workdir: str,
+        env: Mapping[str, str],
+        tty: bool,
+    ) -> list[str]:
+        """The ``docker exec`` command line to exec into (``cai exec --root``): stdin
+        always passes through, a TTY only when asked."""
+        args = ["exec", "-it" if tty else "-i", "-u", user, "-w", workdir]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        return self.argv(*args, name, *command)
+
     def exec_lines(self, name: str, command: Sequence[str]) -> Iterator[str]:
         """The output lines of ``command`` in container ``name`` as they come (``tail -F``);
         the process ends when the caller stops iterating."""
@@ -296,6 +322,12 @@ class DockerEngine(DockerCli):
     def logs_tail(self, name: str, lines: int = 20) -> str:
         proc = self.run("logs", "--tail", str(lines), name, check=False)
         return str(proc.stdout + proc.stderr).strip()
+
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """``docker logs [--tail N] [--follow] NAME``, line by line (``streaming.py``)."""
+        from containai.adapters.engine import streaming
+
+        return streaming.logs(self, name, tail=tail, follow=follow)
 
     def stats(self, name: str, timeout: float = 5.0) -> ContainerStats | None:
         """Memory (bytes) and CPU use of a running container; ``None`` when the engine
@@ -373,9 +405,8 @@ class DockerEngine(DockerCli):
         self.run(*args, network, container)
 
     # ------------------------------------------------------------------ images
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        """``docker image inspect`` as JSON (``services/doctor.py`` reads it; services
-        use ``image``)."""
+    def _inspect_image(self, ref: str) -> dict[str, Any] | None:
+        """``docker image inspect`` as JSON; ``None`` when the image is not here."""
         proc = self.run("image", "inspect", "--format", "{{json .}}", ref, check=False)
         if proc.returncode != 0:
             if _missing(proc.stderr, "no such image", "no such object", "not found"):
@@ -386,7 +417,7 @@ class DockerEngine(DockerCli):
 
     def image(self, ref: str) -> ImageInfo | None:
         """A local image by reference or id; ``None`` when it is not here."""
-        doc = self.inspect_image(ref)
+        doc = self._inspect_image(ref)
         return None if doc is None else shapes.image_of(doc)
 
     def list_images(self, reference: str | None = None) -> list[ImageInfo]:
@@ -404,6 +435,10 @@ class DockerEngine(DockerCli):
         proc = self.run("pull", "--quiet", ref, check=False, timeout=timeout)
         return proc.returncode == 0
 
+    def tag_image(self, source: str, target: str) -> None:
+        """``docker tag SOURCE TARGET`` (moves ``target`` if it names another image)."""
+        self.run("tag", source, target)
+
     def build(
         self,
         context_dir: Path,
@@ -412,38 +447,21 @@ class DockerEngine(DockerCli):
         build_args: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
         dockerfile: Path | None = None,
-        stream: IO[str] | None = None,
+        on_line: Callable[[str, tuple[int, int] | None], None] | None = None,
         timeout: float = 3600.0,
+        target: str | None = None,
     ) -> None:
-        """``docker build``; output goes to ``stream`` (progress) or is kept for errors."""
-        args = ["build", "--tag", tag]
-        if dockerfile is not None:
-            args += ["--file", str(dockerfile)]
-        for key, value in (build_args or {}).items():
-            args += ["--build-arg", f"{key}={value}"]
-        for key, value in (labels or {}).items():
-            args += ["--label", f"{key}={value}"]
-        args.append(str(context_dir))
-        env = {**self.env, "DOCKER_BUILDKIT": self.env.get("DOCKER_BUILDKIT", "0")}
-        import subprocess
+        """``docker build``, its output line by line to ``on_line`` (``streaming.py``)."""
+        from containai.adapters.engine import streaming
 
-        try:
-            proc = subprocess.run(
-                self.argv(*args),
-                env=env,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdout=stream if stream is not None else subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-        except FileNotFoundError:
-            raise EngineUnreachable(f"the docker CLI ('{self.docker}') is not installed") from None
-        except subprocess.TimeoutExpired:
-            raise Failed(f"building image '{tag}' took longer than {timeout:.0f} s") from None
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout or "").strip().splitlines()[-15:])
-            err = self._translate(["build"], tail)
-            if isinstance(err, EngineUnreachable):
-                raise err
-            raise Failed(f"building image '{tag}' failed:\n{tail}")
+        streaming.build(
+            self,
+            context_dir,
+            tag=tag,
+            build_args=build_args,
+            labels=labels,
+            dockerfile=dockerfile,
+            on_line=on_line,
+            timeout=timeout,
+            target=target,
+        )

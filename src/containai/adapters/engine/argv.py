@@ -51,6 +51,8 @@ def create_args(spec: ContainerSpec) -> list[str]:
         args += ["--cap-drop", cap]
     for cap in spec.cap_add:
         args += ["--cap-add", cap]
+    for key, value in spec.sysctls.items():
+        args += ["--sysctl", f"{key}={value}"]
     for mount in spec.mounts:
         args += ["--mount", mount_arg(mount)]
     if spec.workdir is not None:

@@ -13,7 +13,16 @@ import os
 
 from containai import jsonfast
 from containai.adapters import spawn
-from containai.domain.errors import EngineUnreachable, Failed, NotFound, summarize
+from containai.domain.errors import (
+    EngineUnreachable,
+    Failed,
+    ImageInUse,
+    InUse,
+    NameInUse,
+    NotFound,
+    PortTaken,
+    summarize,
+)
 from containai.lazy import sha256_hex
 from containai.paths import docker_config_text
 
@@ -54,6 +63,15 @@ _NOT_FOUND_MARKERS = (
     "no such file or directory",
     "could not find the file",
     "image not known",
+)
+
+
+# What the engine says when something is taken, most specific first (lower case).
+_IN_USE_MARKERS = (
+    (("port is already allocated", "address already in use"), PortTaken),
+    (("is using its referenced image", "image is being used by", "being used by"), ImageInUse),
+    (("is already in use",), NameInUse),
+    (("already in use", "is using"), InUse),
 )
 
 
@@ -187,9 +205,11 @@ class DockerCli:
             return NotFound(
                 first.removeprefix("Error: ").removeprefix("Error response from daemon: ")
             )
-        return Failed(
-            f"docker {args[0]} failed: {first.removeprefix('Error response from daemon: ')}"
-        )
+        message = f"docker {args[0]} failed: {first.removeprefix('Error response from daemon: ')}"
+        for markers, error in _IN_USE_MARKERS:
+            if any(m in low for m in markers):
+                return error(message)
+        return Failed(message)
 
     def run(
         self,

@@ -14,9 +14,12 @@ from containai.domain.age import parse_engine_time
 from containai.domain.engine_objects import (
     ContainerInfo,
     ContainerStats,
+    EngineInfo,
+    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,
+    OciRuntime,
     Removal,
     VolumeInfo,
 )
@@ -47,6 +50,8 @@ MANAGED_KEYS: Final = (
     L.KEEP,
     L.WEAKENED,
     L.NETWORK_POLICY,
+    L.TEMPLATE,  # with the hash: the image tag `cai list` shows when ps gives an id
+    L.TEMPLATE_HASH,
 )
 """The labels a listing of managed containers reads (``cai list``, gc, doctor)."""
 
@@ -178,6 +183,44 @@ _SIZE_UNITS: Final = {
 _PERCENT_RE: Final = r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*%"
 
 
+def version_of(doc: Mapping[str, Any]) -> EngineVersion:
+    """``docker version --format '{{json .}}'`` -> the server's version."""
+    server = doc.get("Server") or {}
+    api = server.get("ApiVersion")
+    return EngineVersion(str(server.get("Version") or "unknown"), str(api) if api else None)
+
+
+def info_of(doc: Mapping[str, Any]) -> EngineInfo:
+    """``docker info --format '{{json .}}'`` -> runtimes (with their path and
+    ``runtimeArgs``), default runtime, data root, host name, memory and CPUs."""
+    runtimes = doc.get("Runtimes") or {}
+    if not isinstance(runtimes, dict):
+        runtimes = {}
+    memory, cpus = doc.get("MemTotal"), doc.get("NCPU")
+    return EngineInfo(
+        runtimes=list(runtimes),
+        default_runtime=str(doc.get("DefaultRuntime") or "") or None,
+        root_dir=str(doc.get("DockerRootDir") or ""),
+        host_name=str(doc.get("Name") or ""),
+        registered=[_oci_runtime(str(name), entry) for name, entry in runtimes.items()],
+        memory_bytes=memory if isinstance(memory, int) and memory > 0 else 0,
+        cpus=cpus if isinstance(cpus, int) and cpus > 0 else 0,
+    )
+
+
+def _oci_runtime(name: str, entry: Any) -> OciRuntime:
+    """One ``Runtimes`` entry: ``{"path": ..., "runtimeArgs": [...]}``."""
+    if not isinstance(entry, dict):
+        return OciRuntime(name)
+    path = entry.get("path")
+    args = entry.get("runtimeArgs") or []
+    return OciRuntime(
+        name,
+        str(path) if path is not None else None,
+        [str(a) for a in args] if isinstance(args, list) else [],
+    )
+
+
 def parse_size(text: str) -> int | None:
     """``1.2GiB`` -> bytes (binary ``KiB``/``MiB``/``GiB``, decimal ``kB``/``MB``/``GB``,
     plain ``B``); ``None`` for anything else (``--``, empty)."""
@@ -273,3 +316,23 @@ def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
         for ref in unexplained:
             failed[ref] = f"docker rm failed: {last}"
     return Removal(removed, running, gone, failed)
+
+
+def build_step(line: str) -> tuple[int, int] | None:
+    """``(step, of)`` when a ``docker build`` output line starts a Dockerfile step: the
+    classic builder's ``Step 3/12 : RUN ...``, BuildKit's ``#7 [2/4] RUN ...``."""
+    text = line.strip()
+    if text.startswith("Step "):
+        head = text[5:].partition(" ")[0]
+    elif text.startswith("#") and " [" in text and "] " in text:
+        head = text.partition(" [")[2].partition("]")[0].rpartition(" ")[2]
+    else:
+        return None
+    step, sep, of = head.partition("/")
+    if sep and _digits(step) and _digits(of) and 0 < int(step) <= int(of):
+        return int(step), int(of)
+    return None
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -6,6 +6,7 @@ adapter behind ``services.ports.Ssh``, composed from one part per job:
   ``~/.ssh/config``
 * ``sessions.py`` the ``ssh`` argv, the remote command line, control master sockets,
   waiting until a new container accepts SSH
+* ``forwards.py`` ``cai forward``: foreground tunnels, the per-container forwards master
 * ``layout.py``   names and places of those files, and the file helpers they share
 
 Everything is plain files plus the host's ``ssh`` and ``ssh-keygen``; no paramiko.
@@ -42,10 +43,11 @@ from containai.lazy import once
 from containai.paths import Paths
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from pathlib import Path
 
     from containai.adapters.ssh.entries import Entries
+    from containai.adapters.ssh.forwards import SshForwards
     from containai.adapters.ssh.keys import Keys
 
 __all__ = [
@@ -81,6 +83,12 @@ class OpenSsh:
         from containai.adapters.ssh.entries import Entries
 
         return Entries(self.paths)
+
+    @once
+    def forwards(self) -> SshForwards:
+        from containai.adapters.ssh.forwards import SshForwards
+
+        return SshForwards(self.paths)
 
     # -- places (no I/O) --------------------------------------------------------------
 
@@ -159,6 +167,10 @@ class OpenSsh:
     ) -> list[str]:
         return self.sessions.ssh_argv(name, remote, tty=tty, extra=extra)
 
+    def remote_command(self, workspace: str, argv: Sequence[str], env: Mapping[str, str]) -> str:
+        """The remote shell line that runs ``argv`` (empty: a login shell) in ``workspace``."""
+        return remote_command(workspace, argv, env)
+
     def ensure_control_dir(self, name: str) -> Path:
         return ensure_control_dir(self.paths, name)
 
@@ -166,10 +178,25 @@ class OpenSsh:
         return self.sessions.master_alive(name)
 
     def release_master(self, name: str, wait: float = 1.0) -> None:
+        """Release cai's own connections before sessions are counted: the session master
+        takes no new sessions, and the forwards master (``cai forward --background``,
+        restored by the next ``cai run``) ends, so neither is taken for a user."""
         self.sessions.release_master(name, wait)
+        self._close_forwards(name)
 
     def exit_master(self, name: str) -> None:
+        """Stop the session master and the forwards master (the container goes away or
+        stops)."""
         self.sessions.exit_master(name)
+        self._close_forwards(name)
+
+    def _close_forwards(self, name: str) -> None:
+        import os
+
+        from containai.adapters.ssh.layout import forward_control_path
+
+        if os.path.lexists(forward_control_path(self.paths, name)):
+            self.forwards.close(name)
 
     def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
         self.sessions.wait_ready(name, timeout=timeout, port=port)
@@ -180,6 +207,7 @@ class OpenSsh:
         """Exit the master and remove the entry, the pin, the host key pair and the socket."""
         check_name(name)
         removed: list[Path] = []
+        self._close_forwards(name)
         socket_path = self.sessions.remove_socket(name)
         if socket_path is not None:
             removed.append(socket_path)

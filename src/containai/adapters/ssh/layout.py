@@ -56,7 +56,17 @@ def control_path(paths: Paths, name: str) -> Path:
 
     Deterministic and I/O-free; ``Sessions.ensure_control_dir`` creates its directory.
     """
-    path = paths.ssh_sockets_dir / name
+    return _socket_path(paths, name)
+
+
+def forward_control_path(paths: Paths, name: str) -> Path:
+    """The socket of the container's forwards master (``cai forward --background``):
+    ``<name>+fwd`` next to the control master's (``+`` is never in a container name)."""
+    return _socket_path(paths, f"{name}+fwd")
+
+
+def _socket_path(paths: Paths, leaf: str) -> Path:
+    path = paths.ssh_sockets_dir / leaf
     if len(os.fsencode(path)) <= CONTROL_PATH_MAX:
         return path
     digest = sha256_hex(os.fsencode(path))[:16]

@@ -83,7 +83,11 @@ def remote_command(workspace: str, argv: Sequence[str], env: Mapping[str, str]) 
 
 def ensure_control_dir(paths: Paths, name: str) -> Path:
     """Create the control socket's directory (0700, owned by us) and return the socket path."""
-    path = control_path(paths, name)
+    return ensure_socket_dir(paths, control_path(paths, name))
+
+
+def ensure_socket_dir(paths: Paths, path: Path) -> Path:
+    """Create the directory of socket ``path`` (0700, owned by us); ``path``."""
     directory = path.parent
     if directory == paths.ssh_sockets_dir:
         mkdirs(directory)

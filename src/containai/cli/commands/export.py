@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from containai.services.archive import VolumeArchives, VolumeTarget
-    from containai.services.lifecycle import Target
+    from containai.services.lookup import Target
 
 NAME = "export"
 HELP = "export a data volume to a .tgz archive"
@@ -96,10 +96,9 @@ def resolve_target(
         return VolumeTarget(data_volume)
     workspace = app.workspace()
     settings = app.settings(workspace.path)
-    lifecycle = app.lifecycle(settings)
     if container is not None:
-        return target_of(lifecycle.find_existing(workspace, container))
-    found = lifecycle.find(workspace)
+        return target_of(app.lookup.find_existing(workspace, container))
+    found = app.lookup.find(workspace)
     if found.exists:
         return target_of(found)
     volume = str(settings.value("data_volume"))

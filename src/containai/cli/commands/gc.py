@@ -126,12 +126,16 @@ def run(args: argparse.Namespace) -> int:
 
         Egress(app.engine, image=lambda: "").remove(name)
 
+    def templates() -> list[str]:  # whose alias containai:<name> --images keeps
+        return [t.name for t in app.images(app.settings(None)).templates()]
+
     collector = GarbageCollector(
         app.engine,
         _SshWhenNeeded(app),
         app.config,
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
         on_removed=gateway_gone,
+        templates=templates,
     )
     from containai.cli.commands.export import archives
 
@@ -177,11 +181,20 @@ def run(args: argparse.Namespace) -> int:
                 "context": app.context_label,
             }
         )
-    elif result.dry_run or not app.out.quiet:
-        if app.endpoint.remote:  # SPEC section 16: name the machine
+    elif result.dry_run:  # the list asked for: stdout
+        lines = render_text(result, leftovers)
+        if lines and app.endpoint.remote:  # SPEC section 16: name the machine
             app.out.line(f"context {app.context_label}:")
-        for line in render_text(result, leftovers):
+        for line in lines:
             app.out.line(line)
+        if not lines:
+            app.out.changed("nothing to remove")
+    else:  # state changes: one line each on stderr (SPEC section 2)
+        lines = render_text(result, leftovers)
+        if lines and app.endpoint.remote:  # SPEC section 16: name the machine
+            app.out.changed(f"context {app.context_label}:")
+        for line in lines:
+            app.out.changed(line)
     for spared in result.spared:
         if spared.changed:
             app.out.warn(f"spared container '{spared.name}': {spared.reason}")

@@ -110,7 +110,7 @@ def _change(app: App, workspace: str, add: str, host: str) -> int:
     # Live: each running managed container of this engine whose policy this touches.
     from containai.services.egress import POLICY_LABEL
 
-    for target in app.lifecycle(view).managed_targets():
+    for target in app.lookup.managed_targets():
         labels = target.labels
         if labels.get(POLICY_LABEL) != "allowlist" or target.state != "running":
             continue
@@ -125,8 +125,7 @@ def _change(app: App, workspace: str, add: str, host: str) -> int:
 def _log(app: App, workspace: str, settings: Settings) -> int:
     from datetime import UTC, datetime
 
-    lifecycle = app.lifecycle(settings)
-    target = lifecycle.find_existing(app.workspace(), app.arg("container"))
+    target = app.lookup.find_existing(app.workspace(), app.arg("container"))
     egress = app.egress(settings)
 
     def show(line: Any) -> None:

@@ -1,12 +1,11 @@
 """``cai run [AGENT]`` / bare ``cai``: ensure the container, then attach over SSH.
 
 Also the handler of ``cai shell`` and ``cai exec`` (their modules declare their own
-arguments), and RUN-OPTIONS, which the three share.
-
-The hot path (DESIGN decision 2): when the container's SSH control master is
-alive, the container is provably up, so attach through it at once, asking the
-engine nothing, and ``os.execvp`` into ``ssh`` so signals, the TTY and the
-exit code are ssh's own.
+arguments), and RUN-OPTIONS, which the three share. The use case is
+``services/run.py``; this module validates the arguments, builds its ``Request``,
+prints a ``--dry-run`` plan, and ``os.execvp``s into the program the service names
+(``ssh``, or the engine for ``--root``), so signals, the TTY and the exit code are
+that program's own.
 """
 
 from __future__ import annotations
@@ -24,17 +23,13 @@ from containai.cli.options import (
     add_workspace_option,
 )
 from containai.domain import validation
-from containai.domain.errors import EngineUnreachable, UnknownContext, UsageError
-from containai.domain.labels import ssh_alias
+from containai.domain.errors import UsageError
 
 TYPE_CHECKING = False  # `typing` costs ~4 ms with `re`; mypy and ruff read these
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
 
     from containai.cli.options import Arguments
-    from containai.services.lifecycle import RunRequest
-    from containai.services.workspace import Settings, Workspace
 
 NAME = "run"
 HELP = "start an agent in the workspace's container (the default command)"
@@ -136,224 +131,46 @@ def _validate(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def _agent(args: argparse.Namespace, settings: Settings) -> str:
-    """The agent ``cai run`` starts: AGENT, else the setting ``agent.default``."""
-    return str(args.agent or settings.value("agent.default"))
-
-
-def _remote(app: App, workspace: str, env: dict[str, str], settings: Settings | None) -> str:
-    from containai.adapters.ssh import remote_command
-
-    args = app.args
-    if args.command == "exec":
-        return remote_command(workspace, args.rest, env)
-    if args.command == "shell":
-        return remote_command(workspace, [], env)
-    from containai.agents import agent_command
-
-    agent = _agent(args, settings or app.settings(workspace))
-    if agent == "shell":
-        return remote_command(workspace, [], env)
-    return agent_command(agent, workspace, list(args.rest), env)
-
-
-def _attach(app: App, name: str, remote: str, settings: Settings | None = None) -> int:
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
-    if app.args.command == "exec":
-        tty = sys.stdin.isatty()
-    extra: list[str] = []
-    if app.args.command == "run":
-        from containai import agents
-
-        agent = _agent(app.args, settings or app.settings(None))
-        for var in agents.send_env(agent, app.env):
-            extra += ["-o", f"SendEnv={var}"]
-    argv = app.ssh.ssh_argv(name, remote, tty=tty, extra=extra)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp(argv[0], argv)
-    return 255  # pragma: no cover - execvp does not return
-
-
-def _exec_root(app: App, name: str, workspace: str, env: dict[str, str]) -> int:
-    """``cai exec --root -- CMD``: CMD as root through the engine (``docker exec -u 0``),
-    never through the agent's SSH account, which has no way to root (SPEC section 8)."""
-    # A TTY only when stdin is one, as for `cai exec`; stdin always passes through.
-    argv = ["exec", "-it" if sys.stdin.isatty() else "-i", "-u", "0", "-w", workspace]
-    argv += ["-e", "HOME=/root"]
-    for key, value in env.items():
-        argv += ["-e", f"{key}={value}"]
-    full = app.engine.argv(*argv, name, *app.args.rest)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp(full[0], full)
-    return 255  # pragma: no cover - execvp does not return
-
-
-def _fast_path(app: App, env: dict[str, str]) -> int | None:
-    """Attach at once through a live control master; ``None`` when that is not proven."""
-    args = app.args
-    if args.dry_run or args.detached or args.fresh or args.reset or args.keep:
-        return None
-    if getattr(args, "root", False):
-        return None
-    if args.data_volume is not None or args.container is not None:
-        return None
-    from containai.adapters import hotcache
-
-    workspace = app.workspace()
-    if app.arg("container") is None:
-        workspace.check()  # /, /tmp, ~: exit 2 before anything is made or granted
-    name = hotcache.read(
-        app.paths, workspace.path, hotcache.engine_key(app.paths, app.env, args.context)
-    )
-    if name is None:
-        return None
-    if not app.ssh.master_alive(name):
-        return None
-    app.out.info(f"attaching to '{name}' through its live SSH control master")
-    settings = app.settings(workspace.path) if args.command == "run" else None
-    return _attach(app, name, _remote(app, workspace.path, env, settings), settings)
-
-
-def build_request(
-    app: App, workspace: Workspace, env: dict[str, str]
-) -> tuple[RunRequest, Settings]:
-    from containai.services.lifecycle import RunRequest
-
-    args = app.args
-    settings = app.settings(
-        workspace.path,
-        {
-            "data_volume": args.data_volume,
-            "template": args.template,
-            "runtime": args.runtime,
-            "container.memory": args.memory,
-            "container.cpus": args.cpus,
-        },
-    )
-    runtime = settings.get("runtime")
-    memory = settings.get("container.memory")
-    cpus = settings.get("container.cpus")
-    volume = settings.get("data_volume")
-    req = RunRequest(
-        workspace=workspace,
-        container=args.container,
-        data_volume=str(settings.value("data_volume")),
-        data_volume_explicit=args.data_volume is not None,
-        data_volume_vetted=volume.source in ("cli", "workspace"),
-        template=str(settings.value("template")),
-        runtime=str(runtime.value),
-        runtime_may_lower=runtime.source != "repo",
-        runtime_source=_source_name(app, workspace, runtime.source),
-        fresh=args.fresh,
-        reset=args.reset,
-        keep=args.keep,
-        force=args.force,
-        memory=memory.value,
-        cpus=cpus.value,
-        memory_from_repo=memory.source == "repo",
-        cpus_from_repo=cpus.source == "repo",
-        memory_user=settings.user("container.memory"),
-        cpus_user=settings.user("container.cpus"),
-        env=env,
-        port_range=settings.port_range(),
-        forward_agent=bool(settings.value("ssh.forward_agent")),
-        git_config_writable=bool(settings.value("git.config_writable")),
-        egress=None if args.dry_run else app.egress_policy(settings),
-    )
-    return req, settings
-
-
-def _source_name(app: App, workspace: Workspace, source: str) -> str:
-    """Where a setting came from, for messages: the file for ``repo``/``global``."""
-    if source == "repo":
-        return str(app.config.repo_path(workspace.path))
-    if source == "global":
-        return str(app.config.global_path)
-    return source
-
-
-def _dry_run(app: App, req: RunRequest, settings: Settings) -> int:
-    plan: dict[str, Any] = {
-        "action": None,
-        "container": req.container,
-        "workspace": req.workspace.path,
-        "branch": req.workspace.branch,
-        "data_volume": None if req.reset else req.data_volume,
-        "image": f"containai:{req.template}",
-        "template": req.template,
-        "runtime": None if req.runtime == "auto" else req.runtime,
-        "context": None,
-        "ssh_port": None,
-        "ssh_alias": None,
-        # Beyond SPEC's list (decision in docs/decisions.md): what would run once attached.
-        "agent": None,
-        "command": _planned_command(app, settings),
-    }
-    if app.args.command == "run":
-        plan["agent"] = _agent(app.args, settings)
-    try:
-        plan["context"] = app.selection.context or "DOCKER_HOST"
-        plan.update(app.lifecycle(settings).plan(req))
-    except UnknownContext:
-        raise  # naming a context that does not exist is an error even for a plan (exit 3)
-    except EngineUnreachable as exc:
-        app.out.info(f"no engine for the plan's engine fields: {exc}")
-        if plan["container"] is None:
-            state = app.config.workspace_state(req.workspace.path).get("container_name")
-            plan["container"] = state if isinstance(state, str) else req.workspace.base_name
-    if plan["container"] is not None:
-        plan["ssh_alias"] = ssh_alias(plan["container"])
-    if args_json(app):
-        app.out.json(plan)
-    else:
-        for key, value in plan.items():
-            app.out.line(f"{key.upper()}={'' if value is None else value}")
-    return 0
-
-
-def _planned_command(app: App, settings: Settings) -> list[str] | None:
-    """The argv that attaching would run (``None`` for --detached and shell)."""
-    args = app.args
-    if args.detached or args.command == "shell":
-        return None
-    if args.command == "exec":
-        return list(args.rest)
-    from containai import agents
-
-    name = _agent(args, settings)
-    if name == "shell":
-        return None
-    agent = agents.load(name)
-    return [agent.binary, *agent.default_args, *args.rest]
-
-
-def args_json(app: App) -> bool:
-    return bool(app.args.json)
-
-
 def run(args: argparse.Namespace) -> int:
     env = _validate(args)
     app = App(args)
-    fast = _fast_path(app, env)
-    if fast is not None:  # pragma: no cover - execvp replaced the process
-        return fast
-    workspace = app.workspace()
-    if app.arg("container") is None:
-        workspace.check()  # /, /tmp, ~: exit 2 before anything is made or granted
-    req, settings = build_request(app, workspace, env)
-    if args.dry_run:
-        return _dry_run(app, req, settings)
-    ready = app.lifecycle(settings).ensure_running(req, app.confirm_sessions)
-    if args.container is None:
-        from containai.adapters import hotcache
+    from containai.services.run import Request, start
 
-        key = hotcache.engine_key(app.paths, app.env, args.context)
-        hotcache.write(app.paths, ready.workspace, ready.name, key)
-    app.out.info(f"container '{ready.name}' ready ({ready.action}) on port {ready.ssh_port}")
-    if args.detached:
+    outcome = start(
+        Request(
+            command=args.command,
+            workspace=app.workspace(),
+            agent=getattr(args, "agent", None),
+            rest=args.rest,
+            env=env,
+            container=args.container,
+            data_volume=args.data_volume,
+            template=args.template,
+            runtime=args.runtime,
+            memory=args.memory,
+            cpus=args.cpus,
+            fresh=args.fresh,
+            reset=args.reset,
+            keep=args.keep,
+            force=args.force,
+            detached=args.detached,
+            dry_run=args.dry_run,
+            root=bool(getattr(args, "root", False)),
+            stdin_tty=sys.stdin.isatty(),
+            stdout_tty=sys.stdout.isatty(),
+        ),
+        app,
+    )
+    if outcome.plan is not None:
+        if args.json:
+            app.out.json(outcome.plan)
+        else:
+            for key, value in outcome.plan.items():
+                app.out.line(f"{key.upper()}={'' if value is None else value}")
         return 0
-    if getattr(args, "root", False):
-        return _exec_root(app, ready.name, ready.workspace, env)
-    return _attach(app, ready.name, _remote(app, ready.workspace, env, settings), settings)
+    if outcome.argv is None:  # --detached
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(outcome.argv[0], outcome.argv)
+    return 255  # pragma: no cover - execvp does not return

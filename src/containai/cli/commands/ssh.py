@@ -32,7 +32,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ssh_command != "cleanup":  # pragma: no cover - argparse allows only cleanup
         raise UsageError(f"unknown ssh subcommand {args.ssh_command!r}")
-    from containai.services.gc import ssh_cleanup
+    from containai.services.ssh_cleanup import ssh_cleanup
 
     app = App(args)
     from containai.services.remote import OfContext

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_json_option, add_workspace_option
-from containai.domain import validation
-from containai.domain.errors import NotFound, UsageError
+from containai.cli.options import (
+    add_container_option,
+    add_json_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
+from containai.domain.errors import NotFound
 
 if TYPE_CHECKING:
     import argparse
@@ -46,6 +50,9 @@ def render_text(report: StatusReport) -> list[str]:
     elif report.denials is not None:
         network += f", {report.denials} denied (`cai network log`)"
     lines.append(f"  Network: {network}")
+    for row in report.forwards:
+        state = "active" if row["active"] else "inactive (restored by `cai run`)"
+        lines.append(f"  Forward: {row['address']} -> port {row['port']}, {state}")
     if report.sessions is not None:
         lines += [
             "",
@@ -68,14 +75,12 @@ def render_text(report: StatusReport) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     app = App(args)
-    lifecycle = app.lifecycle(app.settings(None))
+    settings = app.settings(None)
+    lookup = app.lookup
     workspace = app.workspace()
-    target = lifecycle.find(workspace, args.container)  # unmanaged --container: exit 5
+    target = lookup.find(workspace, args.container)  # unmanaged --container: exit 5
     if target.info is None:
         where = "" if args.container else f" (the container of workspace {workspace.path})"
         raise NotFound(
@@ -84,13 +89,20 @@ def run(args: argparse.Namespace) -> int:
         )
     from containai.services.status import container_status
 
-    egress = app.egress(app.settings(None))
+    egress = app.egress(settings)
     report = container_status(
         target.info,
         engine=app.engine,
-        sessions=lifecycle.sessions,
+        sessions=lookup.sessions,
         denials=lambda name: sum(1 for line in egress.log(name) if line.denied),
     )
+    if target.workspace:  # background forwards recorded for the container (SPEC 17)
+        import dataclasses
+
+        from containai.cli.commands.forward import forwards
+
+        rows = forwards(app).listing(target.name, target.workspace)
+        report = dataclasses.replace(report, forwards=tuple(r.to_json() for r in rows))
     if args.json:
         app.out.json({**report.to_json(), "context": app.context_label})
     else:

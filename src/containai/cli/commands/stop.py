@@ -46,12 +46,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--output goes with --export")
     app = App(args)
     settings = app.settings(None)
-    lifecycle = app.lifecycle(settings)
     if args.all:
-        targets = lifecycle.managed_targets()
+        targets = app.lookup.managed_targets()
     else:
         workspace = app.workspace()
-        target = lifecycle.find(workspace, args.container)
+        target = app.lookup.find(workspace, args.container)
         if not target.exists:
             what = f"container '{target.name}'"
             raise NotFound(f"{what} does not exist (nothing to stop); see `cai list`")
@@ -60,11 +59,17 @@ def run(args: argparse.Namespace) -> int:
         from containai.cli.commands.export import export_targets
 
         export_targets(app, targets, args.output, force=args.force)
-    done = lifecycle.stop(
+    done = app.stopping(settings).stop(
         targets, remove=args.remove, force=args.force, confirm=app.confirm_sessions
     )
-    if app.endpoint.remote:  # SPEC section 16: name the machine it happened on
-        for name in done:
-            verb = "removed" if args.remove else "stopped"
-            app.out.changed(f"{verb} {name} (context {app.context_label})")
+    from containai.domain import labels as L
+    from containai.services.changes import stop_line
+
+    # SPEC section 16: on a remote engine, name the machine it happened on.
+    where = f" (context {app.context_label})" if app.endpoint.remote else ""
+    for target in targets:
+        if target.name in done:
+            volume = target.labels.get(L.DATA_VOLUME)
+            line = stop_line(target.name, target.state, removed=args.remove, volume=volume)
+            app.out.changed(f"{line}{where}")
     return 0

@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_force_option, add_workspace_option
-from containai.domain import validation
+from containai.cli.options import (
+    add_container_option,
+    add_force_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
 from containai.domain.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,10 +39,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     app = App(args)
     placement = app.remote_workspace()
     if placement is None:
@@ -46,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
             f"context '{app.context_label}' is this machine's engine: the workspace is "
             "mounted there, so there is nothing to sync (sync is for ssh:// contexts)"
         )
-    from containai.services.lifecycle import container_user
+    from containai.services.container_spec import container_user
 
     workspace = app.workspace()
     workspace.check()
-    lifecycle = app.lifecycle(app.settings(workspace.path))
-    target = lifecycle.find_existing(workspace, args.container)
-    uid, gid = lifecycle.host.agent_ids(target.workspace)
+    target = app.lookup.find_existing(workspace, args.container)
+    uid, gid = app.host.agent_ids(target.workspace)
     placement.push(target.name, target.workspace, container_user(target.info), uid, gid, args.force)
     placement.link(target.name, target.workspace)
     return 0

@@ -6,9 +6,9 @@ client, user key, ``Include`` line, SSH ports, disk space, network. Each ends
 ``OK``, a one-line fix. A workspace can be created when no check is ``FAIL``.
 
 How it runs: every fact is gathered in a worker thread with its own time budget
-(a few seconds), all engine-independent facts and the engine's ``docker
-version``/``docker info`` at once, then the facts that need an answering engine
-(images, managed containers' SSH ports, disk of ``DockerRootDir``). A fact that
+(a few seconds), all engine-independent facts and the engine's version
+and info (``engine_version``, ``engine_info``) at once, then the facts that need an
+answering engine (images, managed containers' SSH ports, disk of its data root). A fact that
 is not there in time is reported as such; the engine-independent checks are
 decided even when the engine does not answer. The decisions themselves are
 pure functions of the facts (``decide_*``), unit-tested with in-memory fakes.

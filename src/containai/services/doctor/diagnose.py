@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from containai.domain.engine_objects import EngineInfo, EngineVersion, ImageInfo
 from containai.domain.errors import CaiError
 from containai.services.doctor.engine_checks import (
     DEFAULT_BASE,
@@ -32,21 +33,20 @@ from containai.services.doctor.ssh_checks import (
     held_ports,
 )
 from containai.services.engine_select import DEDICATED_CONTEXT, Selection
-from containai.services.inventory import managed_rows
-from containai.services.ports import RunEngine
+from containai.services.ports import ListEngine
 
 
-class DoctorEngine(RunEngine, Protocol):
+class DoctorEngine(ListEngine, Protocol):
     """What doctor asks an engine (``DockerEngine`` satisfies it)."""
 
     @property
     def display_name(self) -> str: ...
 
-    def version(self) -> dict[str, Any]: ...
+    def engine_version(self) -> EngineVersion: ...
 
-    def info(self) -> dict[str, Any]: ...
+    def engine_info(self) -> EngineInfo: ...
 
-    def inspect_image(self, ref: str) -> dict[str, Any] | None: ...
+    def image(self, ref: str) -> ImageInfo | None: ...
 
 
 class DoctorHost(Protocol):
@@ -102,11 +102,11 @@ class DoctorInputs:
 
 
 def _image_present(engine: DoctorEngine, ref: str) -> bool:
-    return engine.inspect_image(ref) is not None
+    return engine.image(ref) is not None
 
 
 def _answers(engine: DoctorEngine) -> bool:
-    engine.version()
+    engine.engine_version()
     return True
 
 
@@ -141,8 +141,8 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         "bootstrap": host.offline_bootstrap,
     }
     if engine is not None:
-        tasks["version"] = engine.version
-        tasks["info"] = engine.info
+        tasks["version"] = engine.engine_version
+        tasks["info"] = engine.engine_info
     if dedicated_exists and (selection is None or selection.context != DEDICATED_CONTEXT):
         dedicated = inp.engine_for(DEDICATED_CONTEXT)
         tasks["dedicated"] = lambda: _answers(dedicated)
@@ -165,12 +165,12 @@ def diagnose(inp: DoctorInputs) -> DoctorReport:
         more: dict[str, Callable[[], Any]] = {}
         for ref in refs:
             more[f"image:{ref}"] = functools.partial(_image_present, eng, ref)
-        more["held"] = lambda: held_ports(managed_rows(eng))
+        more["held"] = lambda: held_ports(eng.list_managed())
         if inp.gateway_image:
             more["gateway"] = functools.partial(_image_present, eng, inp.gateway_image)
-        if info is not None and info.ok and isinstance(info.value, dict):
-            root = str(info.value.get("DockerRootDir") or "")
-            local = str(info.value.get("Name") or "") == host.hostname()
+        if info is not None and info.ok and isinstance(info.value, EngineInfo):
+            root = info.value.root_dir
+            local = info.value.host_name == host.hostname()
             if root and local:
                 more["disk"] = lambda: host.disk_free(root)
         second = gather(more, budget)

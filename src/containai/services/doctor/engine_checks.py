@@ -5,8 +5,9 @@ Pure functions of the gathered facts."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
+from containai.domain.engine_objects import EngineInfo, EngineVersion
 from containai.domain.errors import CaiError, EngineUnreachable
 from containai.domain.isolation import (
     DISPLAY,
@@ -79,12 +80,9 @@ def decide_engine(
             )
         reason = "does not answer" if isinstance(err, EngineUnreachable) else why(version, budget)
         return Check("engine", FAIL, f"{where} {reason}", fix)
-    data = version.value if isinstance(version.value, dict) else {}
-    server = data.get("Server") or {}
-    ver = str(server.get("Version") or "unknown")
-    api = server.get("ApiVersion")
-    api_text = f", API {api}" if api else ""
-    return Check("engine", OK, f"Docker {ver}{api_text} (context {name})")
+    about = version.value if isinstance(version.value, EngineVersion) else EngineVersion()
+    api_text = f", API {about.api}" if about.api else ""
+    return Check("engine", OK, f"Docker {about.server}{api_text} (context {name})")
 
 
 def decide_context(
@@ -121,11 +119,6 @@ def decide_context(
     return Check("context", OK, detail)
 
 
-def _runtime_names(info: Mapping[str, Any]) -> list[str]:
-    runtimes = info.get("Runtimes") or {}
-    return sorted(runtimes) if isinstance(runtimes, dict) else []
-
-
 def _shown_runtimes(names: Sequence[str]) -> str:
     # dockerd 20.10 also lists its containerd shims (io.containerd.*): not runtimes to pick.
     shown = [n for n in names if not n.startswith("io.containerd.")]
@@ -147,9 +140,9 @@ def decide_isolation(
         return Check("isolation", SKIP, "engine does not answer")
     if not info.ok:
         return Check("isolation", WARN, f"cannot read `docker info`: {why(info, budget)}")
-    data = info.value if isinstance(info.value, dict) else {}
-    names = _runtime_names(data)
-    default = data.get("DefaultRuntime")
+    data = info.value if isinstance(info.value, EngineInfo) else EngineInfo()
+    names = list(data.runtimes)
+    default = data.default_runtime
     have = _shown_runtimes(names)
     suffix = f"; runtimes: {have}" + (f" (default {default})" if default else "")
     if runtime != "auto":
@@ -253,8 +246,7 @@ def decide_disk(
     """(i) Space for the engine's ``DockerRootDir`` (statvfs when the engine is local)."""
     if not engine_ok or info is None or not info.ok:
         return Check("disk", SKIP, "engine does not answer")
-    data = info.value if isinstance(info.value, dict) else {}
-    root = str(data.get("DockerRootDir") or "")
+    root = info.value.root_dir if isinstance(info.value, EngineInfo) else ""
     if not root:
         return Check("disk", SKIP, "the engine does not report its DockerRootDir")
     if free is None:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Final
 
 from containai.domain import labels as L
+from containai.domain.engine_objects import ContainerInfo
 from containai.services.doctor.gather import DEFAULT_BUDGET, Outcome, why
 from containai.services.doctor.report import FAIL, OK, WARN, Check
-from containai.services.inventory import PsRow
 
 PORTS_WARN: Final = 5
 """Fewer free SSH ports than this is a warning (none at all is a failure)."""
@@ -76,7 +76,7 @@ def decide_include(
     )
 
 
-def held_ports(rows: Sequence[PsRow]) -> set[int]:
+def held_ports(rows: Sequence[ContainerInfo]) -> set[int]:
     """SSH ports recorded in managed containers' ``containai.ssh-port`` labels."""
     held: set[int] = set()
     for row in rows:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from containai.domain.engine_objects import EngineInfo
 from containai.services.engine_select import DEDICATED_CONTEXT
 
 
@@ -120,7 +121,7 @@ class Facts:
     daemon_pid: int | None = None
     daemon_cmdline: tuple[str, ...] | None = None
     answers: bool = False
-    effective: Mapping[str, Any] | None = None  # `docker info` of the dedicated engine
+    effective: EngineInfo | None = None  # what the running dedicated engine registered
     context_host: str | None = None
     docker_config: Path = Path("~/.docker")
     context_owner: tuple[int, int] | None = None

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
+from containai.domain.engine_objects import EngineInfo
 from containai.services.setup.facts import Layout
 from containai.services.setup.network import Firewall, Rule
 
@@ -44,7 +45,7 @@ class SetupHost(Protocol):
 
     def answers(self, host: str) -> bool: ...
 
-    def engine_info(self, host: str) -> dict[str, Any] | None: ...
+    def engine_info(self, host: str) -> EngineInfo | None: ...
 
     def context_host(self, docker_config: Path, name: str) -> str | None: ...
 

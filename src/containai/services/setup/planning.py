@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from containai.domain.engine_objects import EngineInfo, OciRuntime
 from containai.domain.isolation import PLAIN
 from containai.services.setup.facts import DEFAULT_LAYOUT, Facts, Layout, RunscRecord
 from containai.services.setup.network import Firewall, choose_bridge, choose_pool, firewall_for
@@ -75,24 +76,22 @@ class Plan:
         raise KeyError(key)
 
 
-def effective_matches(effective: Mapping[str, Any] | None, config: Mapping[str, Any]) -> bool:
-    """Whether a running engine's ``docker info`` shows ``config``'s runtimes and default."""
-    if not effective:
+def effective_matches(effective: EngineInfo | None, config: Mapping[str, Any]) -> bool:
+    """Whether what a running engine registered is ``config``'s runtimes and default."""
+    if effective is None:
         return False
-    if effective.get("DefaultRuntime") != config.get("default-runtime"):
+    if effective.default_runtime != config.get("default-runtime"):
         return False
-    have = effective.get("Runtimes") or {}
-    if not isinstance(have, dict):
-        return False
+    have = {r.name: r for r in effective.registered}
     extra = {n for n in have if n not in _BUILTIN_RUNTIMES and not n.startswith("io.containerd.")}
     wanted = dict(config.get("runtimes") or {})
     if extra != set(wanted):
         return False
     for name, entry in wanted.items():
-        got = have.get(name) or {}
-        if got.get("path") != entry.get("path"):
+        got = have.get(name) or OciRuntime(name)
+        if got.path != entry.get("path"):
             return False
-        if list(got.get("runtimeArgs") or []) != list(entry.get("runtimeArgs") or []):
+        if list(got.args) != list(entry.get("runtimeArgs") or []):
             return False
     return True
 

@@ -14,6 +14,9 @@
 #   CAI_WORKSPACE           absolute host path of the workspace (bind-mounted
 #                           at the same path; sessions start there)
 #   CAI_SSH_FORWARD_AGENT   "true" allows ssh agent forwarding (ssh.forward_agent)
+#   CAI_GIT_NAME, CAI_GIT_EMAIL
+#                           the host's git user.name / user.email, written into the
+#                           agent's ~/.gitconfig (on the volume) when it has none
 # With arguments, it prepares the user and then execs them instead of sshd.
 set -euo pipefail
 umask 022
@@ -253,6 +256,30 @@ if [[ -d $DATA ]]; then
 fi
 if ((${#owned[@]})); then chown -h "$uid:$gid" -- "${owned[@]}"; fi
 
+# ------------------------------------------------------- git identity ----
+
+# The host's user.name/user.email (cai checked them: one line, no control characters)
+# where the agent's global git config has none; what an import or the agent set stays.
+# Read and written as the agent (never root: the file is on the volume, the agent's).
+as_agent() { setpriv --reuid="$uid" --regid="$gid" --clear-groups env HOME="$home" "$@"; }
+git_identity() {
+	local key value
+	[[ -n ${CAI_GIT_NAME:-}${CAI_GIT_EMAIL:-} ]] || return 0
+	if ! command -v git >/dev/null || ! command -v setpriv >/dev/null; then
+		log "warning: no git or setpriv in the image; the host's git identity is not set"
+		return 0
+	fi
+	for key in name email; do
+		if [[ $key == name ]]; then value=${CAI_GIT_NAME:-}; else value=${CAI_GIT_EMAIL:-}; fi
+		[[ -n $value ]] || continue
+		if ! as_agent git config --global --get "user.$key" >/dev/null 2>&1; then
+			as_agent git config --global "user.$key" "$value" ||
+				log "warning: could not set git user.$key for $user"
+		fi
+	done
+}
+git_identity
+
 # ------------------------------------------------------------ sessions ----
 
 # Single-quote a value for sh.
@@ -268,11 +295,43 @@ export PATH="$home/.local/bin:$PATH"
 export NPM_CONFIG_PREFIX="$home/.local"
 export PIP_BREAK_SYSTEM_PACKAGES=1
 
-# Login shells: Debian's /etc/profile resets PATH; restore the image's PATH
-# and start interactive logins in the workspace.
+# remoteEnv of the workspace's devcontainer.json (SPEC 18): cai writes it before the
+# first start, root's; one entry a line, NAME=VALUE sets, -NAME unsets. It goes first
+# into sshd's SetEnv (sshd keeps the first value of a name) and wins over the
+# container's environment; every line is checked again here.
+readonly REMOTE_ENV=/etc/containai/remote-env
+setenv=()
+declare -A remote_names=()
+session_path=$PATH
+if [[ -f $REMOTE_ENV ]]; then
+	while IFS= read -r line || [[ -n $line ]]; do
+		if [[ $line == -* ]]; then
+			name=${line#-}
+			value=''
+		else
+			name=${line%%=*}
+			value=${line#*=}
+		fi
+		[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ && -z ${remote_names[$name]+set} ]] || continue
+		case $name in
+		HOSTNAME | HOME | PWD | OLDPWD | SHLVL | _ | TERM | USER | LOGNAME | SHELL | MAIL | SSH_* | CAI_* | CONTAINAI_*) continue ;;
+		esac
+		if [[ $value == *[\"\\]* || $value == *$'\r'* ]]; then
+			log "warning: remoteEnv $name not passed to ssh sessions (quote or backslash in its value)"
+			continue
+		fi
+		remote_names[$name]=1
+		[[ $line == -* ]] && continue
+		setenv+=("\"$name=$value\"")
+		[[ $name == PATH ]] && session_path=$value
+	done <"$REMOTE_ENV"
+fi
+
+# Login shells: Debian's /etc/profile resets PATH; restore the image's PATH (or
+# remoteEnv's) and start interactive logins in the workspace.
 {
 	printf '# containai: written by the entrypoint on each start\n'
-	printf 'PATH=%s\nexport PATH\n' "$(shq "$PATH")"
+	printf 'PATH=%s\nexport PATH\n' "$(shq "$session_path")"
 	if [[ -n $ws ]]; then
 		# shellcheck disable=SC2016 # $PWD and $HOME are for the login shell
 		printf 'if [ "$PWD" = "$HOME" ] && [ -d %s ]; then cd %s || true; fi\n' "$(shq "$ws")" "$(shq "$ws")"
@@ -283,14 +342,15 @@ mv -f /etc/profile.d/containai.sh.tmp /etc/profile.d/containai.sh
 # Every ssh session (also `ssh host cmd`, VS Code) gets the container's
 # environment: image ENV (PATH, CA variables) and the -e variables.
 [[ -d $DROPINS ]] || mkdir -p "$DROPINS"
-setenv=()
 while IFS= read -r -d '' kv; do
 	name=${kv%%=*}
 	value=${kv#*=}
 	case $name in
 	HOSTNAME | HOME | PWD | OLDPWD | SHLVL | _ | TERM | USER | LOGNAME | SHELL | MAIL | SSH_*) continue ;;
+	CAI_GIT_NAME | CAI_GIT_EMAIL) continue ;; # in ~/.gitconfig; never forced on sessions
 	esac
 	[[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+	[[ -z ${remote_names[$name]+set} ]] || continue # remoteEnv set or unset it
 	if [[ $value == *[\"\\]* || $value == *$'\n'* ]]; then
 		log "warning: $name not passed to ssh sessions (quote, backslash or newline in its value)"
 		continue

@@ -1,0 +1,109 @@
+"""``cai gc --images``: which of cai's image tags no container uses any more.
+
+Runs after gc removed its containers. An image is used when any remaining container
+(running or stopped, managed or not) was made from it, compared by image id: every
+container's id (``container_ids``), then ``find_many`` of them all. Only cai's tags are candidates
+(``containai:*``, ``ghcr.io/containai/*``). The alias of each template that exists
+(``containai:<template>``, the latest build, ``domain/image_tags.py``) is never
+removed, nor any other tag of the image it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from containai.domain import image_tags
+from containai.domain.engine_objects import ContainerInfo, ImageInfo
+from containai.domain.errors import CaiError
+
+IMAGE_REPOSITORIES: Final = ("containai",)
+IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
+
+# How the engine says a tag is gone or still used (a container created meanwhile).
+_GONE_OR_IN_USE: Final = (
+    "no such image",
+    "is using its referenced image",
+    "being used by",
+    "is using",
+)
+
+
+class ImageEngine(Protocol):
+    """What ``--images`` needs from the engine (``DockerEngine`` satisfies it)."""
+
+    def container_ids(
+        self, labels: Mapping[str, str | None], *, states: Sequence[str] = ()
+    ) -> list[str]: ...
+
+    def find_many(self, refs: Iterable[str]) -> list[ContainerInfo]: ...
+
+    def list_images(self, reference: str | None = None) -> list[ImageInfo]: ...
+
+    def remove_image(self, ref: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class UnusedImage:
+    reference: str  # containai:old
+    id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "id": self.id}
+
+
+def is_cai_image(reference: str) -> bool:
+    """``containai:<tag>`` or ``ghcr.io/containai/<anything>:<tag>``."""
+    repo, _, tag = reference.rpartition(":")
+    if not repo or not tag or "/" in tag:
+        return False
+    return repo in IMAGE_REPOSITORIES or repo.startswith(IMAGE_PREFIXES)
+
+
+def full_id(image_id: str) -> str:
+    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+
+
+def used_image_ids(engine: ImageEngine, exclude: Collection[str]) -> set[str]:
+    """Image ids of every container (managed or not), but those in ``exclude``."""
+    ids = [i for i in engine.container_ids({}) if i not in exclude]
+    infos = engine.find_many(ids) if ids else []
+    return {info.image_id for info in infos if info.image_id}
+
+
+def unused_images(
+    engine: ImageEngine, templates: Collection[str], exclude: Collection[str] = ()
+) -> list[UnusedImage]:
+    """cai's tags whose image no container uses (but the containers in ``exclude``: the
+    ones a plan is about to remove), sorted by reference. ``templates``: the names whose
+    alias ``containai:<name>`` is kept, with every other tag of its image."""
+    used = {full_id(i) for i in used_image_ids(engine, exclude)}
+    images = engine.list_images()
+    wanted = set(templates)
+    for image in images:
+        if image.reference and image.id and image_tags.is_alias_of(image.reference, wanted):
+            used.add(full_id(image.id))
+    out: set[UnusedImage] = set()
+    for image in images:
+        ref = image.reference
+        image_id = image.id
+        if ref is None or not is_cai_image(ref) or not image_id:
+            continue
+        if full_id(image_id) in used:
+            continue
+        out.add(UnusedImage(ref, image_id))
+    return sorted(out, key=lambda i: i.reference)
+
+
+def remove_unused(engine: ImageEngine, image: UnusedImage) -> bool:
+    """Remove ``image``'s tag: ``True`` when removed, ``False`` when it is gone or a
+    container created meanwhile uses it (not unused any more). Other refusals of the
+    engine raise (``CaiError``)."""
+    try:
+        engine.remove_image(image.reference)
+    except CaiError as exc:
+        if any(m in str(exc).lower() for m in _GONE_OR_IN_USE):
+            return False
+        raise
+    return True

@@ -1,0 +1,16 @@
+"""The host's git identity for a new container (issue 16): what ``Lifecycle._create``
+adds to the container's environment. The entrypoint writes it into the agent's
+``~/.gitconfig`` on the data volume only when that has none (``cai import`` or the
+agent's own ``git config`` win)."""
+
+from __future__ import annotations
+
+from containai.domain.git_identity import identity_env
+from containai.services.ports import HostProbe
+
+
+def git_identity_env(host: HostProbe) -> dict[str, str]:
+    """``CAI_GIT_NAME`` / ``CAI_GIT_EMAIL`` from the host's global git config, each left
+    out when unset or unsafe (control characters, too long)."""
+    name, email = host.git_identity()
+    return identity_env(name, email)
