@@ -47,6 +47,7 @@ STATUS_FIELDS = {
     "sessions",
     "resources",
     "forwards",  # cai forward's rows for the container (SPEC 17)
+    "context",  # SPEC section 16: the engine it is on
 }
 LIST_FIELDS = {
     "name",
@@ -236,6 +237,7 @@ def test_status_json_of_a_running_container(scene: Scene) -> None:
     doc = res.json
     assert set(doc) == STATUS_FIELDS and doc["schema"] == 1
     assert doc["container"] == name and doc["status"] == "running"
+    assert doc["context"] == "default"  # the sandbox's only context
     assert doc["image"] == IMAGE
     assert doc["isolation"] == "runc (no extra isolation)"
     assert doc["ssh_alias"] == f"cai-{name}" and doc["ssh_port"] == 2498

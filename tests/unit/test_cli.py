@@ -103,6 +103,7 @@ def test_spec_commands_are_all_registered() -> None:
         "forward",
         "code",
         "logs",
+        "sync",  # SPEC section 16: `cai sync push`
     }
     assert spec == set(commands.names())
 

@@ -131,6 +131,7 @@ def test_engine_version_and_info() -> None:
         "/var/lib/docker",
         "box",
     )
+    assert (info.memory_bytes, info.cpus) == (25276071936, 2)  # a remote's limits (SPEC 16)
     assert info.registered == (
         OciRuntime("runc", "runc"),
         OciRuntime("runsc", "/usr/bin/runsc", ["--network=host"]),

@@ -15,9 +15,6 @@ Services never print; the caller renders.
 from __future__ import annotations
 
 import base64
-import io
-import tarfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -30,6 +27,7 @@ from containai.domain.engine_objects import (
 )
 from containai.domain.errors import Failed
 from containai.lazy import sha256_hex
+from containai.services.container_keys import file_tar
 from containai.services.ports import Engine
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
@@ -76,17 +74,6 @@ class Attachment(NamedTuple):
 
     network: str
     dns: str  # the gateway's address on that network
-
-
-def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size = len(data)
-        info.mode = mode
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class Egress:
@@ -262,7 +249,7 @@ class Egress:
         """The policy file into the gateway: by ``docker cp`` before it runs; through the
         running container itself after (gVisor does not see files changed under it)."""
         if not running:
-            self.engine.copy_in(name, _tar_one(SQUID_CONF, conf), "/")
+            self.engine.copy_in(name, file_tar(SQUID_CONF, conf), "/")
             return
         proc = self.engine.exec(
             name,

@@ -104,8 +104,11 @@ def run(args: argparse.Namespace) -> int:
         rows = forwards(app).listing(target.name, target.workspace)
         report = dataclasses.replace(report, forwards=tuple(r.to_json() for r in rows))
     if args.json:
-        app.out.json(report.to_json())
+        app.out.json({**report.to_json(), "context": app.context_label})
     else:
-        for line in render_text(report):
+        lines = render_text(report)
+        if app.endpoint.remote:  # SPEC section 16: say which machine
+            lines.insert(1, f"  Context: {app.context_label} ({app.endpoint.url})")
+        for line in lines:
             app.out.line(line)
     return 0
