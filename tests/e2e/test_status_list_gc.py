@@ -47,6 +47,8 @@ STATUS_FIELDS = {
     "sessions",
     "resources",
     "forwards",  # cai forward's rows for the container (SPEC 17)
+    "branch",  # the workspace's branch when the container was made (issue 16)
+    "current_branch",
     "context",  # SPEC section 16: the engine it is on
 }
 LIST_FIELDS = {

@@ -183,6 +183,7 @@ def build_spec(
         runtime=runtime,
         keep=req.keep,
         weakened=weakened,
+        branch=req.workspace.branch,
     )
     env = {
         **(extra_env or {}),
