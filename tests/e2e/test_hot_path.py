@@ -133,6 +133,11 @@ def test_hot_and_full_path_run_the_same_command(sandbox: Sandbox) -> None:
         assert proc.returncode == 3, proc.stderr
         outs.append(proc.stdout)
     assert outs[0] == outs[1] == f"{ws}|a 'b' $c|1|"
+    # the sessions' locale comes from the locale archive (one file, not ~25 lookups per
+    # program under gVisor), readable by the agent
+    listed = sandbox.cai("exec", "--", "localedef", "--list-archive", cwd=ws)
+    assert listed.returncode == 0, listed.stderr
+    assert "C.utf8" in listed.stdout.split()
 
 
 def test_cold_path_still_works_when_master_is_gone(sandbox: Sandbox) -> None:
