@@ -167,11 +167,23 @@ class Bench:
         if not os.access(gnu_time, os.X_OK):
             self.results["exec_peak_memory"] = {"error": "needs GNU time (/usr/bin/time)"}
             return
-        peaks = []
-        for _ in range(5):
-            proc = run([gnu_time, "-f", "%M", CAI, "exec", "--", "true"], self.env, ws)
-            peaks.append(int(proc.stderr.strip().splitlines()[-1]) / 1024)
-        self.results["exec_peak_memory"] = {"cai_mib": round(max(peaks), 1), "goal": "<= 30 MiB"}
+
+        def peak(argv: list[str]) -> float:
+            proc = run([gnu_time, "-f", "%M", *argv], self.env, ws)
+            return int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+        # The first exec after another workspace's `cai run` (which rewrote config.toml,
+        # part of the cache key) takes the full path and asks the engine: measured alone.
+        first = round(peak([CAI, "exec", "--", "true"]), 1)
+        ours = [round(peak([CAI, "exec", "--", "true"]), 1) for _ in range(5)]
+        python = max(peak([sys.executable, "-c", "pass"]) for _ in range(3))
+        self.results["exec_peak_memory"] = {
+            "cai_mib": max(ours),
+            "each_mib": ours,
+            "first_after_config_change_mib": first,
+            "python_mib": round(python, 1),  # the interpreter alone, for scale
+            "goal": "<= 30 MiB",
+        }
 
     def cold_create(self) -> None:
         """``cai run --detached`` of a new workspace against ``devcontainer up`` with the
@@ -337,6 +349,7 @@ class Bench:
             [
                 CAI,
                 "exec",
+                "--root",  # the data volume's root is root's (the agent is not)
                 "--",
                 "sh",
                 "-c",
@@ -377,7 +390,7 @@ class Bench:
             "baseline": "docker cp | gzip",
             "goal": ">= 0.8",
         }
-        run([CAI, "exec", "--", "rm", "-rf", "/mnt/agent-data/big"], self.env, ws)
+        run([CAI, "exec", "--root", "--", "rm", "-rf", "/mnt/agent-data/big"], self.env, ws)
 
     def gc(self) -> None:
         count = 100 if self.n > 5 else 30
@@ -604,7 +617,8 @@ def row(key: str, r: dict[str, float | str]) -> str:
     if "error" in r:
         return f"| {key} | error: {str(r['error'])[:60]} | | | |"
     if "cai_mib" in r:
-        return f"| {key} | {r['cai_mib']} MiB | | | {r['goal']} |"
+        python = f"python -c pass: {r['python_mib']} MiB"
+        return f"| {key} | {r['cai_mib']} MiB | {python} | | {r['goal']} |"
     if "cai_mb" in r:
         return f"| {key} | {r['cai_mb']} MB (`docker image inspect` Size) | | | {r['goal']} |"
     if "bootstrap_s" in r:
