@@ -274,3 +274,16 @@ def test_attach_becomes_ssh_or_returns(
         monkeypatch.setattr(os, "execvp", fake_execvp)
         hot.attach(["exec", "true"], env)
         assert execs and execs[0][0] == "ssh"
+
+
+def test_an_interrupt_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_a: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hot, "plan", interrupted)
+    with pytest.raises(SystemExit) as exc:
+        hot.attach(["exec", "true"], {})
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "cai: interrupted\n"

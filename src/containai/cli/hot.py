@@ -154,6 +154,11 @@ def attach(argv: Sequence[str], env: Mapping[str, str]) -> None:
         argv_ssh = plan(argv, env, os.getcwd(), os.isatty(0))
     except Exception:  # anything unexpected: the full path runs and reports it
         return
+    except KeyboardInterrupt:  # as cli/main.py says it (no traceback)
+        from containai.domain.errors import EXIT_INTERRUPTED
+
+        sys.stderr.write("cai: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
     if argv_ssh is None:
         return
     try:
