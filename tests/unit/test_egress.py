@@ -262,3 +262,20 @@ def test_the_gateway_spec() -> None:
     assert fake.calls_of("remove") == []
     after = fake.verbs()[before:]
     assert "create" not in after and after.index("copy_in") < after.index("start")
+
+
+def test_gatewayed_names_only_containers_that_have_a_gateway() -> None:
+    """cai gc removes gateways only for these (one engine call for a batch, instead of two
+    per removed container: the gc-of-100 benchmark went 1.3x -> 12x without it)."""
+    from containai.services.egress import Egress
+    from tests.fakes import FakeEngine
+
+    fake = FakeEngine()
+    egress = Egress(fake, image=lambda: "containai-gateway:x")
+    policy = E.build_policy(
+        mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
+    )
+    egress.ensure("app-main", "/ws", 2300, policy, "runc")
+    fake.calls.clear()
+    assert egress.gatewayed() == ["app-main"]
+    assert len(fake.calls) == 1

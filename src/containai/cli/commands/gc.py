@@ -121,10 +121,17 @@ def run(args: argparse.Namespace) -> int:
     from containai.adapters.locks import FileLocks
     from containai.services.gc import GarbageCollector, GcResult
 
+    gateways: set[str] | None = None  # containers that have a gateway, asked once
+
     def gateway_gone(name: str) -> None:  # the removed container's gateway and network
+        nonlocal gateways
         from containai.services.egress import Egress
 
-        Egress(app.engine, image=lambda: "").remove(name)
+        egress = Egress(app.engine, image=lambda: "")
+        if gateways is None:  # one engine call for the batch, not two per container
+            gateways = set(egress.gatewayed())
+        if name in gateways:
+            egress.remove(name)
 
     def templates() -> list[str]:  # whose alias containai:<name> --images keeps
         return [t.name for t in app.images(app.settings(None)).templates()]
