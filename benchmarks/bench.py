@@ -1,11 +1,16 @@
 """cai against the raw engine, OpenSSH and the devcontainers CLI, in one interleaved run.
 
-    .venv/bin/python benchmarks/bench.py [--quick] [--json PATH]
+    .venv/bin/python benchmarks/bench.py [--quick] [--only CASE ...] [--build-from-nothing]
+                                         [--json PATH]
 
-Medians of interleaved runs (A B A B ...), printed as a table with ratios and written
-as JSON. Everything runs in a sandboxed HOME; every container, volume and workspace it
-creates is removed at the end. The devcontainers CLI comes from npm (installed into
-benchmarks/.node/ on first use). Benchmarks are not tests: nothing here asserts a time.
+The goals are issue 19's (speed, round 2); each case runs under gVisor (runsc, cai's
+default where the engine has it) and runc where the runtime matters. Medians of
+interleaved runs (A B A B ...), printed as a table with ratios and written as JSON.
+Everything runs in a sandboxed HOME; every container, volume, network, workspace and
+image it creates is removed at the end. The devcontainers CLI comes from npm (installed
+into benchmarks/.node/ on first use). cai is the installed launcher when it is this
+checkout's ``bin/cai``, else a copy of that (an older install is not measured).
+Benchmarks are not tests: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import bench_scale  # benchmarks/ is this script's directory: on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
-CAI = str(Path(sys.executable).parent / "cai")
+CAI = str(Path(sys.executable).parent / "cai")  # replaced by main() when stale
 NODE_DIR = ROOT / "benchmarks" / ".node"
 IMAGE = "containai:default"
 
@@ -99,6 +106,9 @@ class Bench:
         self.results: dict[str, dict[str, float | str]] = {}
         self.containers: list[str] = []
         self.volumes: list[str] = [f"cai-bench-{self.tag}"]
+        self.images: list[str] = []
+        self.warm: dict[str, tuple[str, Path]] = {}  # runtime -> (container, workspace)
+        self._runtimes: list[str] | None = None
 
     def workspace(self, name: str) -> Path:
         ws = self.tmp / "ws" / name
@@ -119,95 +129,109 @@ class Bench:
         }
 
     # ------------------------------------------------------------------ cases
+    def runtimes(self) -> list[str]:
+        """gVisor (cai's default where the engine has it) first, then runc."""
+        if self._runtimes is None:
+            self._runtimes = [*(["runsc"] if self.has_runtime("runsc") else []), "runc"]
+        return self._runtimes
+
     def warm_exec(self) -> None:
-        ws = self.workspace("warm")
-        run([CAI, "run", "--detached"], self.env, ws)
-        name = json.loads(run([CAI, "run", "--dry-run", "--json"], self.env, ws).stdout)[
-            "container"
-        ]
-        self.containers.append(name)
-        entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
-        run([CAI, "exec", "--", "true"], self.env, ws)
-        ours, docker, ssh = interleave(
-            self.n * 2,
-            lambda: timed(lambda: run([CAI, "exec", "--", "true"], self.env, ws)),
-            lambda: timed(lambda: run(["docker", "exec", name, "true"], self.env)),
-            lambda: timed(lambda: run(["ssh", "-F", str(entry), f"cai-{name}", "true"], self.env)),
-        )
-        self.record("warm_exec", ours, docker, "docker exec", "<= 1.0")
-        self.record("warm_exec_vs_ssh", ours, ssh, "ssh via control master (floor)", "info")
-        # peak memory of `cai exec` (the process, through its exec into ssh)
-        peaks = []
-        for _ in range(5):
-            proc = subprocess.Popen([CAI, "exec", "--", "true"], env=self.env, cwd=ws)
-            _pid, _status, usage = os.wait4(proc.pid, 0)
-            peaks.append(usage.ru_maxrss / 1024)
-        self.results["exec_peak_memory"] = {"cai_mib": round(max(peaks), 1), "goal": "<= 40 MiB"}
-        self.warm_name, self.warm_ws = name, ws
+        """Warm ``cai exec -- true`` against ``docker exec`` (goal <= 0.7x) and against the
+        floor: ``ssh`` through the control master running the same remote command cai
+        sends (``cd <workspace> && exec true``), under each runtime."""
+        for runtime in self.runtimes():
+            ws = self.workspace(f"warm{runtime}")
+            run([CAI, "run", "--detached", "--runtime", runtime], self.env, ws)
+            name = json.loads(run([CAI, "run", "--dry-run", "--json"], self.env, ws).stdout)[
+                "container"
+            ]
+            self.containers.append(name)
+            self.warm[runtime] = (name, ws)
+            entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
+            run([CAI, "exec", "--", "true"], self.env, ws)
+            floor = ["ssh", "-F", str(entry), "-T", f"cai-{name}", f"cd {ws} && exec true"]
+            ours, docker, ssh = interleave(
+                self.n * 2,
+                lambda ws=ws: timed(lambda: run([CAI, "exec", "--", "true"], self.env, ws)),
+                lambda name=name: timed(lambda: run(["docker", "exec", name, "true"], self.env)),
+                lambda floor=floor: timed(lambda: run(floor, self.env)),
+            )
+            self.record(f"warm_exec_{runtime}", ours, docker, f"docker exec ({runtime})", "<= 0.7")
+            self.record(
+                f"warm_exec_vs_ssh_{runtime}", ours, ssh, "ssh via control master (floor)", "info"
+            )
+        # Peak memory of `cai exec` (the process, through its exec into ssh), measured by
+        # GNU time: a child of this (larger) Python would inherit its high-water mark.
+        _name, ws = self.warm[self.runtimes()[0]]
+        gnu_time = "/usr/bin/time"
+        if not os.access(gnu_time, os.X_OK):
+            self.results["exec_peak_memory"] = {"error": "needs GNU time (/usr/bin/time)"}
+            return
+
+        def peak(argv: list[str]) -> float:
+            proc = run([gnu_time, "-f", "%M", *argv], self.env, ws)
+            return int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+        # The first exec after another workspace's `cai run` (which rewrote config.toml,
+        # part of the cache key) takes the full path and asks the engine: measured alone.
+        first = round(peak([CAI, "exec", "--", "true"]), 1)
+        ours = [round(peak([CAI, "exec", "--", "true"]), 1) for _ in range(5)]
+        python = max(peak([sys.executable, "-c", "pass"]) for _ in range(3))
+        self.results["exec_peak_memory"] = {
+            "cai_mib": max(ours),
+            "each_mib": ours,
+            "first_after_config_change_mib": first,
+            "python_mib": round(python, 1),  # the interpreter alone, for scale
+            "goal": "<= 30 MiB",
+        }
 
     def cold_create(self) -> None:
+        """``cai run --detached`` of a new workspace against ``devcontainer up`` with the
+        same image and the same runtime (``runArgs: ["--runtime", ...]``), per runtime;
+        ``docker run -d`` of the image as info."""
         devc = devcontainer_cli()
-        ours, docker_run, dev = [], [], []
-        gvisor: list[float] = []
-        for i in range(self.n_cold):
-            # Same isolation as the baselines (runc), then cai's default (gVisor) as info.
-            ws = self.workspace(f"cold{i}")
-            ours.append(
-                timed(
-                    lambda ws=ws: run([CAI, "run", "--detached", "--runtime", "runc"], self.env, ws)
-                )
+        for runtime in self.runtimes():
+            ours: list[float] = []
+            docker_run: list[float] = []
+            dev: list[float] = []
+            for i in range(self.n_cold):
+                ws = self.workspace(f"cold{runtime}{i}")
+                argv = [CAI, "run", "--detached", "--runtime", runtime]
+                ours.append(timed(lambda ws=ws, argv=argv: run(argv, self.env, ws)))
+                run([CAI, "stop", "--remove", "--force"], self.env, ws)  # and its gateway
+                cname = f"cai-bench-run-{self.tag}-{runtime}-{i}"
+                plain = ["docker", "run", "-d", "--name", cname, "--runtime", runtime,
+                         "--label", f"cai-bench={self.tag}", "--entrypoint", "sleep",
+                         IMAGE, "infinity"]  # fmt: skip
+                docker_run.append(timed(lambda plain=plain: run(plain, self.env)))
+                run(["docker", "rm", "-f", cname], self.env)
+                if devc:
+                    dws = self.workspace(f"devc{runtime}{i}")
+                    (dws / ".devcontainer").mkdir()
+                    spec = {
+                        "image": IMAGE,
+                        "overrideCommand": True,
+                        "runArgs": ["--runtime", runtime, "--label", f"cai-bench={self.tag}"],
+                    }
+                    (dws / ".devcontainer" / "devcontainer.json").write_text(json.dumps(spec))
+                    up = [devc, "up", "--workspace-folder", str(dws)]
+                    dev.append(timed(lambda up=up: run(up, self.env)))
+                    made = ["docker", "ps", "-aq", "--filter",
+                            f"label=devcontainer.local_folder={dws}"]  # fmt: skip
+                    ids = run(made, self.env).stdout.split()
+                    if ids:  # one at a time, as cai's own are
+                        run(["docker", "rm", "-f", *ids], self.env, check=False)
+            suffix = f"_{runtime}"
+            self.record(
+                f"cold_create_vs_docker_run{suffix}", ours, docker_run, "docker run -d", "info"
             )
-            name = f"cold{i}-main"
-            self.containers.append(name)
-            run([CAI, "stop", "--remove", "--force"], self.env, ws)  # and its gateway
-            ws = self.workspace(f"coldg{i}")
-            gvisor.append(timed(lambda ws=ws: run([CAI, "run", "--detached"], self.env, ws)))
-            run([CAI, "stop", "--remove", "--force"], self.env, ws)
-            cname = f"cai-bench-run-{self.tag}-{i}"
-            docker_run.append(
-                timed(
-                    lambda cname=cname: run(
-                        [
-                            "docker",
-                            "run",
-                            "-d",
-                            "--name",
-                            cname,
-                            "--entrypoint",
-                            "sleep",
-                            IMAGE,
-                            "infinity",
-                        ],
-                        self.env,
-                    )
-                )
-            )
-            run(["docker", "rm", "-f", cname], self.env)
-            if devc:
-                dws = self.workspace(f"devc{i}")
-                (dws / ".devcontainer").mkdir()
-                (dws / ".devcontainer" / "devcontainer.json").write_text(
-                    json.dumps(
-                        {
-                            "image": IMAGE,
-                            "overrideCommand": True,
-                            "runArgs": ["--label", f"cai-bench={self.tag}"],
-                        }
-                    )
-                )
-                dev.append(
-                    timed(
-                        lambda dws=dws: run([devc, "up", "--workspace-folder", str(dws)], self.env)
-                    )
-                )
-        self.record("cold_create_vs_docker_run", ours, docker_run, "docker run -d", "info")
-        if dev:
-            self.record("cold_create", ours, dev, "devcontainer up", "<= 1.0")
-            self.record("cold_create_gvisor", gvisor, dev, "devcontainer up (runc)", "info")
+            if dev:
+                label = f"devcontainer up (same image, {runtime})"
+                self.record(f"cold_create{suffix}", ours, dev, label, "<= 0.9")
 
     def restart(self) -> None:
-        name, ws = self.warm_name, self.warm_ws
-        entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
+        """A stopped container (and its gateway) back to an SSH login: ``cai run
+        --detached`` against ``docker start`` of both plus the first SSH login."""
         no_mux = [
             "-o",
             "ControlMaster=no",
@@ -218,59 +242,120 @@ class Bench:
             "-o",
             "ConnectTimeout=2",
         ]
+        for runtime, (name, ws) in self.warm.items():
+            entry = self.home / ".ssh" / "containai.d" / f"{name}.conf"
+            # the raw engine's part: the gateway (which publishes SSH), then the container
+            gateway = f"{name}-gateway"
+            has_gateway = run(["docker", "inspect", gateway], self.env, check=False).returncode == 0
+            to_start = [gateway, name] if has_gateway else [name]
+            login = ["ssh", "-F", str(entry), *no_mux, f"cai-{name}", "true"]
 
-        # the raw engine's part: the gateway (which publishes SSH), then the container
-        gateway = f"{name}-gateway"
-        has_gateway = run(["docker", "inspect", gateway], self.env, check=False).returncode == 0
-        to_start = [gateway, name] if has_gateway else [name]
+            def docker_start(ws: Path = ws, to_start: list[str] = to_start,
+                             login: list[str] = login) -> float:  # fmt: skip
+                run([CAI, "stop", "--force"], self.env, ws)
+                start = time.perf_counter()
+                run(["docker", "start", *to_start], self.env)
+                while run(login, self.env, check=False).returncode != 0:
+                    time.sleep(0.05)
+                return time.perf_counter() - start
 
-        def docker_start() -> float:
-            run([CAI, "stop", "--force"], self.env, ws)
-            start = time.perf_counter()
-            run(["docker", "start", *to_start], self.env)
-            while (
-                run(
-                    ["ssh", "-F", str(entry), *no_mux, f"cai-{name}", "true"], self.env, check=False
-                ).returncode
-                != 0
-            ):
-                time.sleep(0.05)
-            return time.perf_counter() - start
+            def cai_start(ws: Path = ws, runtime: str = runtime) -> float:
+                run([CAI, "stop", "--force"], self.env, ws)
+                argv = [CAI, "run", "--detached", "--runtime", runtime]
+                return timed(lambda: run(argv, self.env, ws))
 
-        def cai_start() -> float:
-            run([CAI, "stop", "--force"], self.env, ws)
-            return timed(lambda: run([CAI, "run", "--detached"], self.env, ws))
-
-        ours, theirs = interleave(self.n_cold, cai_start, docker_start)
-        self.record("restart", ours, theirs, "docker start + SSH login", "<= 1.5")
+            ours, theirs = interleave(self.n_cold, cai_start, docker_start)
+            self.record(
+                f"restart_{runtime}",
+                ours,
+                theirs,
+                f"docker start + SSH login ({runtime})",
+                "<= 1.2",
+            )
 
     def listing(self) -> None:
+        """``cai list --json`` with 200 more managed containers than the engine had
+        (never started, labelled like cai's: ``bench_scale.create``) against ``docker ps``
+        of the same rows."""
+        count = 200 if self.n > 5 else 50
+        names = [f"cai-bench-{self.tag}-list-{i:03d}" for i in range(count)]
+        bench_scale.create(self.tag, names, started=False)
+        raw = ["docker", "ps", "-a", "--no-trunc", "--filter", "label=containai.managed=true",
+               "--format", "{{json .}}"]  # fmt: skip
+        run([CAI, "list", "--json"], self.env)  # the engine selection cache
         ours, theirs = interleave(
             self.n * 2,
             lambda: timed(lambda: run([CAI, "list", "--json"], self.env)),
-            lambda: timed(
-                lambda: run(
-                    [
-                        "docker",
-                        "ps",
-                        "-a",
-                        "--filter",
-                        "label=containai.managed=true",
-                        "--format",
-                        "json",
-                    ],
-                    self.env,
-                )
-            ),
+            lambda: timed(lambda: run(raw, self.env)),
         )
-        self.record("list", ours, theirs, "docker ps (label filter)", "<= 3.0")
+        rows = len(run(raw, self.env).stdout.splitlines())
+        self.record(f"list_{rows}", ours, theirs, "docker ps (label filter)", "<= 2.0")
+        ids = run(
+            ["docker", "ps", "-aq", "--filter", f"label={bench_scale.BENCH_LABEL}={self.tag}"],
+            self.env,
+        ).stdout.split()
+        if ids:
+            run(["docker", "rm", "-f", *ids], self.env, check=False)
+
+    def image(self) -> None:
+        """The size of the image cai made the default (gVisor) warm container from
+        (``docker image inspect``'s Size): the default template as built for this
+        checkout. Asked by the container, not by tag: other cai processes may retag."""
+        name, _ws = self.warm[self.runtimes()[0]]
+        image_id = run(["docker", "inspect", name, "--format", "{{.Image}}"], self.env)
+        out = run(
+            ["docker", "image", "inspect", image_id.stdout.strip(), "--format", "{{.Size}}"],
+            self.env,
+        )
+        self.results["image_size"] = {
+            "cai_mb": round(int(out.stdout.strip()) / 1e6),
+            "image": image_id.stdout.strip()[:19],
+            "goal": "<= 900 MB",
+        }
+
+    def build_from_nothing(self) -> None:
+        """Opt-in (``--build-from-nothing``, minutes of CPU): the offline base bootstrap
+        (debootstrap) plus the default template with Claude Code plus cai's system layer,
+        with no layer to reuse. Everything is built under names of this run (a base tag
+        of its own, the default template copied as a user template ``bench<tag>`` of the
+        sandboxed HOME, built with ``image.base`` set to that base): the user's own
+        images are never replaced, and all three are removed at the end."""
+        from containai.adapters.rootfs.bootstrap import bootstrap_base_image
+
+        base = f"cai-bench-{self.tag}-base:bookworm"
+        template = f"bench{self.tag}"
+        images = [base, f"containai-template:{template}", f"containai:{template}"]
+        self.images += images
+        tdir = self.home / ".config" / "containai" / "templates" / template
+        shutil.copytree(ROOT / "src" / "containai" / "templates" / "default", tdir)
+        cfg = self.home / ".config" / "containai" / "config.toml"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        saved = cfg.read_text() if cfg.exists() else None
+        cfg.write_text(f'[image]\nbase = "{base}"\n')
+        try:
+            start = time.perf_counter()
+            bootstrap_base_image(["docker"], base)
+            boot = time.perf_counter() - start
+            run([CAI, "image", "build", "--template", template], self.env, self.tmp)
+            total = time.perf_counter() - start
+        finally:
+            if saved is None:
+                cfg.unlink()
+            else:
+                cfg.write_text(saved)
+        self.results["build_from_nothing"] = {
+            "cai_s": round(total, 1),
+            "bootstrap_s": round(boot, 1),
+            "goal": "<= 180 s",
+        }
 
     def export(self) -> None:
-        name, ws = self.warm_name, self.warm_ws
+        name, ws = self.warm[self.runtimes()[0]]
         run(
             [
                 CAI,
                 "exec",
+                "--root",  # the data volume's root is root's (the agent is not)
                 "--",
                 "sh",
                 "-c",
@@ -311,7 +396,7 @@ class Bench:
             "baseline": "docker cp | gzip",
             "goal": ">= 0.8",
         }
-        run([CAI, "exec", "--", "rm", "-rf", "/mnt/agent-data/big"], self.env, ws)
+        run([CAI, "exec", "--root", "--", "rm", "-rf", "/mnt/agent-data/big"], self.env, ws)
 
     def gc(self) -> None:
         count = 100 if self.n > 5 else 30
@@ -483,6 +568,11 @@ class Bench:
             self.env,
             check=False,
         ).stdout.split()
+        ids += run(
+            ["docker", "ps", "-aq", "--filter", f"label={bench_scale.BENCH_LABEL}={self.tag}"],
+            self.env,
+            check=False,
+        ).stdout.split()
         rows = run(
             [
                 "docker",
@@ -511,20 +601,60 @@ class Bench:
             if ws.startswith(str(self.tmp)) or name.startswith(f"cai-bench-{self.tag}"):
                 run(["docker", "network", "rm", name], self.env, check=False)
         run(["docker", "volume", "rm", "-f", *self.volumes], self.env, check=False)
+        if self.images:
+            run(["docker", "image", "rm", *self.images], self.env, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def launcher(tmp: Path) -> tuple[str, str]:
+    """The ``cai`` to measure: the installed launcher if it is this checkout's
+    ``bin/cai`` (shebang aside), else a copy of that run by this Python."""
+    ours = (ROOT / "bin" / "cai").read_text().split("\n", 1)[1]
+    installed = Path(CAI)
+    if installed.exists() and installed.read_text().split("\n", 1)[1:] == [ours]:
+        return CAI, "installed"
+    copy = tmp / "cai"
+    copy.write_text(f"#!{sys.executable}\n{ours}")
+    copy.chmod(0o755)
+    return str(copy), "bin/cai of this checkout (the installed launcher is older)"
+
+
+def row(key: str, r: dict[str, float | str]) -> str:
+    if "error" in r:
+        return f"| {key} | error: {str(r['error'])[:60]} | | | |"
+    if "cai_mib" in r:
+        python = f"python -c pass: {r['python_mib']} MiB"
+        return f"| {key} | {r['cai_mib']} MiB | {python} | | {r['goal']} |"
+    if "cai_mb" in r:
+        return f"| {key} | {r['cai_mb']} MB (`docker image inspect` Size) | | | {r['goal']} |"
+    if "bootstrap_s" in r:
+        return f"| {key} | {r['cai_s']} s (bootstrap {r['bootstrap_s']} s) | | | {r['goal']} |"
+    ratio = r.get("ratio", r.get("throughput_ratio"))
+    return (
+        f"| {key} | {r['cai_s']} s | {r['baseline']}: {r['baseline_s']} s | {ratio} | {r['goal']} |"
+    )
+
+
 def main() -> int:
+    global CAI
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     parser.add_argument("--only", nargs="*", help="cases to run (default: all)")
+    parser.add_argument(
+        "--build-from-nothing",
+        action="store_true",
+        help="also time the image build from nothing (minutes; under names of its own)",
+    )
     args = parser.parse_args()
     # Measure cai as installed: byte-compiled (PYTHONDONTWRITEBYTECODE would otherwise make
     # an editable checkout recompile every module on every run).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=False)
     bench = Bench(args.quick)
-    cases = ["warm_exec", "cold_create", "restart", "listing", "export", "gc", "egress"]
+    CAI, which = launcher(bench.tmp)
+    cases = ["warm_exec", "cold_create", "restart", "listing", "image", "export", "gc", "egress"]
+    if args.build_from_nothing:
+        cases.append("build_from_nothing")
     try:
         for case in cases:
             if args.only and case not in args.only and case != "warm_exec":
@@ -544,6 +674,9 @@ def main() -> int:
         "docker": run(
             ["docker", "version", "--format", "{{.Server.Version}}"], bench.env, check=False
         ).stdout.strip(),
+        "runsc": run(["runsc", "--version"], bench.env, check=False).stdout.split("\n")[0],
+        "load_average": [round(x, 1) for x in os.getloadavg()],
+        "cai": which,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     doc = {"machine": machine, "results": bench.results}
@@ -551,16 +684,7 @@ def main() -> int:
     Path(args.json).write_text(json.dumps(doc, indent=2))
     print("| case | cai | baseline | ratio | goal |\n|---|---|---|---|---|")
     for key, r in bench.results.items():
-        if "error" in r:
-            print(f"| {key} | error: {r['error'][:60]} | | | |")
-        elif key == "exec_peak_memory":
-            print(f"| {key} | {r['cai_mib']} MiB | | | {r['goal']} |")
-        else:
-            ratio = r.get("ratio", r.get("throughput_ratio"))
-            print(
-                f"| {key} | {r['cai_s']} s | {r['baseline']}: {r['baseline_s']} s | "
-                f"{ratio} | {r['goal']} |"
-            )
+        print(row(key, r))
     print(f"\nmachine: {json.dumps(machine)}")
     return 0
 

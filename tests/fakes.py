@@ -362,6 +362,10 @@ class FakeEngine:
         self._call("copy_in", name, dest)
         self._existing(name)
 
+    def copy_in_file(self, name: str, tar_path: Path, dest: str) -> None:
+        self._call("copy_in_file", name, dest, tar_path.read_bytes())
+        self._existing(name)
+
     def logs_tail(self, name: str, lines: int = 20) -> str:
         self._call("logs_tail", name)
         return ""
@@ -509,6 +513,7 @@ class FakeSsh:
     names: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     appear_on_stale: set[str] = field(default_factory=set)
+    contexts: dict[str, str] = field(default_factory=dict)  # name -> its entry's context
     pins: dict[str, str] = field(default_factory=dict)  # name -> pinned public line
     written: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> entry
     masters: set[str] = field(default_factory=set)
@@ -542,9 +547,12 @@ class FakeSsh:
         forward_agent: bool = False,
         proxy_jump: str | None = None,
         workspace: str | None = None,
+        context: str | None = None,
     ) -> Path:
         self.calls.append(("write_entry", name))
         self.written[name] = {"port": port, "user": user, "workspace": workspace}
+        if context is not None:
+            self.contexts[name] = context
         self.names.add(name)
         return self.entry_path(name)
 
@@ -573,6 +581,9 @@ class FakeSsh:
         self.calls.append(("wait_ready", name))
         if self.not_ready is not None:
             raise Failed(self.not_ready)
+
+    def entry_context(self, name: str) -> str | None:
+        return self.contexts.get(name, "") if name in self.names else None
 
     def remove(self, name: str) -> list[Path]:
         self.removed.append(name)
@@ -809,3 +820,6 @@ def _conforms() -> None:
     _state: StateConfig = FakeConfig()
     _full_ssh: Ssh = FakeSsh()
     _full_config: Config = FakeConfig()
+    from containai.services.remote import RemoteEngine
+
+    _remote: RemoteEngine = FakeEngine()

@@ -1,5 +1,5 @@
 """``python -m containai``."""
 
-from containai.cli.main import entry
+from containai.cli.hot import entry
 
 entry()

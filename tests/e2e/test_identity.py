@@ -173,3 +173,20 @@ def test_no_container_is_made_for_a_directory_holding_home(sandbox: Sandbox) -> 
         assert "contains your home directory" in res.stderr
     assert docker("inspect", name).returncode != 0
     assert sandbox.cai("config", "list", cwd=sandbox.root).returncode == 0
+
+
+@pytest.mark.usefixtures("engine")
+def test_status_shows_the_branch_at_creation_next_to_the_current_one(sandbox: Sandbox) -> None:
+    """One container per workspace directory (SPEC 3): after `git switch -c`, cai keeps
+    the container and status says which branch it was made on and which is current."""
+    ws = sandbox.workspace("brsw", "main")
+    git(ws, "commit", "-q", "--allow-empty", "-m", "one", env=sandbox.env)
+    made = sandbox.cai("run", "--detached", cwd=ws)
+    assert made.returncode == 0, made.stderr
+    doc = sandbox.cai("status", "--json", cwd=ws).json
+    assert (doc["branch"], doc["current_branch"]) == ("main", "main")
+    git(ws, "switch", "-q", "-c", "fix/typo", env=sandbox.env)
+    doc = sandbox.cai("status", "--json", cwd=ws).json
+    assert (doc["branch"], doc["current_branch"]) == ("main", "fix/typo")
+    text = sandbox.cai("status", cwd=ws).stdout
+    assert "Branch: main (when created), now fix/typo" in text

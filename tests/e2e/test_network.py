@@ -238,6 +238,17 @@ def test_gc_removes_the_gateway_of_a_container_removed_by_hand(sandbox: Sandbox)
     assert docker("network", "inspect", "cai-net-orphan-main").returncode != 0
 
 
+def test_gc_of_a_stopped_container_removes_its_gateway_and_network(sandbox: Sandbox) -> None:
+    ws = sandbox.workspace("aged", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
+    res = sandbox.cai("gc", "--force", "--age", "0s")
+    assert res.returncode == 0, res.stderr
+    assert docker("inspect", "aged-main").returncode != 0
+    assert docker("inspect", "aged-main-gateway").returncode != 0
+    assert docker("network", "inspect", "cai-net-aged-main").returncode != 0
+
+
 def test_gateway_runs_unprivileged_under_runc(sandbox: Sandbox) -> None:
     """The gateway runs cai's image under runc as `proxy` with no capability at all,
     whatever the workspace's runtime (docs/decisions.md); the workspace keeps its own.

@@ -146,3 +146,30 @@ def test_agent_forwarding_only_when_configured(sandbox: Sandbox) -> None:
         "exec", "--root", "--", "/usr/sbin/sshd", "-T", "-f", "/etc/containai/sshd_config", cwd=ws
     )
     assert "allowagentforwarding yes" in sshd.stdout.lower(), sshd.stderr
+
+
+def test_agent_programs_never_run_as_root_at_a_start(sandbox: Sandbox) -> None:
+    """The agent's ~/.local/bin (on the volume, its own) is first on its sessions' PATH,
+    never on the PATH of the entrypoint, which runs as root at every start: a `mv`, `env`,
+    `chown`... the agent (or a devcontainer postCreateCommand) leaves there must not run
+    as root at the next start."""
+    ws = sandbox.workspace("pathroot", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    plant = (
+        "mkdir -p ~/.local/bin && for p in mv env chown chmod mkdir rm date cut getent; do "
+        "real=$(command -v $p); "
+        'printf "#!/bin/sh\\nid -u >> /var/tmp/cai-pwned-$p\\nexec %s \\"\\$@\\"\\n" "$real" '
+        "> ~/.local/bin/$p; chmod +x ~/.local/bin/$p; done; echo planted"
+    )
+    res = sandbox.cai("exec", "--", "sh", "-c", plant, cwd=ws)
+    assert res.returncode == 0 and "planted" in res.stdout, res.stderr
+    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    ran = docker("exec", "pathroot-main", "sh", "-c", "cat /var/tmp/cai-pwned-* 2>/dev/null")
+    assert "0" not in ran.stdout.split(), "the agent's program ran as root"
+    # the sessions still find the agent's programs first
+    which = sandbox.cai("exec", "--", "sh", "-c", "command -v env", cwd=ws)
+    assert which.stdout.strip().endswith("/.local/bin/env"), which.stdout
+    # and root's login shells (`cai exec --root -- bash -l`) do not
+    root = sandbox.cai("exec", "--root", "--", "bash", "-lc", "command -v env", cwd=ws)
+    assert root.returncode == 0 and "/.local/" not in root.stdout, root.stdout

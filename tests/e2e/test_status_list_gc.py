@@ -47,6 +47,9 @@ STATUS_FIELDS = {
     "sessions",
     "resources",
     "forwards",  # cai forward's rows for the container (SPEC 17)
+    "branch",  # the workspace's branch when the container was made (issue 16)
+    "current_branch",
+    "context",  # SPEC section 16: the engine it is on
 }
 LIST_FIELDS = {
     "name",
@@ -236,6 +239,7 @@ def test_status_json_of_a_running_container(scene: Scene) -> None:
     doc = res.json
     assert set(doc) == STATUS_FIELDS and doc["schema"] == 1
     assert doc["container"] == name and doc["status"] == "running"
+    assert doc["context"] == "default"  # the sandbox's only context
     assert doc["image"] == IMAGE
     assert doc["isolation"] == "runc (no extra isolation)"
     assert doc["ssh_alias"] == f"cai-{name}" and doc["ssh_port"] == 2498

@@ -241,3 +241,14 @@ def test_the_local_engine_and_host_are_untouched(remote_engine: RemoteEngine) ->
 def test_the_fixture_starts_quickly(remote_engine: RemoteEngine) -> None:
     # Measured ~1.4 s on a 2-core machine (docs/remote.md); a loose bound for CI.
     assert remote_engine.timings["start"] < 30, remote_engine.timings
+
+
+def test_cai_probes_the_remote_loopback_through_the_context_host(
+    remote_engine: RemoteEngine,
+) -> None:
+    """``RemoteHost.port_is_free`` (SPEC 16): the remote's sshd listens on its own
+    127.0.0.1:2022, which is taken there whatever this machine has; port 1 is free."""
+    from containai.adapters.ssh.jump import remote_port_free
+
+    assert not remote_port_free(remote_engine.ssh_alias, remote_engine.sshd_port, remote_engine.env)
+    assert remote_port_free(remote_engine.ssh_alias, 1, remote_engine.env)

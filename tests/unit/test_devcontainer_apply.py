@@ -341,3 +341,10 @@ def test_a_lone_surrogate_is_refused_not_a_traceback() -> None:
     doc = parse(SRC, b'{"containerEnv": {"A": "\\ud800"}}')
     with pytest.raises(ConfigError, match="surrogate"):
         D.interpret(doc, source=SRC, workspace=WS)
+
+
+def test_runner_output_to_cai_is_bounded(tmp_path: Path) -> None:
+    """A lifecycle command (the repository's, untrusted) that prints megabytes without a
+    newline hands cai on the host only the end of it; the log keeps it all."""
+    rc, out = run_runner(tmp_path, ["/bin/sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a"], {})
+    assert rc == 0 and 0 < len(out) <= R.TAIL_BYTES

@@ -403,3 +403,20 @@ def test_a_gateway_on_a_fresh_network_is_made_without_asking_first() -> None:
     # a network that was there already is not fresh
     again = Egress(fake, image=lambda: "containai-gateway:x")
     assert not again.prepare("app-main", "/ws")[0].fresh
+
+
+def test_gatewayed_names_only_containers_that_have_a_gateway() -> None:
+    """cai gc removes gateways only for these (one engine call for a batch, instead of two
+    per removed container: the gc-of-100 benchmark went 1.3x -> 12x without it)."""
+    from containai.services.egress import Egress
+    from tests.fakes import FakeEngine
+
+    fake = FakeEngine()
+    egress = Egress(fake, image=lambda: "containai-gateway:x")
+    policy = E.build_policy(
+        mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
+    )
+    egress.ensure("app-main", "/ws", 2300, policy, "runc")
+    fake.calls.clear()
+    assert egress.gatewayed() == ["app-main"]
+    assert len(fake.calls) == 1

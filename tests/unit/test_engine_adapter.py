@@ -139,6 +139,7 @@ def test_engine_version_and_info() -> None:
         "/var/lib/docker",
         "box",
     )
+    assert (info.memory_bytes, info.cpus) == (25276071936, 2)  # a remote's limits (SPEC 16)
     assert info.registered == (
         OciRuntime("runc", "runc"),
         OciRuntime("runsc", "/usr/bin/runsc", ["--network=host"]),
@@ -527,3 +528,12 @@ def test_logs_come_line_by_line_and_a_failure_is_translated(tmp_path: Path) -> N
     missing = fake_docker(tmp_path, "echo 'Error: No such container: c2'; exit 1")
     with pytest.raises(NotFound):
         list(missing.logs("c2"))
+
+
+def test_a_log_line_without_end_comes_in_bounded_pieces(tmp_path: Path) -> None:
+    """A container that prints megabytes without a newline does not make cai hold them
+    as one line."""
+    engine = fake_docker(tmp_path, "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo end")
+    pieces = list(engine.logs("c1"))
+    assert max(len(p) for p in pieces) <= 65536
+    assert sum(len(p) for p in pieces[:-1]) == 3000000 and pieces[-1] == "end"

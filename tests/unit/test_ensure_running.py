@@ -11,7 +11,7 @@ import pytest
 
 from containai.domain import labels as L
 from containai.domain.egress import Policy
-from containai.domain.engine_objects import VolumeInfo
+from containai.domain.engine_objects import Mount, VolumeInfo
 from containai.domain.errors import Failed, PortTaken, Refused
 from containai.services.egress import Attachment
 from containai.services.lifecycle import Lifecycle
@@ -279,3 +279,42 @@ def test_a_port_the_engine_keeps_holding_ends_in_an_error() -> None:
         w.run(egress=Policy("allowlist", (), (), ()))
     assert "2300, 2301, 2302" in str(err.value)
     assert not w.engine.containers  # the last one made was removed too
+
+
+class Placement:
+    """A remote engine's workspace placement (``services/remote.RemotePlacement``),
+    recording what lifecycle asks of it."""
+
+    jump = "me@box"
+    context = "remote"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def mounts(self, name: str, workspace: str) -> list[Mount]:
+        self.calls.append(("mounts", name, workspace))
+        return [Mount("volume", f"{name}-ws", workspace)]
+
+    def after_create(self, name: str, workspace: str, uid: int, gid: int, ca: Any) -> None:
+        self.calls.append(("after_create", name, workspace))
+
+    def link(self, name: str, workspace: str) -> str | None:
+        self.calls.append(("link", name, workspace))
+        return None
+
+
+def test_on_a_remote_engine_the_workspace_is_a_volume_and_the_entry_jumps() -> None:
+    """SPEC 16: no bind mount of this machine's files, the copy sent after create, the
+    entry through the context's host, the `cai-<name>` git remote once ready."""
+    world = World()
+    placement = Placement()
+    world.lifecycle.remote = placement
+    world.ssh.calls.clear()
+    ready = world.run()
+    spec = world.box().spec
+    assert spec is not None
+    assert not [m for m in spec.mounts if m.kind == "bind"]
+    assert Mount("volume", f"{NAME}-ws", WS) in spec.mounts
+    assert [c[0] for c in placement.calls] == ["mounts", "after_create", "link"]
+    assert world.ssh.contexts[NAME] == "remote"
+    assert (ready.action, ready.name) == ("create", NAME)

@@ -289,3 +289,18 @@ def test_help_of_each_new_command(capsys: pytest.CaptureFixture[str]) -> None:
         assert cli_main.main([name, "--help"]) == 0
     out = capsys.readouterr().out
     assert "--background" in out and "--tail" in out and "--editor" in out
+
+
+def test_the_log_script_bounds_its_whole_output(tmp_path: Path) -> None:
+    """Many big log files (the agent's) are not read whole into cai on the host."""
+    import subprocess
+
+    folder = tmp_path / ".containai" / "logs"
+    folder.mkdir(parents=True)
+    for i in range(12):
+        (folder / f"f{i}.log").write_bytes(b"x" * (logs.MAX_BYTES + 10))
+    out = subprocess.run(
+        ["sh", "-c", logs._script(None)], env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    assert 0 < len(out) <= 4 * logs.MAX_BYTES + 4096

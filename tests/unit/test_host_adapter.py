@@ -28,6 +28,21 @@ def test_a_listening_port_is_taken_and_free_again_once_closed() -> None:
     assert Host({}).port_is_free(port) is True
 
 
+def test_a_port_a_host_service_has_on_ipv6_loopback_only_is_taken() -> None:
+    """A forward on 127.0.0.1:P next to a host service on [::1]:P would take the
+    host's IPv4 clients of localhost:P to the container."""
+    try:
+        server = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        server.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with server:
+        server.listen()
+        port = server.getsockname()[1]
+        assert Host({}).port_is_free(port) is False
+
+
 def test_machine_facts_are_plausible() -> None:
     host = Host({})
     assert host.memory_bytes() >= 64 * 1024**2

@@ -45,6 +45,8 @@ MIB = 1024**2
 STATUS_FIELDS = {
     "network",
     "forwards",
+    "branch",
+    "current_branch",
     "container",
     "status",
     "image",

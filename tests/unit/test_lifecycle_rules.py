@@ -10,11 +10,12 @@ import pytest
 from containai.domain.errors import Failed, OutOfMemory, Refused
 from containai.services.container_keys import key_tar
 from containai.services.lifecycle import Lifecycle
+from containai.services.lookup import Lookup, entry_elsewhere
 from containai.services.port_lease import lease_port
 from containai.services.run_plan import plan_engine as run_plan
 from containai.services.run_request import RunRequest
 from containai.services.workspace import Workspace
-from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeImages
+from tests.fakes import Box, FakeConfig, FakeEngine, FakeHost, FakeImages, FakeSsh
 
 WS = "/src/app"
 
@@ -44,7 +45,7 @@ def lifecycle(
         engine.add(box)
     return Lifecycle(
         engine,
-        None,  # type: ignore[arg-type]
+        FakeSsh(),  # type: ignore[arg-type]
         FakeConfig(state or {}),  # type: ignore[arg-type]
         None,  # type: ignore[arg-type]
         FakeHost(bound or set()),
@@ -182,3 +183,30 @@ def test_port_lease_keeps_the_port_its_own_gateway_holds() -> None:
     assert lease(lc, (2300, 2305), 2300, own="app-main") == 2300
     assert lease(lc, (2300, 2305), 2300, own="other-main") == 2301
     assert lease(lc, (2300, 2305), None, own="other-main") == 2301
+
+
+def test_a_name_whose_ssh_entry_belongs_to_another_engine_is_taken() -> None:
+    """SPEC 16: the same workspace on this machine and on a remote box must not share one
+    SSH alias, host key and control socket: the second gets the next name."""
+    engine, config = FakeEngine(), FakeConfig({})
+
+    def name(ssh: FakeSsh, here: str) -> str:
+        lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))  # type: ignore[arg-type]
+        return lookup.find(WORKSPACE).name
+
+    remote_entry = FakeSsh(names={"app-main"}, contexts={"app-main": "remote"})
+    assert name(remote_entry, "") == "app-main-2"  # here: the local engine
+    assert name(remote_entry, "remote") == "app-main"  # its own context's entry
+    local_entry = FakeSsh(names={"app-main"})
+    assert name(local_entry, "") == "app-main"  # a local entry of a local container
+    assert name(local_entry, "remote") == "app-main-2"
+    # Lifecycle's own lookup judges by the SSH entries it was given.
+    lc = Lifecycle(
+        engine,
+        remote_entry,  # type: ignore[arg-type]
+        config,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        FakeHost(set()),
+        FakeImages({"default": "fedcba9876543210"}),
+    )
+    assert lc.lookup.find(WORKSPACE).name == "app-main-2"

@@ -665,3 +665,16 @@ def test_waiting_for_the_banner_ends_at_the_deadline() -> None:
         assert 0.25 <= time.monotonic() - start < 2
     finally:
         srv.close()  # type: ignore[attr-defined]
+
+
+def test_entry_records_the_context_of_a_remote_container(files: OpenSsh) -> None:
+    entry = files.write_entry(
+        "far", port=2300, user="agent", proxy_jump="me@box", context="box\nHost evil"
+    )
+    assert files.entry_context("far") == "box\\x0aHost evil"  # one comment line, escaped
+    assert [line for line in entry.read_text().splitlines() if line.startswith("Host")] == [
+        "Host cai-far"
+    ]
+    files.write_entry("near", port=2301, user="agent")
+    assert files.entry_context("near") == ""  # this machine's engine
+    assert files.entry_context("absent") is None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from containai.adapters import programs
-from containai.adapters.engine import context_meta
+from containai.adapters.engine.client import context_endpoint, context_meta
 from containai.adapters.engine.shapes import info_of
 from containai.adapters.files import atomic_write
 from containai.adapters.host_network import HostNetwork
@@ -50,12 +50,6 @@ _PASS_ENV = (
     "LC_ALL",
     "TZ",
 )
-
-
-def context_endpoint(meta: Any) -> str:
-    """The docker endpoint's ``Host`` of a context's ``meta.json`` (``""``: none)."""
-    host = ((meta.get("Endpoints") or {}).get("docker") or {}).get("Host")
-    return str(host) if host else ""
 
 
 def _tail(path: Path, lines: int = 8) -> str:

@@ -31,13 +31,28 @@ class Host:
         self.env: Mapping[str, str] = os.environ if env is None else env
 
     def port_is_free(self, port: int) -> bool:
-        """Whether 127.0.0.1:``port`` can be bound (SO_REUSEADDR: TIME_WAIT is not "taken")."""
+        """Whether 127.0.0.1:``port`` can be bound (SO_REUSEADDR: TIME_WAIT is not "taken")
+        and no host service has [::1]:``port`` (a forward next to it would take the
+        host's IPv4 clients of ``localhost:port`` to the container)."""
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 return False
+        try:
+            six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:
+            return True  # no IPv6 here
+        with six:
+            six.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                six.bind(("::1", port))
+            except OSError as exc:
+                import errno
+
+                return exc.errno != errno.EADDRINUSE  # no ::1 (EADDRNOTAVAIL): free
         return True
 
     def memory_bytes(self) -> int:

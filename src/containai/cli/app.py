@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from containai.adapters.hotcache import ContainerCache
     from containai.adapters.ssh import SshFiles
     from containai.domain.egress import Policy
+    from containai.domain.remote import Endpoint
     from containai.services.devcontainer import Devcontainers
     from containai.services.egress import Egress
     from containai.services.engine_select import Selection
     from containai.services.images import Images
     from containai.services.lifecycle import Lifecycle
     from containai.services.lookup import Lookup
+    from containai.services.remote import RemoteImages, RemoteWorkspace
+    from containai.services.run_request import ImageProvider
     from containai.services.stopping import Stopping
     from containai.services.workspace import Settings, Workspace
 
@@ -147,12 +150,85 @@ class App:
         return DockerEngine(selection.context, env=self.env)
 
     @once
+    def endpoint(self) -> Endpoint:
+        """Where the selected engine is: this machine, or another over ``ssh://``
+        (SPEC section 16), read from Docker's context store (no fork)."""
+        from containai.adapters.engine import context_host
+        from containai.domain.remote import classify
+
+        return classify(context_host(self.selection.context, self.env))
+
+    @property
+    def context_label(self) -> str:
+        """The selected context as messages name it."""
+        return self.selection.context or "DOCKER_HOST"
+
+    @once
+    def local_engine(self) -> DockerEngine:
+        """The engine on this machine that builds images for a remote one: the dedicated
+        ``containai-docker`` when it exists, else Docker's own local choice."""
+        from containai.adapters.engine import DockerEngine, context_exists, context_host
+        from containai.domain.remote import classify
+        from containai.services.engine_select import DEDICATED_CONTEXT
+
+        if context_exists(DEDICATED_CONTEXT, self.env):
+            return DockerEngine(DEDICATED_CONTEXT, env=self.env)
+        if self.env.get("DOCKER_HOST") and not classify(self.env["DOCKER_HOST"]).remote:
+            return DockerEngine(None, env=self.env)
+        current = self.env.get("DOCKER_CONTEXT") or "default"
+        if current != "default" and not classify(context_host(current, self.env)).remote:
+            return DockerEngine(current, env=self.env)
+        return DockerEngine("default", env={**self.env, "DOCKER_HOST": ""})
+
+    def run_images(self, settings: Settings) -> ImageProvider:
+        """Images for containers: the engine's own, or on a remote engine built here and
+        sent there (``services/remote.py``)."""
+        if not self.endpoint.remote:
+            return self.images(settings)
+        return self.remote_images(settings)
+
+    def remote_images(self, settings: Settings) -> RemoteImages:
+        """A remote engine's images: built on ``local_engine``, sent with save|load."""
+        from containai.adapters.locks import FileLocks
+        from containai.services.remote import RemoteImages
+
+        local = self.images(settings, engine=self.local_engine)
+        return RemoteImages(
+            local,
+            self.engine,
+            lambda ref: self.local_engine.send_image(ref, self.engine),
+            gateway=local.ensure_gateway,
+            progress=self.out.changed,  # a minute of save|load: said even without a TTY
+            lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
+            context=self.context_label,
+        )
+
+    def remote_workspace(self) -> RemoteWorkspace | None:
+        """On a remote engine: where containers get their workspace (``None`` here)."""
+        endpoint = self.endpoint
+        if not endpoint.remote:
+            return None
+        from containai.adapters.workspace_copy import WorkspaceCopier
+        from containai.domain.remote import require_jump
+        from containai.services.remote import RemoteWorkspace
+
+        return RemoteWorkspace(
+            self.engine,
+            WorkspaceCopier(self.env),
+            self.context_label,
+            require_jump(self.context_label, endpoint),
+            self.paths.state_dir / "transfer",
+            progress=self.out.changed,
+            warn=self.out.warn,
+        )
+
+    @once
     def ssh(self) -> SshFiles:
         from containai.adapters.ssh import SshFiles
 
         return SshFiles(self.paths)
 
-    def images(self, settings: Settings) -> Images:
+    def images(self, settings: Settings, engine: DockerEngine | None = None) -> Images:
         from containai import agents
         from containai.adapters import rootfs
         from containai.adapters.locks import FileLocks
@@ -160,9 +236,10 @@ class App:
         from containai.cli.progress import BuildDisplay
         from containai.services.images import Images
 
+        engine = engine or self.engine
         display = BuildDisplay(self.out)  # a bar on a TTY, phase lines otherwise
         return Images(
-            self.engine,
+            engine,
             user_templates=self.paths.user_templates_dir,
             base_image=str(settings.value("image.base")),
             ca_bundle=settings.value("image.ca_bundle"),
@@ -176,7 +253,7 @@ class App:
             progress=display.phase,
             build_display=display,
             bootstrap=lambda tag: rootfs.bootstrap_base_image(
-                self.engine.argv(), tag, log=display.phase
+                engine.argv(), tag, log=display.phase
             ),
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
@@ -212,11 +289,11 @@ class App:
         from containai.adapters import netconf
         from containai.services.egress import Egress
 
-        images = self.images(settings)
-        local = self.selection.context in (None, "default", "containai-docker")
+        images = self.run_images(settings)
+        local = not self.endpoint.remote
         return Egress(
             self.engine,
-            image=images.ensure_gateway,
+            image=images.ensure_gateway,  # type: ignore[attr-defined]
             host_addresses=netconf.host_addresses if local else (lambda: ()),
         )
 
@@ -238,7 +315,14 @@ class App:
         """Finding containers (read-only): what status, stop, export and network need."""
         from containai.services.lookup import Lookup
 
-        return Lookup(self.engine, self.config)
+        return Lookup(self.engine, self.config, elsewhere=self._entry_elsewhere)
+
+    def _entry_elsewhere(self, name: str) -> str | None:
+        """A name whose SSH entry is another engine's container is taken (SPEC 16)."""
+        from containai.services.lookup import entry_elsewhere
+
+        here = self.context_label if self.endpoint.remote else ""
+        return entry_elsewhere(self.ssh, here)(name)
 
     def stopping(self, settings: Settings) -> Stopping:
         from containai.adapters.locks import FileLocks
@@ -256,18 +340,30 @@ class App:
     def lifecycle(self, settings: Settings) -> Lifecycle:
         from containai.adapters.locks import FileLocks
         from containai.services.lifecycle import Lifecycle
+        from containai.services.ports import HostProbe
 
+        host: HostProbe = self.host
+        remote = self.remote_workspace()
+        if remote is not None:
+            from containai.adapters.ssh.jump import remote_port_free
+            from containai.services.remote import RemoteHost
+
+            jump = remote.jump
+            host = RemoteHost(
+                host, self.engine, lambda port: remote_port_free(jump, port, self.env)
+            )
         return Lifecycle(
             self.engine,
             self.ssh,
             self.config,
             FileLocks(self.paths.locks_dir),
-            self.host,
-            self.images(settings),
+            host,
+            self.run_images(settings),
             warn=self.out.warn,
             info=self.out.info,
             git_guard=_guard_with_settings_dir,
             egress=self.egress(settings),
+            remote=remote,
             devcontainer=self.devcontainers(settings),
         )
 
@@ -276,14 +372,18 @@ class App:
         from containai.adapters.devcontainer_file import DevcontainerFiles
         from containai.services.devcontainer import Devcontainers
 
+        remote = self.endpoint.remote  # images built here and shipped (SPEC 16)
+        builder = self.local_engine if remote else self.engine
         return Devcontainers(
             self.engine,
             DevcontainerFiles(),
             self.config.trusted_digests,
             enabled=bool(settings.value("devcontainer")),
-            images=self.images(settings),
+            images=self.images(settings, engine=builder),
             warn=self._warn_once,
             progress=self.out.progress,
+            builder=builder,
+            ship=self.remote_images(settings).ship if remote else lambda _ref: None,
         )
 
     def _warn_once(self, message: str) -> None:

@@ -28,6 +28,8 @@ LOG_PATH = "~/.containai/logs/devcontainer.log"
 # per container (a new container from `cai --fresh` runs it again).
 POST_CREATE_MARKER = "/var/lib/containai/devcontainer-post-create"
 TAIL_LINES = 20
+# ... and at most this many bytes of them (a line may be as long as the command likes).
+TAIL_BYTES = 16384
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What sshd sets for each session itself, or the entrypoint never passes (its list).
@@ -86,7 +88,8 @@ def env_argv(remote_env: Mapping[str, str | None], argv: Sequence[str]) -> list[
 # $1: the stage's name (for the log); $2...: the command (behind env). The session's
 # own settings first (as the entrypoint gives SSH sessions: per-user installs on the
 # volume), then remoteEnv through `env`. Output: appended to the log as it comes; the
-# last lines are printed for cai to report a failure; the exit status is the command's.
+# last lines (at most TAIL_BYTES of them) are printed for cai to report a failure; the
+# exit status is the command's.
 RUNNER = r"""
 stage=$1; shift
 log="$HOME/.containai/logs/devcontainer.log"
@@ -95,11 +98,11 @@ export PATH="$HOME/.local/bin:$PATH" NPM_CONFIG_PREFIX="$HOME/.local" PIP_BREAK_
 if [ -n "${CAI_WORKSPACE:-}" ]; then cd "$CAI_WORKSPACE" || exit 125; fi
 rc_file=$(mktemp) || exit 125
 printf '== %s %s (uid %s) ==\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$stage" "$(id -u)" >>"$log"
-{ "$@" </dev/null 2>&1; echo $? >"$rc_file"; } | tee -a "$log" | tail -n TAIL
+{ "$@" </dev/null 2>&1; echo $? >"$rc_file"; } | tee -a "$log" | tail -n TAIL | tail -c BYTES
 rc=$(cat "$rc_file"); rm -f "$rc_file"
 printf '== %s: exit %s ==\n' "$stage" "${rc:-125}" >>"$log"
 exit "${rc:-125}"
-""".replace("TAIL", str(TAIL_LINES))
+""".replace("TAIL", str(TAIL_LINES)).replace("BYTES", str(TAIL_BYTES))
 
 
 def lifecycle_argv(

@@ -239,7 +239,15 @@ class OciRuntime(Record):
 class EngineInfo(Record):
     """What an engine says about itself (doctor and setup read it)."""
 
-    __slots__ = ("default_runtime", "host_name", "registered", "root_dir", "runtimes")
+    __slots__ = (
+        "cpus",
+        "default_runtime",
+        "host_name",
+        "memory_bytes",
+        "registered",
+        "root_dir",
+        "runtimes",
+    )
 
     def __init__(
         self,
@@ -248,6 +256,8 @@ class EngineInfo(Record):
         root_dir: str = "",
         host_name: str = "",
         registered: Sequence[OciRuntime] = (),
+        memory_bytes: int = 0,
+        cpus: int = 0,
     ) -> None:
         self._set(
             runtimes=tuple(sorted(runtimes)),
@@ -255,6 +265,8 @@ class EngineInfo(Record):
             root_dir=root_dir,
             host_name=host_name,
             registered=tuple(sorted(registered, key=lambda r: r.name)),
+            memory_bytes=memory_bytes,
+            cpus=cpus,
         )
 
     runtimes: tuple[str, ...]  # OCI runtimes it knows, sorted (runc, runsc ...)
@@ -262,6 +274,8 @@ class EngineInfo(Record):
     root_dir: str  # where it keeps images and containers ("" when it does not say)
     host_name: str  # the machine it runs on
     registered: tuple[OciRuntime, ...]  # those runtimes with their path and arguments
+    memory_bytes: int  # the machine's memory (0: not said); a remote's limits (SPEC 16)
+    cpus: int  # its CPUs (0: not said)
 
     def runtime(self, name: str) -> OciRuntime | None:
         """The registered runtime ``name``, if the engine has it."""

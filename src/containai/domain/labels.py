@@ -23,6 +23,7 @@ SCHEMA: Final = "containai.schema"
 NETWORK_POLICY: Final = "containai.network-policy"
 """The egress policy a container was created with (SPEC 15); absent: made before them."""
 WEAKENED: Final = "containai.weakened"
+BRANCH: Final = "containai.branch"  # the workspace's branch when the container was made
 """``true`` when the runtime was chosen below the engine's best at creation (SPEC 14)."""
 DEVCONTAINER: Final = "containai.devcontainer"
 """The trust digest of the devcontainer.json a container was created with (SPEC 18)."""
@@ -77,6 +78,7 @@ def build_labels(
     runtime: str,
     keep: bool,
     weakened: bool = False,
+    branch: str | None = None,
 ) -> dict[str, str]:
     """All labels for a new container; ``containai.keep`` only when ``keep`` is true."""
     labels = {
@@ -93,6 +95,8 @@ def build_labels(
         labels[KEEP] = TRUE
     if weakened:
         labels[WEAKENED] = TRUE
+    if branch:
+        labels[BRANCH] = branch
     return labels
 
 

@@ -37,6 +37,18 @@ def key_tar(host_private: bytes, host_public: str, authorized: str) -> bytes:
     return buf.getvalue()
 
 
+def file_tar(path: str, data: bytes, mode: int = 0o644) -> bytes:
+    """A tar of one root-owned file at ``path`` (extracted at ``/`` by ``copy_in``)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size = len(data)
+        info.mode = mode
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def send_keys(engine: Engine, ssh: Ssh, name: str, private: bytes, public: str) -> None:
     """Copy the container's host key and the user's key into it."""
     engine.copy_in(name, key_tar(private, public, ssh.public_key()), "/")

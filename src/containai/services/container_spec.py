@@ -20,8 +20,9 @@ from containai.domain.engine_objects import (
 from containai.domain.errors import Refused
 from containai.domain.host_safety import GitGuard
 from containai.domain.validation import parse_cpus, parse_memory
+from containai.services.lookup import Target
 from containai.services.ports import HostProbe
-from containai.services.run_request import ImageRef, RunRequest
+from containai.services.run_request import ImageProvider, ImageRef, RunRequest
 
 CONTAINER_SSH_PORT = 2222
 DATA_MOUNT = L.DATA_MOUNT
@@ -123,6 +124,23 @@ class MountGuard:
         ]
 
 
+def template_drift(images: ImageProvider, target: Target, warn: Warn) -> None:
+    """Warn when an existing container's template changed since it was made."""
+    template = target.labels.get(L.TEMPLATE)
+    recorded = target.labels.get(L.TEMPLATE_HASH)
+    if not template or not recorded or L.DEVCONTAINER_BASE in target.labels:
+        return
+    try:
+        current = images.current_hash(template)
+    except Exception:
+        return
+    if current and current != recorded:
+        warn(
+            f"template '{template}' changed since container '{target.name}' was created; "
+            "run `cai --fresh` to recreate it from the new image (the data volume is kept)"
+        )
+
+
 def ca_mount(ca: Path | None) -> list[Mount]:
     """The host CA bundle, read-only, so agents install packages behind a TLS proxy."""
     if ca is None:
@@ -142,6 +160,7 @@ def build_spec(
     ids: tuple[int, int],
     mounts: list[Mount],
     wiring: Wiring,
+    bind_workspace: bool = True,
     memory: int,
     cpus: float,
     extra_env: dict[str, str] | None = None,
@@ -152,7 +171,8 @@ def build_spec(
     volume, no raw sockets, no new privileges; labels record what it was made with.
     ``extra_env`` (a devcontainer's ``containerEnv``) comes first, so cai's own
     variables and ``-e`` win over it. ``identity``: the host's git identity for the
-    entrypoint (``services/identity.py``)."""
+    entrypoint (``services/identity.py``). ``bind_workspace=False`` on a remote engine:
+    ``mounts`` then hold the workspace's own volume (``services/remote.py``)."""
     uid, gid = ids
     labels = L.build_labels(
         workspace=req.workspace.path,
@@ -163,6 +183,7 @@ def build_spec(
         runtime=runtime,
         keep=req.keep,
         weakened=weakened,
+        branch=req.workspace.branch,
     )
     env = {
         **(extra_env or {}),
@@ -187,7 +208,7 @@ def build_spec(
         cap_drop=["NET_RAW"],  # no spoofed or raw packets, even from root inside
         mounts=[
             Mount("volume", volume, DATA_MOUNT),
-            Mount("bind", req.workspace.path, req.workspace.path),
+            *([Mount("bind", req.workspace.path, req.workspace.path)] if bind_workspace else []),
             *mounts,
         ],
         workdir=req.workspace.path,

@@ -26,8 +26,6 @@ reads, checked first.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +36,7 @@ from containai.domain import devcontainer as D
 from containai.domain import devcontainer_run as R
 from containai.domain import labels as L
 from containai.domain.errors import Failed
+from containai.services.container_keys import file_tar
 from containai.services.images import IMAGE_REPO, Images
 from containai.services.ports import Engine
 from containai.services.run_request import ImageRef
@@ -107,8 +106,14 @@ class Devcontainers:
         images: Images | None = None,
         warn: Warn = lambda _m: None,
         progress: Warn = lambda _m: None,
+        builder: Engine | None = None,
+        ship: Callable[[ImageRef], None] = lambda _ref: None,
     ) -> None:
         self.engine = engine
+        # On a remote engine (SPEC 16) images are built on this machine's (``builder``,
+        # which ``images`` use too) and shipped there; containers are ``engine``'s.
+        self.builder = builder or engine
+        self.ship = ship
         self.source = source
         self.trusted = trusted
         self.enabled = enabled
@@ -148,16 +153,18 @@ class Devcontainers:
             base = self._local_image(spec.source, spec.image)
         else:
             return default()
-        info = self.engine.image(base)
+        info = self.builder.image(base)
         if info is None:  # pragma: no cover - just built or found
             raise Failed(f"image '{base}' disappeared from the engine; run the command again")
-        return _OnBase(self.images, base, info.id).ensure(template)
+        ref = _OnBase(self.images, base, info.id).ensure(template)
+        self.ship(ref)
+        return ref
 
     def _local_image(self, source: str, ref: str) -> str:
-        if self.engine.image(ref) is not None:
+        if self.builder.image(ref) is not None:
             return ref
         self.progress(f"pulling {ref} (the image of {source})")
-        if self.engine.pull(ref):
+        if self.builder.pull(ref):
             return ref
         raise Failed(
             f"{source}: image '{ref}' is not on the engine and could not be pulled (no "
@@ -173,7 +180,7 @@ class Devcontainers:
             dockerfile = Path(tmp) / "Dockerfile"
             dockerfile.write_bytes(loaded.dockerfile or b"")
             self.progress(f"building the Dockerfile of {loaded.path} -> {tag}")
-            self.engine.build(
+            self.builder.build(
                 Path(build.context),
                 tag=tag,
                 build_args=build.args,
@@ -205,7 +212,7 @@ class Devcontainers:
         env = {} if info is None else dict(info.env)
         remote = D.in_container(spec, env).remote_env
         data, _warnings = R.render_remote_env(spec.source, remote)  # warned at load
-        self.engine.copy_in(name, _file_tar(R.REMOTE_ENV_PATH, data), "/")
+        self.engine.copy_in(name, file_tar(R.REMOTE_ENV_PATH, data), "/")
 
     # ------------------------------------------------------------------- start
     def drift(self, name: str, workspace: str, labels: Mapping[str, str]) -> None:
@@ -295,15 +302,3 @@ class Devcontainers:
             f"{shown}); the container is kept and running; its output is in {R.LOG_PATH} "
             f"(`cai logs`); last lines:\n{tail}"
         )
-
-
-def _file_tar(path: str, data: bytes) -> bytes:
-    """A tar of one root-owned 0644 file at ``path`` (extracted at ``/``)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()

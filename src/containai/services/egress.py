@@ -19,10 +19,7 @@ Services never print; the caller renders.
 from __future__ import annotations
 
 import base64
-import io
-import tarfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -35,6 +32,7 @@ from containai.domain.engine_objects import (
 )
 from containai.domain.errors import Failed, NameInUse, SubnetTaken
 from containai.lazy import sha256_hex
+from containai.services.container_keys import file_tar
 from containai.services.ports import Engine
 
 NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container it serves
@@ -85,17 +83,6 @@ class Attachment(NamedTuple):
     network: str
     dns: str  # the gateway's address on that network
     fresh: bool = False  # the network was made just now (no gateway can be on it yet)
-
-
-def _tar_one(path: str, data: bytes, mode: int = 0o644) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size = len(data)
-        info.mode = mode
-        info.mtime = int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class Egress:
@@ -341,7 +328,7 @@ class Egress:
         """The policy file into the gateway: by ``docker cp`` before it runs; through the
         running container itself after (gVisor does not see files changed under it)."""
         if not running:
-            self.engine.copy_in(name, _tar_one(SQUID_CONF, conf), "/")
+            self.engine.copy_in(name, file_tar(SQUID_CONF, conf), "/")
             return
         proc = self.engine.exec(
             name,
@@ -367,6 +354,15 @@ class Egress:
         if self.engine.find(gateway_name(container)) is not None:
             self.engine.remove(gateway_name(container), force=True)
         self.engine.remove_network(network_name(container))
+
+    def gatewayed(self) -> list[str]:
+        """The containers that have a gateway (one engine call): what ``remove`` is
+        worth calling for when many containers go at once (``cai gc``)."""
+        return [
+            g.labels[GATEWAY_LABEL]
+            for g in self.engine.list_containers({GATEWAY_LABEL: None}, keys=(GATEWAY_LABEL,))
+            if g.labels.get(GATEWAY_LABEL) and g.name == gateway_name(g.labels[GATEWAY_LABEL])
+        ]
 
     def orphans(self) -> list[tuple[str, str]]:
         """``(gateway, container)`` of gateways whose container no longer exists (removed

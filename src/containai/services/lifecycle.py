@@ -1,6 +1,7 @@
 """The container lifecycle: converge a workspace's container to running (create, start,
 attach, recreate), gateway wiring included. Lookup is ``lookup.py``, stopping
-``stopping.py``, the container's make-up ``container_spec.py``.
+``stopping.py``, the container's make-up ``container_spec.py``, a remote engine's
+workspace placement ``remote.py``.
 
 ``ensure_running`` is idempotent convergence (DESIGN decision 5): it looks at
 what exists and does only the missing steps, under a per-workspace lock, so a
@@ -43,10 +44,11 @@ from containai.services.container_spec import (
     check_volume_owner,
     container_user,
     limits,
+    template_drift,
 )
 from containai.services.egress import POLICY_LABEL, Attachment, Egress, proxy_env
 from containai.services.identity import git_identity_env
-from containai.services.lookup import Lookup, Target
+from containai.services.lookup import Lookup, Target, entry_elsewhere
 from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.run_plan import label_int
@@ -57,6 +59,7 @@ from containai.services.workspace import Workspace
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from containai.services.devcontainer import Devcontainers
+    from containai.services.remote import RemotePlacement
 
 Warn = Callable[[str], None]
 T = TypeVar("T")
@@ -79,6 +82,7 @@ class Lifecycle:
         git_guard: Callable[[str], GitGuard] = lambda _workspace: GitGuard(),
         egress: Egress | None = None,
         devcontainer: Devcontainers | None = None,
+        remote: RemotePlacement | None = None,
     ) -> None:
         self.devcontainer = devcontainer  # the workspace's devcontainer.json (SPEC 18)
         self.engine = engine
@@ -91,7 +95,9 @@ class Lifecycle:
         self.info = info
         self.clock = clock
         self.egress = egress
-        self.lookup = Lookup(engine, config)
+        self.remote = remote  # on a remote engine: no bind mounts (SPEC section 16)
+        here = "" if remote is None else remote.context
+        self.lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))
         self.guard_mounts = MountGuard(git_guard, host, warn)
         # The gateway being made or started while the workspace container is (its
         # address is fixed before it exists); joined by ``_start``.
@@ -142,7 +148,10 @@ class Lifecycle:
             network = _in_thread(lambda: egress.prepare(name, workspace))
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
-        mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
+        if self.remote is None:  # the workspace bound at its own path, guarded
+            mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
+        else:  # a volume on the remote at that path; nothing of this machine is mounted
+            mounts = self.remote.mounts(name, ws)
         memory, cpus = limits(req, self.host, self.warn)
         with self.locks.ports():
             # A port the engine still holds (a container it has not released) shows at
@@ -162,6 +171,7 @@ class Lifecycle:
                 image=image,
                 ids=(uid, gid),
                 mounts=mounts,
+                bind_workspace=self.remote is None,
                 wiring=wiring,
                 memory=memory,
                 cpus=cpus,
@@ -185,6 +195,8 @@ class Lifecycle:
                 ) from None
         self.ssh.pin_host_key(name, public)
         send_keys(self.engine, self.ssh, name, private, public)
+        if self.remote is not None:  # the workspace copy and the CA bundle, sent
+            self.remote.after_create(name, ws, uid, gid, self.images.ca_bundle_path())
         if dc is not None:
             dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
@@ -373,7 +385,7 @@ class Lifecycle:
                 created = True
             else:
                 port = label_int(target.labels.get(L.SSH_PORT)) or 0
-                self._warn_template_drift(target)
+                template_drift(self.images, target, self.warn)
             # The first attempt goes by what is known (just created, or inspected by
             # find under this lock); a retry asks the engine again.
             known: str | None = "created" if created else target.state
@@ -452,6 +464,8 @@ class Lifecycle:
                 port=port,
                 user=user,
                 forward_agent=req.forward_agent,
+                proxy_jump=None if self.remote is None else self.remote.jump,
+                context=None if self.remote is None else self.remote.context,
                 workspace=workspace.path,
             )
             if not created and action in ("attach", "start"):
@@ -469,7 +483,9 @@ class Lifecycle:
             if req.container is None or target.workspace == req.workspace.path:
                 self.config.set_workspace_state(workspace.path, state)
             try:
-                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout, port=port)
+                # A remote port is on the remote's loopback: no banner to poll from here.
+                local_port = port if self.remote is None else None
+                self.ssh.wait_ready(target.name, timeout=req.ssh_timeout, port=local_port)
             except Failed as exc:
                 if "host key" in str(exc).lower() or "identification" in str(exc).lower():
                     raise
@@ -480,6 +496,8 @@ class Lifecycle:
                 ) from None
             if self.devcontainer is not None and action != "attach":
                 self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
+            if self.remote is not None:  # the git remote `cai-<name>` (SPEC section 16)
+                self.remote.link(target.name, workspace.path)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _runtime(self, requested: str, target: Target) -> str:
@@ -488,21 +506,6 @@ class Lifecycle:
         if target.exists:
             return target.labels.get(L.RUNTIME, "runc")
         return requested
-
-    def _warn_template_drift(self, target: Target) -> None:
-        template = target.labels.get(L.TEMPLATE)
-        recorded = target.labels.get(L.TEMPLATE_HASH)
-        if not template or not recorded or L.DEVCONTAINER_BASE in target.labels:
-            return
-        try:
-            current = self.images.current_hash(template)
-        except Exception:
-            return
-        if current and current != recorded:
-            self.warn(
-                f"template '{template}' changed since container '{target.name}' was created; "
-                "run `cai --fresh` to recreate it from the new image (the data volume is kept)"
-            )
 
     def _new_reset_volume(self, workspace: Workspace) -> str:
         """A new, empty volume for ``--reset``, recorded in workspace state at once, so a

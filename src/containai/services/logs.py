@@ -23,6 +23,8 @@ from containai.services.ports import Engine
 LOG_DIR = ".containai/logs"
 # At most this much of the end of each lifecycle log is read (the files are the agent's).
 MAX_BYTES = 1024 * 1024
+# ... and at most this much of all of them together (the agent may leave thousands).
+MAX_TOTAL = 4 * MAX_BYTES
 READ_TIMEOUT = 10.0
 
 
@@ -34,14 +36,14 @@ class LogFile:
 
 def _script(tail: int | None) -> str:
     """Print each regular ``*.log`` file of LOG_DIR (not a link, a FIFO, a device) as
-    ``PATH\\0`` then its last bytes/lines then ``\\0``."""
+    ``PATH\\0`` then its last bytes/lines then ``\\0``; ``MAX_TOTAL`` bytes in all."""
     lines = "" if tail is None else f" | tail -n {int(tail)}"
     return (
         f'cd "$HOME" 2>/dev/null || exit 0; for f in {shlex.quote(LOG_DIR)}/*.log; do '
         '[ -f "$f" ] && [ ! -L "$f" ] || continue; '
         'printf \'%s/%s\\0\' "$HOME" "$f"; '
         f'tail -c {MAX_BYTES} -- "$f"{lines}; '
-        "printf '\\0'; done"
+        f"printf '\\0'; done | head -c {MAX_TOTAL}"
     )
 
 

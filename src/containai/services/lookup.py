@@ -6,6 +6,7 @@ find their container here; nothing is created, started or removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from containai.domain import labels as L
@@ -13,7 +14,7 @@ from containai.domain import naming
 from containai.domain.engine_objects import ContainerInfo
 from containai.domain.errors import NotFound, Refused
 from containai.domain.sessions import PROBE_SCRIPT, Sessions, parse_probe
-from containai.services.ports import Config, Engine
+from containai.services.ports import Config, Engine, Ssh
 from containai.services.workspace import Workspace
 
 
@@ -46,15 +47,25 @@ class Target:
 class Lookup:
     """Finding containers: by workspace, by ``--container``, every managed one."""
 
-    def __init__(self, engine: Engine, config: Config) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        *,
+        elsewhere: Callable[[str], str | None] = lambda _name: None,
+    ) -> None:
         self.engine = engine
         self.config = config
+        self.elsewhere = elsewhere  # the other engine whose container a name's SSH entry is
 
     def _owner(self, name: str, seen: dict[str, ContainerInfo | None]) -> naming.Owner:
         """Who holds ``name`` (``seen`` keeps what the engine said for the caller)."""
         info = seen[name] = self.engine.find(name)
         if info is None:
-            return None
+            # The SSH alias, host key and control socket are named after the container:
+            # a name whose entry belongs to a container on another engine is taken.
+            other = self.elsewhere(name)
+            return None if other is None else f"(context {other})"
         labels = info.labels
         if not L.is_managed(labels):
             return naming.UNMANAGED
@@ -127,3 +138,15 @@ class Lookup:
         if proc.returncode != 0 and not proc.stdout:
             return None
         return parse_probe(proc.stdout)
+
+
+def entry_elsewhere(ssh: Ssh, here: str) -> Callable[[str], str | None]:
+    """For ``Lookup``: the context of another engine whose container holds the SSH entry
+    named ``name`` (``local`` for this machine's), ``None`` when the name is free here;
+    ``here``: the selected engine's context as entries record it (``""`` locally)."""
+
+    def other(name: str) -> str | None:
+        entry = ssh.entry_context(name)
+        return None if entry is None or entry == here else (entry or "local")
+
+    return other

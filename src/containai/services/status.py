@@ -73,6 +73,8 @@ class StatusReport:
     network_policy: str | None = None  # allowlist | open | none; None: made before policies
     denials: int | None = None  # connections the gateway refused (best effort)
     forwards: tuple[dict[str, object], ...] = ()  # cai forward's rows (SPEC 17)
+    branch: str | None = None  # the workspace's branch when the container was made
+    current_branch: str | None = None  # the workspace's branch now (the CLI fills it)
 
     @property
     def ssh_alias(self) -> str:
@@ -102,6 +104,8 @@ class StatusReport:
             },
             "network": {"policy": self.network_policy or "open", "denials": self.denials},
             "forwards": list(self.forwards),
+            "branch": self.branch,
+            "current_branch": self.current_branch,
         }
 
 
@@ -172,6 +176,7 @@ def container_status(
         resources=resources,
         network_policy=labels.get(L.NETWORK_POLICY),
         denials=denied,
+        branch=labels.get(L.BRANCH),
     )
 
 

@@ -16,7 +16,9 @@ from containai.adapters.engine import shapes
 from containai.adapters.engine.client import (
     DockerCli,
     context_exists,
+    context_host,
     context_meta,
+    context_names,
     current_docker_context,
     docker_available,
     docker_config_dir,
@@ -46,7 +48,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DockerEngine",
     "context_exists",
+    "context_host",
     "context_meta",
+    "context_names",
     "current_docker_context",
     "docker_available",
     "docker_config_dir",
@@ -298,6 +302,39 @@ class DockerEngine(DockerCli):
     def copy_in(self, name: str, tar_bytes: bytes, dest: str) -> None:
         """Extract a tar stream into ``dest`` of a (possibly stopped) container."""
         self.run("cp", "-", f"{name}:{dest}", input=tar_bytes, text=False)
+
+    def copy_in_file(self, name: str, tar_path: Path, dest: str) -> None:
+        """Stream a tar file into ``dest`` of a (possibly stopped) container. Members keep
+        the tar's uid/gid: that is the daemon's default for a tar stream, whereas
+        ``docker cp --archive`` would give every file the image's ``USER`` (root)."""
+        with open(tar_path, "rb") as fh:
+            args = ["cp", "-", f"{name}:{dest}"]
+            self.check_stream(args, self.popen(*args, stdin=fh))
+
+    def send_image(self, ref: str, to: DockerEngine, *, timeout: float = 3600.0) -> None:
+        """``docker save REF | docker --context TO load``: the image with its tags and
+        labels onto another engine (SPEC section 16; docs/remote.md for the choice)."""
+        import subprocess
+
+        save = self.popen("save", ref, stdout=subprocess.PIPE)
+        try:
+            load = to.popen("load", "--quiet", stdin=save.stdout, stdout=subprocess.DEVNULL)
+            assert save.stdout is not None
+            save.stdout.close()  # load holds it now; save sees EPIPE if load dies
+            try:
+                load.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                load.kill()
+                raise Failed(
+                    f"sending image '{ref}' to context '{to.display_name}' took longer than "
+                    f"{timeout:.0f} s"
+                ) from None
+            to.check_stream(["load"], load)
+            self.check_stream(["save"], save)
+        finally:
+            if save.poll() is None:
+                save.kill()
+                save.wait()
 
     def logs_tail(self, name: str, lines: int = 20) -> str:
         proc = self.run("logs", "--tail", str(lines), name, check=False)

@@ -115,6 +115,46 @@ def current_docker_context(env: Mapping[str, str]) -> str | None:
     return current if isinstance(current, str) and current else "default"
 
 
+def context_endpoint(meta: Any) -> str:
+    """The docker endpoint's ``Host`` of a context's ``meta.json`` (``""``: none)."""
+    host = ((meta.get("Endpoints") or {}).get("docker") or {}).get("Host")
+    return str(host) if host else ""
+
+
+def context_host(name: str | None, env: Mapping[str, str]) -> str:
+    """The docker endpoint of context ``name`` read from the CLI's store (no fork);
+    ``None`` (cai follows ``DOCKER_HOST``) gives ``DOCKER_HOST``; ``default`` and an
+    unreadable context give ``""`` (the local socket)."""
+    if name is None:
+        return env.get("DOCKER_HOST", "")
+    if name == "default":
+        return env.get("DOCKER_HOST", "")
+    try:
+        meta = jsonfast.loads(context_meta(docker_config_dir(env), name).read_text())
+    except (OSError, ValueError):
+        return ""
+    return context_endpoint(meta) if isinstance(meta, dict) else ""
+
+
+def context_names(env: Mapping[str, str]) -> list[str]:
+    """Every context of the CLI's store, ``default`` first (no fork)."""
+    names = ["default"]
+    root = docker_config_dir(env) / "contexts" / "meta"
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return names
+    for entry in entries:
+        try:
+            meta = jsonfast.loads((entry / "meta.json").read_text())
+        except (OSError, ValueError):
+            continue
+        name = meta.get("Name") if isinstance(meta, dict) else None
+        if isinstance(name, str) and name and name != "default":
+            names.append(name)
+    return names
+
+
 def context_exists(name: str, env: Mapping[str, str]) -> bool:
     """Whether a Docker context exists, read from the CLI's context store (no fork)."""
     if name == "default":

@@ -192,16 +192,19 @@ def version_of(doc: Mapping[str, Any]) -> EngineVersion:
 
 def info_of(doc: Mapping[str, Any]) -> EngineInfo:
     """``docker info --format '{{json .}}'`` -> runtimes (with their path and
-    ``runtimeArgs``), default runtime, data root, host name."""
+    ``runtimeArgs``), default runtime, data root, host name, memory and CPUs."""
     runtimes = doc.get("Runtimes") or {}
     if not isinstance(runtimes, dict):
         runtimes = {}
+    memory, cpus = doc.get("MemTotal"), doc.get("NCPU")
     return EngineInfo(
         runtimes=list(runtimes),
         default_runtime=str(doc.get("DefaultRuntime") or "") or None,
         root_dir=str(doc.get("DockerRootDir") or ""),
         host_name=str(doc.get("Name") or ""),
         registered=[_oci_runtime(str(name), entry) for name, entry in runtimes.items()],
+        memory_bytes=memory if isinstance(memory, int) and memory > 0 else 0,
+        cpus=cpus if isinstance(cpus, int) and cpus > 0 else 0,
     )
 
 

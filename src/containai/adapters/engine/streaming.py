@@ -15,6 +15,9 @@ from containai.adapters.engine import shapes
 from containai.adapters.engine.client import DockerCli
 from containai.domain.errors import EngineUnreachable, Failed
 
+# The longest piece of a container's log line that ``logs`` yields at once.
+LINE_MAX = 65536
+
 
 def build_argv(
     context_dir: Path,
@@ -129,7 +132,9 @@ def logs(
     last = ""
     try:
         assert proc.stdout is not None
-        for raw in proc.stdout:
+        # A line longer than LINE_MAX (the container writes what it likes) comes in pieces.
+        stdout = proc.stdout
+        for raw in iter(lambda: stdout.readline(LINE_MAX), b""):
             last = raw.decode("utf-8", "replace").rstrip("\r\n")
             yield last
     finally:

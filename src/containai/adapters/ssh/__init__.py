@@ -130,6 +130,7 @@ class OpenSsh:
         forward_agent: bool = False,
         proxy_jump: str | None = None,
         workspace: str | None = None,
+        context: str | None = None,
     ) -> Path:
         return self.config.write_entry(
             name,
@@ -139,7 +140,11 @@ class OpenSsh:
             forward_agent=forward_agent,
             proxy_jump=proxy_jump,
             workspace=workspace,
+            context=context,
         )
+
+    def entry_context(self, name: str) -> str | None:
+        return self.config.entry_context(name)
 
     def include_is_first(self, data: bytes) -> bool:
         return self.config.include_is_first(data)

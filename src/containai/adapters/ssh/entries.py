@@ -36,6 +36,9 @@ from containai.paths import Paths
 
 INCLUDE_PATTERN: Final = "~/.ssh/containai.d/*.conf"
 INCLUDE_LINE: Final = f"Include {INCLUDE_PATTERN}"
+# The Docker context of a container on a remote engine (SPEC section 16); an entry
+# without it is a container of this machine's engine.
+CONTEXT_HEADER: Final = "# Context: "
 
 _USER_RE: Final = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.$-]*")
 _HOSTNAME_RE: Final = re.compile(r"[A-Za-z0-9_.:\[\]-]+")
@@ -86,6 +89,7 @@ class Entries:
         forward_agent: bool = False,
         proxy_jump: str | None = None,
         workspace: str | None = None,
+        context: str | None = None,
     ) -> Path:
         """Write ``~/.ssh/containai.d/<name>.conf``: a self-sufficient ``Host cai-<name>`` block.
 
@@ -104,6 +108,7 @@ class Entries:
         header = [
             f"# Managed by cai (ContainAI): SSH access to container '{name}'.",
             f"# Workspace: {_comment_safe(workspace) if workspace else '(unknown)'}",
+            *([f"{CONTEXT_HEADER}{_comment_safe(context)}"] if context else []),
             "# Rewritten by cai; removed by `cai stop --remove`, `cai gc`, `cai ssh cleanup`.",
         ]
         options: list[tuple[str, str]] = [
@@ -147,6 +152,20 @@ class Entries:
         """Remove the container's entry file; its path when it was there."""
         path = entry_path(self.paths, name)
         return path if unlink(path) else None
+
+    def entry_context(self, name: str) -> str | None:
+        """The context recorded in the container's entry: ``""`` for a container of this
+        machine's engine (no record), ``None`` when there is no entry."""
+        try:
+            with open(entry_path(self.paths, name), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith(CONTEXT_HEADER):
+                        return line[len(CONTEXT_HEADER) :].strip()
+                    if not line.startswith("#"):
+                        break
+        except OSError:
+            return None
+        return ""
 
     def entry_names(self) -> set[str]:
         """Names that have an entry file."""

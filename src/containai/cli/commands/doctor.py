@@ -100,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
 
     app = App(args)
     values, extra = _settings(app)
+    from containai.adapters.engine import context_host
+    from containai.services.remote import doctor_check
+
+    try:  # SPEC section 16: say when the engine is another machine
+        remote = doctor_check(app.context_label, context_host(app.selection.context, app.env))
+    except CaiError:
+        remote = None  # an unknown context: the Context line says so
+    if remote is not None:
+        extra = (*extra, remote)
 
     def engine_for(context: str | None) -> DockerEngine:
         return DockerEngine(context, env=app.env, timeout=DEFAULT_BUDGET * 4)

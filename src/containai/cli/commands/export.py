@@ -117,6 +117,10 @@ def export_one(app: App, service: VolumeArchives, target: VolumeTarget, path: Pa
         f"{validation.format_bytes(result.bytes_in)} -> {validation.format_bytes(result.bytes_out)}"
         + (f", {result.hardlinks} hard links written as files" if result.hardlinks else "")
     )
+    if app.endpoint.remote:  # SPEC section 16: streamed from another machine
+        app.out.changed(
+            f"exported volume '{target.volume}' of context '{app.context_label}' to {path}"
+        )
     app.out.line(str(path))
     return path
 

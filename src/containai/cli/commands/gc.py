@@ -121,10 +121,17 @@ def run(args: argparse.Namespace) -> int:
     from containai.adapters.locks import FileLocks
     from containai.services.gc import GarbageCollector, GcResult
 
+    gateways: set[str] | None = None  # containers that have a gateway, asked once
+
     def gateway_gone(name: str) -> None:  # the removed container's gateway and network
+        nonlocal gateways
         from containai.services.egress import Egress
 
-        Egress(app.engine, image=lambda: "").remove(name)
+        egress = Egress(app.engine, image=lambda: "")
+        if gateways is None:  # one engine call for the batch, not two per container
+            gateways = set(egress.gatewayed())
+        if name in gateways:
+            egress.remove(name)
 
     def templates() -> list[str]:  # whose alias containai:<name> --images keeps
         return [t.name for t in app.images(app.settings(None)).templates()]
@@ -174,15 +181,26 @@ def run(args: argparse.Namespace) -> int:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
 
     if args.json:
-        app.out.json({**result.to_json(), "leftovers": [left.to_json() for left in leftovers]})
+        app.out.json(
+            {
+                **result.to_json(),
+                "leftovers": [left.to_json() for left in leftovers],
+                "context": app.context_label,
+            }
+        )
     elif result.dry_run:  # the list asked for: stdout
         lines = render_text(result, leftovers)
+        if lines and app.endpoint.remote:  # SPEC section 16: name the machine
+            app.out.line(f"context {app.context_label}:")
         for line in lines:
             app.out.line(line)
         if not lines:
             app.out.changed("nothing to remove")
     else:  # state changes: one line each on stderr (SPEC section 2)
-        for line in render_text(result, leftovers):
+        lines = render_text(result, leftovers)
+        if lines and app.endpoint.remote:  # SPEC section 16: name the machine
+            app.out.changed(f"context {app.context_label}:")
+        for line in lines:
             app.out.changed(line)
     for spared in result.spared:
         if spared.changed:

@@ -144,8 +144,16 @@ def _import_host(app: App, args: argparse.Namespace, source: Path) -> int:
     for warning in archives(app).copy_items(target, items, uid=uid, gid=gid):
         app.out.warn(warning)
     copied = sum(1 for p in plans if p.action != "skip")
-    app.out.changed(f"imported {copied} entries from {source} into volume {target.volume}")
+    app.out.changed(f"imported {copied} entries from {source} into {_volume(app, target.volume)}")
     return 0
+
+
+def _volume(app: App, volume: str) -> str:
+    """The volume as the state-change line names it; on a remote engine with its
+    context, so the line says which machine the files went to (SPEC section 16)."""
+    if app.endpoint.remote:
+        return f"volume {volume} of context '{app.context_label}'"
+    return f"volume {volume}"
 
 
 def _root_owner() -> tuple[int, int]:
@@ -185,7 +193,8 @@ def _import_archive(app: App, args: argparse.Namespace, archive: Path) -> int:
         service.restore(target, archive, members, progress=meter, owner=_root_owner())
     finally:
         meter.close()
-    app.out.changed(f"restored volume {target.volume} from {archive} ({len(members)} entries)")
+    where = _volume(app, target.volume)
+    app.out.changed(f"restored {where} from {archive} ({len(members)} entries)")
     return 0
 
 

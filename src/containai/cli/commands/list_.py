@@ -22,6 +22,11 @@ DESCRIPTION = (
 
 def arguments(p: argparse.ArgumentParser) -> None:
     add_json_option(p)
+    p.add_argument(
+        "--all-contexts",
+        action="store_true",
+        help="the containers of every Docker context, with a CONTEXT column",
+    )
 
 
 HEADERS = ("NAME", "STATUS", "WORKSPACE", "SSH", "VOLUME", "IMAGE", "ISOLATION", "AGE", "KEEP")
@@ -43,7 +48,13 @@ def row_cells(item: Listed) -> tuple[str, ...]:
     )
 
 
-def render_table(items: Sequence[Listed], *, tty: bool, width: int | None = None) -> str:
+def render_table(
+    items: Sequence[Listed],
+    *,
+    tty: bool,
+    width: int | None = None,
+    contexts: Sequence[str] | None = None,
+) -> str:
     """A rich table: columns sized to their content (never cut when not on a TTY),
     trailing blanks trimmed. An empty list renders as nothing (rule of silence)."""
     if not items:
@@ -61,10 +72,12 @@ def render_table(items: Sequence[Listed], *, tty: bool, width: int | None = None
         header_style="bold" if tty else "",
         padding=(0, 2, 0, 0),
     )
-    for header in HEADERS:
+    headers = HEADERS if contexts is None else ("CONTEXT", *HEADERS)
+    for header in headers:
         table.add_column(header, no_wrap=not tty, overflow="fold")
-    for item in items:
-        table.add_row(*(Text(cell) for cell in row_cells(item)))
+    for i, item in enumerate(items):
+        cells = row_cells(item) if contexts is None else (contexts[i], *row_cells(item))
+        table.add_row(*(Text(cell) for cell in cells))
     buf = io.StringIO()
     console = Console(
         file=buf,
@@ -79,9 +92,40 @@ def render_table(items: Sequence[Listed], *, tty: bool, width: int | None = None
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).rstrip("\n") + "\n"
 
 
+def _all_contexts(app: App) -> int:
+    """``--all-contexts``: every context of Docker's store, asked at once (SPEC 16)."""
+    from containai.adapters.engine import DockerEngine, context_names
+    from containai.services.contexts import list_all_contexts
+
+    found = list_all_contexts(
+        context_names(app.env), lambda ctx: DockerEngine(ctx, env=app.env, timeout=15.0)
+    )
+    for ctx, why in found.unreachable:
+        app.out.warn(f"context '{ctx}' left out: {why}")
+    if app.args.json:
+        app.out.json(
+            {
+                "containers": [{**item.to_json(), "context": ctx} for ctx, item in found.rows],
+                "unreachable": [{"context": ctx, "error": why} for ctx, why in found.unreachable],
+            }
+        )
+        return 0
+    if found.rows:
+        import shutil
+
+        tty = app.out.stdout.isatty()
+        width = shutil.get_terminal_size().columns if tty else None
+        items = [item for _ctx, item in found.rows]
+        contexts = [ctx for ctx, _item in found.rows]
+        app.out.stdout.write(render_table(items, tty=tty, width=width, contexts=contexts))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from containai.services.inventory import list_managed
 
+    if args.all_contexts:
+        return _all_contexts(App(args))
     app = App(args, write_caches=True)  # the next `cai list` skips config parsing
     items = list_managed(app.engine)
     if args.json:

@@ -35,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from containai.services.ssh_cleanup import ssh_cleanup
 
     app = App(args)
-    names = ssh_cleanup(app.engine, app.ssh, dry_run=args.dry_run)
+    from containai.services.remote import OfContext
+
+    # Only the entries of containers on the selected engine can be judged here: a remote
+    # context's entries (and, on a remote one, the local ones) are left alone.
+    context = app.context_label if app.endpoint.remote else None
+    names = ssh_cleanup(app.engine, OfContext(app.ssh, context), dry_run=args.dry_run)
     if args.dry_run:
         for name in names:
             app.out.line(f"would remove SSH entry, pinned key and socket of {name}")

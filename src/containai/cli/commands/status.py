@@ -50,6 +50,11 @@ def render_text(report: StatusReport) -> list[str]:
     elif report.denials is not None:
         network += f", {report.denials} denied (`cai network log`)"
     lines.append(f"  Network: {network}")
+    if report.branch or report.current_branch:
+        branch = f"  Branch: {report.branch or 'unknown'} (when created)"
+        if report.current_branch and report.current_branch != report.branch:
+            branch += f", now {report.current_branch} (one container per workspace directory)"
+        lines.append(branch)
     for row in report.forwards:
         state = "active" if row["active"] else "inactive (restored by `cai run`)"
         lines.append(f"  Forward: {row['address']} -> port {row['port']}, {state}")
@@ -96,16 +101,21 @@ def run(args: argparse.Namespace) -> int:
         sessions=lookup.sessions,
         denials=lambda name: sum(1 for line in egress.log(name) if line.denied),
     )
-    if target.workspace:  # background forwards recorded for the container (SPEC 17)
-        import dataclasses
+    import dataclasses
 
+    if not args.container or target.workspace == workspace.path:
+        report = dataclasses.replace(report, current_branch=workspace.branch)
+    if target.workspace:  # background forwards recorded for the container (SPEC 17)
         from containai.cli.commands.forward import forwards
 
         rows = forwards(app).listing(target.name, target.workspace)
         report = dataclasses.replace(report, forwards=tuple(r.to_json() for r in rows))
     if args.json:
-        app.out.json(report.to_json())
+        app.out.json({**report.to_json(), "context": app.context_label})
     else:
-        for line in render_text(report):
+        lines = render_text(report)
+        if app.endpoint.remote:  # SPEC section 16: say which machine
+            lines.insert(1, f"  Context: {app.context_label} ({app.endpoint.url})")
+        for line in lines:
             app.out.line(line)
     return 0

@@ -65,10 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from containai.domain import labels as L
     from containai.services.changes import stop_line
 
+    # SPEC section 16: on a remote engine, name the machine it happened on.
+    where = f" (context {app.context_label})" if app.endpoint.remote else ""
     for target in targets:
         if target.name in done:
             volume = target.labels.get(L.DATA_VOLUME)
-            app.out.changed(
-                stop_line(target.name, target.state, removed=args.remove, volume=volume)
-            )
+            line = stop_line(target.name, target.state, removed=args.remove, volume=volume)
+            app.out.changed(f"{line}{where}")
     return 0

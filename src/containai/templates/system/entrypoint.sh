@@ -301,10 +301,9 @@ shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 # installs for the user when it cannot write the system's (Debian marks the system
 # Python externally managed, PEP 668: a user install does not touch it), and
 # ~/.local/bin comes first on PATH. Sessions only: `cai exec --root` and builds keep
-# the image's settings.
-export PATH="$home/.local/bin:$PATH"
-export NPM_CONFIG_PREFIX="$home/.local"
-export PIP_BREAK_SYSTEM_PACKAGES=1
+# the image's settings, and so does this script, which runs as root: ~/.local/bin is
+# the agent's, and a `mv` it leaves there must never run as root at the next start.
+session_vars=("PATH=$home/.local/bin:$PATH" "NPM_CONFIG_PREFIX=$home/.local" PIP_BREAK_SYSTEM_PACKAGES=1)
 
 # remoteEnv of the workspace's devcontainer.json (SPEC 18): cai writes it before the
 # first start, root's; one entry a line, NAME=VALUE sets, -NAME unsets. It goes first
@@ -313,7 +312,7 @@ export PIP_BREAK_SYSTEM_PACKAGES=1
 readonly REMOTE_ENV=/etc/containai/remote-env
 setenv=()
 declare -A remote_names=()
-session_path=$PATH
+session_path=$home/.local/bin:$PATH
 if [[ -f $REMOTE_ENV ]]; then
 	while IFS= read -r line || [[ -n $line ]]; do
 		if [[ $line == -* ]]; then
@@ -339,10 +338,13 @@ if [[ -f $REMOTE_ENV ]]; then
 fi
 
 # Login shells: Debian's /etc/profile resets PATH; restore the image's PATH (or
-# remoteEnv's) and start interactive logins in the workspace.
+# remoteEnv's) and start interactive logins in the workspace. Root's login shells
+# (`cai exec --root -- bash -l`) keep /etc/profile's: the sessions' PATH starts in the
+# agent's ~/.local/bin, and remoteEnv's is the repository's.
 {
 	printf '# containai: written by the entrypoint on each start\n'
-	printf 'PATH=%s\nexport PATH\n' "$(shq "$session_path")"
+	# shellcheck disable=SC2016 # $(id -u) is for the login shell
+	printf 'if [ "$(id -u)" != 0 ]; then PATH=%s; export PATH; fi\n' "$(shq "$session_path")"
 	if [[ -n $ws ]]; then
 		# shellcheck disable=SC2016 # $PWD and $HOME are for the login shell
 		printf 'if [ "$PWD" = "$HOME" ] && [ -d %s ]; then cd %s || true; fi\n' "$(shq "$ws")" "$(shq "$ws")"
@@ -352,10 +354,14 @@ mv -f /etc/profile.d/containai.sh.tmp /etc/profile.d/containai.sh
 
 # Every ssh session (also `ssh host cmd`, VS Code) gets the container's
 # environment: image ENV (PATH, CA variables) and the -e variables.
+# The sessions' own settings come first (sshd keeps the first value of a name).
 [[ -d $DROPINS ]] || mkdir -p "$DROPINS"
+declare -A env_names=()
 while IFS= read -r -d '' kv; do
 	name=${kv%%=*}
 	value=${kv#*=}
+	[[ -z ${env_names[$name]+set} ]] || continue
+	env_names[$name]=1
 	case $name in
 	HOSTNAME | HOME | PWD | OLDPWD | SHLVL | _ | TERM | USER | LOGNAME | SHELL | MAIL | SSH_*) continue ;;
 	CAI_GIT_NAME | CAI_GIT_EMAIL) continue ;; # in ~/.gitconfig; never forced on sessions
@@ -367,7 +373,10 @@ while IFS= read -r -d '' kv; do
 		continue
 	fi
 	setenv+=("\"$name=$value\"")
-done < <(env -0)
+done < <(
+	printf '%s\0' "${session_vars[@]}"
+	env -0
+)
 # 0600: -e values may be tokens; sshd reads this as root.
 (
 	umask 077
