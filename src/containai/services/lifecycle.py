@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
-from containai.domain.egress import Policy
-from containai.domain.engine_objects import NetworkInfo, Publish
 from containai.domain.errors import (
     CaiError,
     Failed,
@@ -36,9 +34,7 @@ from containai.domain.host_safety import GitGuard
 from containai.domain.isolation import choose_runtime, is_weakened
 from containai.services.container_keys import heal_pin, install_keys, send_keys
 from containai.services.container_spec import (
-    CONTAINER_SSH_PORT,
     MountGuard,
-    Wiring,
     build_spec,
     ca_mount,
     check_volume_owner,
@@ -46,7 +42,8 @@ from containai.services.container_spec import (
     limits,
     template_drift,
 )
-from containai.services.egress import POLICY_LABEL, Attachment, Egress, proxy_env
+from containai.services.egress import POLICY_LABEL, Egress
+from containai.services.gateway_wiring import GatewayWiring, in_thread
 from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target, entry_elsewhere
 from containai.services.port_lease import lease_port
@@ -99,9 +96,8 @@ class Lifecycle:
         here = "" if remote is None else remote.context
         self.lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))
         self.guard_mounts = MountGuard(git_guard, host, warn)
-        # The gateway being made or started while the workspace container is (its
-        # address is fixed before it exists); joined by ``_start``.
-        self._gateway: Future[object] | None = None
+        # The gateway made or started beside the workspace container; joined by _start.
+        self.gateways = GatewayWiring(egress, warn)
         self._taken_ports: set[int] = set()  # refused by the engine at a start in this run
 
     def _create(
@@ -144,8 +140,8 @@ class Lifecycle:
         egress, workspace = self.egress, req.workspace.path
         network = None
         if egress is not None and req.egress is not None and req.egress.mode != "open":
-            _in_thread(egress.gateway_image)  # and the gateway's image is asked for
-            network = _in_thread(lambda: egress.prepare(name, workspace))
+            in_thread(egress.gateway_image)  # and the gateway's image is asked for
+            network = in_thread(lambda: egress.prepare(name, workspace))
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
         if self.remote is None:  # the workspace bound at its own path, guarded
@@ -160,7 +156,7 @@ class Lifecycle:
             port = lease_port(
                 self.engine, self.host, req.port_range, preferred_port, self._taken_ports, own=name
             )
-            wiring = self._wiring(req, name, port, runtime, network)
+            wiring = self.gateways.wiring(req, name, port, runtime, network)
             spec = build_spec(
                 req,
                 name=name,
@@ -201,107 +197,13 @@ class Lifecycle:
             dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
         return port, runtime
 
-    def _wiring(
-        self,
-        req: RunRequest,
-        name: str,
-        port: int,
-        runtime: str,
-        network: Future[tuple[Attachment, NetworkInfo]] | None,
-    ) -> Wiring:
-        """Under an allowlist (or none) policy: the workspace's internal network, its
-        gateway (it publishes the SSH port and is the resolver, at an address fixed with
-        the network) made and started meanwhile, and the proxy variables. Fail closed
-        all the same: the container's only network is the internal one, so before its
-        gateway answers it has no way out at all. Open: the engine's default network,
-        SSH published."""
-        policy = req.egress
-        egress = self.egress
-        if policy is None or policy.mode == "open" or egress is None:
-            return Wiring(
-                labels={POLICY_LABEL: "open"},
-                publish=(Publish("127.0.0.1", port, CONTAINER_SSH_PORT),),
-            )
-        workspace = req.workspace.path
-        attach, net = egress.prepare(name, workspace) if network is None else network.result()
-        self._meanwhile(
-            lambda: egress.ensure(name, workspace, port, policy, runtime, net, fresh=attach.fresh)
-        )
-        return Wiring(
-            labels={POLICY_LABEL: policy.mode},
-            network=attach.network,
-            dns=(attach.dns,),
-            env=proxy_env(),
-        )
-
-    def _ensure_gateway(
-        self, req: RunRequest, target: Target, port: int, runtime: str, *, attach: bool = False
-    ) -> None:
-        """An existing container's gateway running with the current policy; a container
-        made before egress policies gets a warning naming the move. Attaching to a running
-        container, a running gateway is left as it is (one inspect): `cai network allow|
-        deny` applies changes live, and a start renders the policy afresh."""
-        mode = target.labels.get(POLICY_LABEL)
-        if mode is None:
-            self.warn(
-                f"container '{target.name}' was created before cai's egress policy: its "
-                "network is open (plain Docker egress); move it behind the gateway with "
-                "`cai --fresh` (the data volume is kept)"
-            )
-            return
-        if mode == "open" or self.egress is None:
-            return
-        if attach and self.egress.running(target.name):
-            return
-        policy = req.egress or Policy(mode, (), (), ())
-        if policy.mode != mode:  # fixed at creation, like the labels
-            self.warn(
-                f"container '{target.name}' was created with network.policy {mode}, not "
-                f"{policy.mode}; recreate it with `cai --fresh` to change it"
-            )
-            policy = policy._replace(mode=mode)
-        egress = self.egress
-        net = egress.network(target.name, target.workspace)
-        if attach or not egress.fixed(net):
-            # The container runs already; or its network is an older cai's, where the
-            # engine gives out the gateway's address (the container's resolver): the
-            # gateway first, as it was made.
-            egress.ensure(target.name, target.workspace, port, policy, runtime, net)
-            return
-        self._meanwhile(
-            lambda: egress.ensure(target.name, target.workspace, port, policy, runtime, net)
-        )
-
-    def _meanwhile(self, job: Callable[[], object]) -> None:
-        """Run ``job`` (the gateway's making or start) beside the container's own
-        create and start; ``_start`` waits for it."""
-        self._join_gateway()
-        self._gateway = _in_thread(job)
-
-    @contextlib.contextmanager
-    def _gateway_awaited(self) -> Iterator[None]:
-        """Whatever happens, the gateway's job has ended when ``ensure_running`` does
-        (a failure elsewhere first: that failure is the news)."""
-        try:
-            yield
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._join_gateway()
-            raise
-        self._join_gateway()
-
-    def _join_gateway(self) -> None:
-        job, self._gateway = self._gateway, None
-        if job is not None:
-            job.result()
-
     def _start(self, name: str) -> None:
         """Start the container, then wait for its gateway (started meanwhile)."""
         try:
             self.engine.start(name)
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                self._join_gateway()  # its own failure, if any, is the lesser news
+                self.gateways.join()  # its own failure, if any, is the lesser news
             if isinstance(exc, PortTaken):
                 raise _PortTaken() from None
             if not isinstance(exc, Failed):
@@ -315,7 +217,7 @@ class Lifecycle:
                 ) from None
             raise Failed(f"container '{name}' did not start: {cause}") from None
         try:
-            self._join_gateway()
+            self.gateways.join()
         except PortTaken:  # the gateway publishes the SSH port
             raise _PortTaken() from None
 
@@ -330,7 +232,7 @@ class Lifecycle:
             named = self.lookup.find(req.workspace, req.container)
             if named.exists:
                 lock_workspace = named.workspace
-        with self.locks.workspace(lock_workspace), self._gateway_awaited():
+        with self.locks.workspace(lock_workspace), self.gateways.awaited():
             target = self.lookup.find(req.workspace, req.container)
             workspace = req.workspace
             if target.exists and target.workspace != workspace.path:
@@ -402,7 +304,7 @@ class Lifecycle:
                     status = info.state
                 if status == "running":
                     if not created:
-                        self._ensure_gateway(req, target, port, runtime, attach=True)
+                        self.gateways.ensure(req, target, port, runtime, attach=True)
                     break
                 if (
                     not created
@@ -432,7 +334,7 @@ class Lifecycle:
                 if action == "attach":
                     action = "start"
                 if not created:
-                    self._ensure_gateway(req, target, port, runtime)
+                    self.gateways.ensure(req, target, port, runtime)
                 try:
                     self._start(target.name)
                     break
@@ -520,12 +422,3 @@ class Lifecycle:
 
 class _PortTaken(Exception):
     pass
-
-
-def _in_thread(job: Callable[[], T]) -> Future[T]:
-    """``job`` run in a thread of its own (its result or exception in the future)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cai-egress")
-    try:
-        return pool.submit(job)
-    finally:
-        pool.shutdown(wait=False)

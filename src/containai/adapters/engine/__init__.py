@@ -14,7 +14,6 @@ from __future__ import annotations
 from containai import jsonfast
 from containai.adapters.engine import shapes
 from containai.adapters.engine.client import (
-    DockerCli,
     context_exists,
     context_host,
     context_meta,
@@ -23,6 +22,7 @@ from containai.adapters.engine.client import (
     docker_available,
     docker_config_dir,
 )
+from containai.adapters.engine.storage import VolumesAndNetworks, _missing
 from containai.domain import labels as L
 from containai.domain.engine_objects import CommandResult
 from containai.domain.errors import EngineUnreachable, Failed, InUse, OutOfMemory
@@ -40,9 +40,7 @@ if TYPE_CHECKING:
         EngineInfo,
         EngineVersion,
         ImageInfo,
-        NetworkInfo,
         Removal,
-        VolumeInfo,
     )
 
 __all__ = [
@@ -56,9 +54,6 @@ __all__ = [
     "docker_config_dir",
 ]
 
-# `--opt` of a bridge network with no address on the host's side (the host's own
-# services on the bridge address are then out of the network's reach).
-_NO_HOST_ADDRESS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
 # How a start killed for lack of memory reads (runc's OOM kill, gVisor's sandbox killed
 # while booting: exit status 137, or its start RPC cut off), lower case.
 _OUT_OF_MEMORY = (
@@ -77,16 +72,11 @@ def _filters(labels: Mapping[str, str | None]) -> list[str]:
     return args
 
 
-def _missing(stderr: str, *markers: str) -> bool:
-    low = stderr.lower()
-    return any(m in low for m in markers)
-
-
 def _result(proc: Any) -> CommandResult:
     return CommandResult(proc.returncode, str(proc.stdout or ""), str(proc.stderr or ""))
 
 
-class DockerEngine(DockerCli):
+class DockerEngine(VolumesAndNetworks):
     """One engine, selected once per command; ``context=None`` defers to DOCKER_HOST."""
 
     # ------------------------------------------------------------------ engine
@@ -362,83 +352,6 @@ class DockerEngine(DockerCli):
         if proc.returncode != 0 or not proc.stdout.strip():
             return None
         return shapes.stats_of(jsonfast.loads(proc.stdout.splitlines()[0]))
-
-    # ----------------------------------------------------------------- volumes
-    def volume(self, name: str) -> VolumeInfo | None:
-        proc = self.run("volume", "inspect", "--format", "{{json .}}", name, check=False)
-        if proc.returncode != 0:
-            if _missing(proc.stderr, "no such volume"):
-                return None
-            raise self._translate(["volume", "inspect"], proc.stderr)
-        return shapes.volume_of(jsonfast.loads(proc.stdout))
-
-    def create_volume(self, name: str, labels: Mapping[str, str] | None = None) -> None:
-        args = ["volume", "create"]
-        for key, value in (labels or {}).items():
-            args += ["--label", f"{key}={value}"]
-        self.run(*args, name)
-
-    # ---------------------------------------------------------------- networks
-    def network(self, name: str) -> NetworkInfo | None:
-        proc = self.run("network", "inspect", "--format", "{{json .}}", name, check=False)
-        if proc.returncode != 0:
-            if _missing(proc.stderr, "no such network", "not found"):
-                return None
-            raise self._translate(["network", "inspect"], proc.stderr)
-        return shapes.network_of(jsonfast.loads(proc.stdout))
-
-    def create_network(
-        self,
-        name: str,
-        labels: Mapping[str, str],
-        *,
-        internal: bool = False,
-        host_address: bool = True,
-        subnet: str | None = None,
-        automatic: str | None = None,
-    ) -> None:
-        """A bridge network; ``internal``: no route out; ``host_address=False``: the host
-        has no address on it (its services are out of the network's reach); ``subnet``
-        (else the engine's choice), ``automatic``: the part of it the engine assigns
-        addresses from by itself. ``SubnetTaken`` when the engine has a network on an
-        overlapping subnet, ``NameInUse`` when it has one of that name."""
-        args = ["network", "create", "--driver", "bridge"]
-        if internal:
-            args.append("--internal")
-        if subnet is not None:
-            args += ["--subnet", subnet]
-        if automatic is not None:
-            args += ["--ip-range", automatic]
-        for key, value in labels.items():
-            args += ["--label", f"{key}={value}"]
-        for key, value in ({} if host_address else _NO_HOST_ADDRESS).items():
-            args += ["--opt", f"{key}={value}"]
-        self.run(*args, name)
-
-    def remove_network(self, name: str) -> bool:
-        """Remove network ``name``; ``False`` when it did not exist."""
-        proc = self.run("network", "rm", name, check=False)
-        if proc.returncode == 0:
-            return True
-        if _missing(proc.stderr, "no such network", "not found"):
-            return False
-        raise self._translate(["network", "rm"], proc.stderr)
-
-    def connect_network(
-        self,
-        network: str,
-        container: str,
-        aliases: Sequence[str] = (),
-        address: str | None = None,
-    ) -> None:
-        """Connect ``container`` (created or running) to ``network``, at ``address`` if
-        given (a network made with a subnet)."""
-        args = ["network", "connect"]
-        if address is not None:
-            args += ["--ip", address]
-        for alias in aliases:
-            args += ["--alias", alias]
-        self.run(*args, network, container)
 
     # ------------------------------------------------------------------ images
     def _inspect_image(self, ref: str) -> dict[str, Any] | None:
