@@ -510,7 +510,7 @@ def test_build_streams_lines_with_their_step(tmp_path: Path) -> None:
     assert seen == [("Step 1/2 : FROM x", (1, 2)), ("hello", None), ("Step 2/2 : RUN y", (2, 2))]
     argv = (tmp_path / "argv").read_text().split()
     assert argv == [
-        "build", "--tag", "containai:t", "--target", "final",
+        "build", "--force-rm", "--tag", "containai:t", "--target", "final",
         "--build-arg", "A=1", "--label", "l=v", str(tmp_path),
     ]  # fmt: skip
 

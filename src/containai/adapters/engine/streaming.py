@@ -29,7 +29,7 @@ def build_argv(
     target: str | None = None,
 ) -> list[str]:
     """The ``docker build`` arguments (after ``docker``)."""
-    args = ["build", "--tag", tag]
+    args = ["build", "--force-rm", "--tag", tag]  # no containers left by a failed step
     if dockerfile is not None:
         args += ["--file", str(dockerfile)]
     if target is not None:
