@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from containai.domain import labels as L
+from containai.domain.engine_facts import EngineInfo, EngineVersion
 from containai.domain.engine_objects import (
     CommandResult,
     ContainerInfo,
     ContainerSpec,
     ContainerStats,
-    EngineInfo,
-    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,

@@ -19,7 +19,7 @@ import pytest
 from containai.adapters.daemon import DedicatedEngineHost, context_endpoint, is_zombie
 from containai.adapters.engine import context_meta
 from containai.adapters.host_network import HostNetwork, parse_link, parse_routes, rule_state
-from containai.domain.engine_objects import EngineInfo, OciRuntime
+from containai.domain.engine_facts import EngineInfo, OciRuntime
 from containai.domain.errors import Failed
 from containai.services.setup import Layout, firewall_for
 

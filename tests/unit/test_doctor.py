@@ -15,7 +15,8 @@ import pytest
 
 from containai.cli.commands.doctor import render_text
 from containai.domain import labels as L
-from containai.domain.engine_objects import EngineInfo, EngineVersion, ImageInfo
+from containai.domain.engine_facts import EngineInfo, EngineVersion
+from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import EngineUnreachable
 from containai.domain.isolation import tier
 from containai.services.doctor import (

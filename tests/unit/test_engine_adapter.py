@@ -36,16 +36,8 @@ from containai.adapters.engine.shapes import (
     version_of,
     volume_of,
 )
-from containai.domain.engine_objects import (
-    ContainerSpec,
-    ContainerStats,
-    EngineInfo,
-    EngineVersion,
-    Mount,
-    OciRuntime,
-    Publish,
-    Removal,
-)
+from containai.domain.engine_facts import EngineInfo, EngineVersion, OciRuntime
+from containai.domain.engine_objects import ContainerSpec, ContainerStats, Mount, Publish, Removal
 from containai.domain.errors import (
     Failed,
     ImageInUse,

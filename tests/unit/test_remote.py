@@ -16,13 +16,8 @@ from hypothesis import strategies as st
 
 from containai.adapters.workspace_copy import WorkspaceCopier, ensure_git_remote, write_archive
 from containai.domain import remote as R
-from containai.domain.engine_objects import (
-    CommandResult,
-    EngineInfo,
-    ImageInfo,
-    Mount,
-    VolumeInfo,
-)
+from containai.domain.engine_facts import EngineInfo
+from containai.domain.engine_objects import CommandResult, ImageInfo, Mount, VolumeInfo
 from containai.domain.errors import Failed, Refused, UsageError
 from containai.services.remote import RemoteHost, RemoteImages, RemoteWorkspace
 from containai.services.run_request import ImageProvider, ImageRef

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from containai.domain.engine_objects import EngineInfo, OciRuntime
+from containai.domain.engine_facts import EngineInfo, OciRuntime
 from containai.domain.errors import Failed
 from containai.services.setup import (
     BRIDGE_CANDIDATES,

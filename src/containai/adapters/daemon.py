@@ -33,7 +33,7 @@ from containai.adapters.files import atomic_write
 from containai.adapters.host_network import HostNetwork
 from containai.adapters.machine import MachineProbe  # re-exported; its home is adapters.machine
 from containai.adapters.runsc_probe import PROBE_IMAGE, RunscProbe
-from containai.domain.engine_objects import EngineInfo
+from containai.domain.engine_facts import EngineInfo
 from containai.domain.errors import Failed
 
 __all__ = ["PROBE_IMAGE", "DedicatedEngineHost", "MachineProbe"]

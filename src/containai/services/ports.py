@@ -15,13 +15,12 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from containai.domain.archive_rules import Member
+    from containai.domain.engine_facts import EngineInfo, EngineVersion
     from containai.domain.engine_objects import (
         CommandResult,
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
-        EngineInfo,
-        EngineVersion,
         ImageInfo,
         NetworkInfo,
         Removal,

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from containai.domain import labels as L
 from containai.domain import remote as R
-from containai.domain.engine_objects import EngineInfo, ImageInfo, Mount
+from containai.domain.engine_facts import EngineInfo
+from containai.domain.engine_objects import ImageInfo, Mount
 from containai.domain.errors import Failed, NotFound, Refused
 from containai.services.container_keys import file_tar
 from containai.services.container_spec import HOST_CA

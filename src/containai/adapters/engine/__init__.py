@@ -33,12 +33,11 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from containai.domain.engine_facts import EngineInfo, EngineVersion
     from containai.domain.engine_objects import (
         ContainerInfo,
         ContainerSpec,
         ContainerStats,
-        EngineInfo,
-        EngineVersion,
         ImageInfo,
         Removal,
     )

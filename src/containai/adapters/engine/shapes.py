@@ -11,15 +11,13 @@ import math
 
 from containai.domain import labels as L
 from containai.domain.age import parse_engine_time
+from containai.domain.engine_facts import EngineInfo, EngineVersion, OciRuntime
 from containai.domain.engine_objects import (
     ContainerInfo,
     ContainerStats,
-    EngineInfo,
-    EngineVersion,
     ImageInfo,
     Mount,
     NetworkInfo,
-    OciRuntime,
     Removal,
     VolumeInfo,
 )

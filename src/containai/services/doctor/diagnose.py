@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from containai.domain.engine_objects import EngineInfo, EngineVersion, ImageInfo
+from containai.domain.engine_facts import EngineInfo, EngineVersion
+from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import CaiError
 from containai.services.doctor.engine_checks import (
     DEFAULT_BASE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from containai.domain.engine_objects import EngineInfo, EngineVersion
+from containai.domain.engine_facts import EngineInfo, EngineVersion
 from containai.domain.errors import CaiError, EngineUnreachable
 from containai.domain.isolation import (
     DISPLAY,

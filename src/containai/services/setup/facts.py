@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from containai.domain.engine_objects import EngineInfo
+from containai.domain.engine_facts import EngineInfo
 from containai.services.engine_select import DEDICATED_CONTEXT
 
 

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from containai.domain.engine_objects import EngineInfo
+from containai.domain.engine_facts import EngineInfo
 from containai.services.setup.facts import Layout
 from containai.services.setup.network import Firewall, Rule
 

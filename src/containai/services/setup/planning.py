@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from containai.domain.engine_objects import EngineInfo, OciRuntime
+from containai.domain.engine_facts import EngineInfo, OciRuntime
 from containai.domain.isolation import PLAIN
 from containai.services.setup.facts import DEFAULT_LAYOUT, Facts, Layout, RunscRecord
 from containai.services.setup.network import Firewall, choose_bridge, choose_pool, firewall_for
