@@ -28,21 +28,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from containai.adapters.devcontainer_path import CANDIDATES, find
 from containai.domain import devcontainer as D
 from containai.domain.errors import ConfigError, summarize
 
-CANDIDATES = (".devcontainer/devcontainer.json", ".devcontainer.json")
+__all__ = ["CANDIDATES", "DevcontainerFiles", "find", "load", "parse", "read_limited"]
 MAX_BYTES = 64 * 1024
 MAX_DOCKERFILE_BYTES = 1024 * 1024
-
-
-def find(workspace: str) -> str | None:
-    """The workspace's devcontainer.json (absolute, not resolved), or ``None``."""
-    for name in CANDIDATES:
-        path = os.path.join(workspace, name)
-        if os.path.lexists(path):
-            return path
-    return None
 
 
 def _inside_real(path: str, workspace: str, what: str) -> str:

@@ -75,16 +75,31 @@ def restore_forwards(app: App, name: str, workspace: str) -> None:
     never an error (the container is up and the session goes on)."""
     settings = app.settings(workspace)
     configured = [str(v) for v in settings.value("forward")]
-    if settings.value("devcontainer"):  # devcontainer forwardPorts (SPEC 18), no trust needed
-        from containai.adapters.devcontainer_file import DevcontainerFiles
-        from containai.services.devcontainer import forward_ports
-
-        configured += [str(port) for port in forward_ports(DevcontainerFiles(), workspace)]
+    configured += _devcontainer_ports(app, workspace, enabled=bool(settings.value("devcontainer")))
     for item in forwards(app).restore(name, workspace, configured):
         if item.problem is None:
             app.out.changed(_line(name, item.forward))
         else:
             app.out.warn(f"forward of port {item.forward.port} not restored: {item.problem}")
+
+
+def _devcontainer_ports(app: App, workspace: str, *, enabled: bool) -> list[str]:
+    """The devcontainer's ``forwardPorts`` (SPEC 18, no trust needed); its parser is
+    loaded only when the workspace has the file, and a file that does not parse is a
+    warning here (the container is up), as for any forward that cannot be made."""
+    from containai.adapters.devcontainer_path import find
+
+    if not enabled or find(workspace) is None:
+        return []
+    from containai.adapters.devcontainer_file import DevcontainerFiles
+    from containai.domain.errors import ConfigError
+    from containai.services.devcontainer import forward_ports
+
+    try:
+        return [str(port) for port in forward_ports(DevcontainerFiles(), workspace)]
+    except ConfigError as exc:
+        app.out.warn(f"devcontainer forwardPorts not restored: {exc}")
+        return []
 
 
 def _line(name: str, forward: Forward) -> str:
