@@ -391,12 +391,12 @@ class App:
             self._warned.add(message)
             self.out.warn(message)
 
-    def restore_forwards(self, name: str, workspace: str) -> None:
+    def restore_forwards(self, name: str, workspace: str, settings: Settings | None = None) -> None:
         """Recorded background forwards, the ``forward`` setting and devcontainer
         ``forwardPorts``, back once ``cai run`` has the container up (SPEC 17)."""
         from containai.cli.commands.forward import restore_forwards
 
-        restore_forwards(self, name, workspace)
+        restore_forwards(self, name, workspace, settings)
 
     def confirm_sessions(self, name: str, sessions: Any) -> bool:
         """Ask about active sessions on a TTY; without one, exit 6 naming --force."""

@@ -113,7 +113,9 @@ if TYPE_CHECKING:
 
         def confirm_sessions(self, name: str, sessions: Any) -> bool: ...
 
-        def restore_forwards(self, name: str, workspace: str) -> None: ...
+        def restore_forwards(
+            self, name: str, workspace: str, settings: Settings | None = None
+        ) -> None: ...
 
 
 class Request(Record):
@@ -250,7 +252,9 @@ def start(request: Request, world: RunWorld) -> Outcome:
 
     for line in ready_lines(ready, reset=req.reset):  # created/started ... (SPEC section 2)
         world.out.changed(line)
-    world.restore_forwards(ready.name, ready.workspace)  # SPEC 17: background forwards back
+    # SPEC 17: background forwards back (the settings read once, when they are its own)
+    same = ready.workspace == request.workspace.path
+    world.restore_forwards(ready.name, ready.workspace, settings if same else None)
     if request.detached:
         return Outcome()
     if request.root:

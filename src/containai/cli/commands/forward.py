@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from containai.domain.forwards import Forward
     from containai.services.forward import Forwards
     from containai.services.lookup import Target
+    from containai.services.workspace import Settings
 
 NAME = "forward"
 HELP = "forward container ports to 127.0.0.1 on the host"
@@ -59,21 +60,20 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def forwards(app: App) -> Forwards:
-    from containai.adapters.host import Host
     from containai.adapters.locks import FileLocks
     from containai.services.forward import Forwards
 
     return Forwards(
-        app.ssh.forwards, app.config, FileLocks(app.paths.locks_dir), Host(app.env).port_is_free
+        app.ssh.forwards, app.config, FileLocks(app.paths.locks_dir), app.host.port_is_free
     )
 
 
-def restore_forwards(app: App, name: str, workspace: str) -> None:
+def restore_forwards(app: App, name: str, workspace: str, settings: Settings | None = None) -> None:
     """``cai run``'s call once the container runs (SPEC section 17): the container's
     recorded background forwards and the ``forward`` setting's ports, back on
     127.0.0.1. One line per forward made; a forward that cannot be made is a warning,
     never an error (the container is up and the session goes on)."""
-    settings = app.settings(workspace)
+    settings = settings or app.settings(workspace)
     configured = [str(v) for v in settings.value("forward")]
     configured += _devcontainer_ports(app, workspace, enabled=bool(settings.value("devcontainer")))
     for item in forwards(app).restore(name, workspace, configured):

@@ -21,6 +21,7 @@ from containai.cli.options import (
     add_force_option,
     add_json_option,
     add_workspace_option,
+    check_container_or_workspace,
 )
 from containai.domain import validation
 from containai.domain.errors import UsageError
@@ -98,10 +99,7 @@ def add_run_options(p: Arguments) -> None:
 
 
 def _validate(args: argparse.Namespace) -> dict[str, str]:
-    if args.container is not None:
-        validation.validate_container_name(args.container)
-        if args.workspace is not None:
-            raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     if args.data_volume is not None:
         validation.validate_volume_name(args.data_volume)
     if args.template is not None:

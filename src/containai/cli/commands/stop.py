@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from containai.cli.app import App
-from containai.cli.options import add_container_option, add_force_option, add_workspace_option
+from containai.cli.options import (
+    add_container_option,
+    add_force_option,
+    add_workspace_option,
+    check_container_or_workspace,
+)
 from containai.domain import validation
 from containai.domain.errors import NotFound, UsageError
 
@@ -40,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         validation.validate_container_name(args.container)
     if args.all and (args.container is not None or args.workspace is not None):
         raise UsageError("--all excludes --container and --workspace")
-    if args.container is not None and args.workspace is not None:
-        raise UsageError("--container and --workspace exclude each other; give one of them")
+    check_container_or_workspace(args)
     if args.output is not None and not args.export:
         raise UsageError("--output goes with --export")
     app = App(args)
