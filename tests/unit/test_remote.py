@@ -242,7 +242,7 @@ def _git_in_container(refs: str, status: str) -> FakeEngine:
 def test_sync_push_refuses_to_lose_the_agents_commits(tmp_path: Path) -> None:
     engine = _git_in_container(f"{'a' * 40}\n{'b' * 40}\n", "")
     copier = FakeCopier(missing=("b" * 40,))
-    with pytest.raises(Refused, match="git fetch cai-app-main"):
+    with pytest.raises(Failed, match="git fetch cai-app-main"):
         _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=False)
     assert copier.archives == []
     assert _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=True)
@@ -251,13 +251,13 @@ def test_sync_push_refuses_to_lose_the_agents_commits(tmp_path: Path) -> None:
 def test_sync_push_never_hands_the_containers_words_to_local_git(tmp_path: Path) -> None:
     engine = _git_in_container("--output=/etc/passwd\n", "")
     copier = FakeCopier()
-    with pytest.raises(Refused, match="not a git object name"):
+    with pytest.raises(Failed, match="not a git object name"):
         _placement(engine, copier, tmp_path).push("app-main", WS, "agent", 1, 1, force=False)
 
 
 def test_sync_push_refuses_to_lose_uncommitted_changes(tmp_path: Path) -> None:
     engine = _git_in_container(f"{'a' * 40}\n", " M a.txt\n")
-    with pytest.raises(Refused, match="uncommitted"):
+    with pytest.raises(Failed, match="uncommitted"):
         _placement(engine, FakeCopier(), tmp_path).push("app-main", WS, "agent", 1, 1, False)
 
 
@@ -446,3 +446,24 @@ def test_doctor_says_when_the_engine_is_another_machine() -> None:
     assert tcp is not None and tcp.status == "FAIL" and tcp.fix
     bad = doctor_check("bad", "ssh://a b")
     assert bad is not None and bad.status == "FAIL"
+
+
+def test_all_contexts_when_no_engine_answers_is_exit_3(tmp_path: Path) -> None:
+    """`cai list --all-contexts` with every context unreachable is SPEC 2's exit 3 (an
+    empty listing would read as "no containers")."""
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"),
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "containai", "list", "--all-contexts"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("cai: error: no Docker context answered")

@@ -300,14 +300,14 @@ class RemoteWorkspace:
         words = {line.strip() for line in refs.stdout.splitlines() if line.strip()}
         shas = sorted(w for w in words if R.is_object_name(w))
         if len(shas) != len(words):
-            raise Refused(
+            raise Failed(
                 f"container '{name}' answered with something that is not a git object name; "
                 "add --force to overwrite its copy anyway"
             )
         missing = self.copier.missing_commits(workspace, shas)
         alias = R.git_remote_name(name)
         if missing:
-            raise Refused(
+            raise Failed(
                 f"container '{name}' has {len(missing)} commit(s) this repository does not: "
                 f"bring them home first with `git fetch {alias}` (or add --force to "
                 "overwrite them)"
@@ -316,7 +316,7 @@ class RemoteWorkspace:
             name, [*git, "status", "--porcelain", "--untracked-files=no"], user=user, check=False
         )
         if status.returncode == 0 and status.stdout.strip():
-            raise Refused(
+            raise Failed(
                 f"container '{name}' has uncommitted changes in {workspace}: commit them "
                 f"there and `git fetch {alias}`, or add --force to overwrite them"
             )

@@ -97,11 +97,14 @@ def _all_contexts(app: App) -> int:
     from containai.adapters.engine import DockerEngine, context_names
     from containai.services.contexts import list_all_contexts
 
-    found = list_all_contexts(
-        context_names(app.env), lambda ctx: DockerEngine(ctx, env=app.env, timeout=15.0)
-    )
+    names = context_names(app.env)
+    found = list_all_contexts(names, lambda ctx: DockerEngine(ctx, env=app.env, timeout=15.0))
     for ctx, why in found.unreachable:
         app.out.warn(f"context '{ctx}' left out: {why}")
+    if names and len(found.unreachable) == len(names):  # not one engine answered: exit 3
+        from containai.domain.errors import EngineUnreachable
+
+        raise EngineUnreachable("no Docker context answered; see `cai doctor`")
     if app.args.json:
         app.out.json(
             {
