@@ -132,6 +132,7 @@ class FakeEngine:
     volumes: dict[str, VolumeInfo] = field(default_factory=dict)
     networks: dict[str, NetworkInfo] = field(default_factory=dict)
     images: list[ImageInfo] = field(default_factory=list)
+    copied: list[tuple[str, str, bytes]] = field(default_factory=list)  # copy_in's tars
     runtime_names: tuple[str, ...] = ("runc", "runsc")
     default_runtime: str = "runc"
     server: str = "20.10.24+dfsg1"
@@ -359,6 +360,7 @@ class FakeEngine:
 
     def copy_in(self, name: str, tar_bytes: bytes, dest: str) -> None:
         self._call("copy_in", name, dest)
+        self.copied.append((name, dest, tar_bytes))
         self._existing(name)
 
     def copy_in_file(self, name: str, tar_path: Path, dest: str) -> None:

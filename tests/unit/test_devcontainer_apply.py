@@ -284,6 +284,17 @@ def test_prepare_writes_remote_env_with_container_values() -> None:
     dc, engine, _ = hooks(doc, engine)
     dc.prepare("c", WS)
     assert engine.calls_of("copy_in") == [("copy_in", "c", "/")]
+    import io
+    import tarfile
+
+    data = engine.copied[0][2]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        files = {m.name: tar.extractfile(m) for m in tar.getmembers() if m.isfile()}
+        text = {k: f.read().decode() for k, f in files.items() if f is not None}
+    assert list(text) == ["etc/containai/remote-env"], text
+    lines = text["etc/containai/remote-env"].splitlines()
+    assert "PATH=/usr/bin:/opt/x" in lines  # ${containerEnv:PATH} expanded
+    assert not any(line.startswith("GONE=") for line in lines)  # null: kept out
 
 
 def test_drift_of_the_file_is_warned(tmp_path: Path) -> None:
