@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from containai.adapters.daemon import DedicatedEngineHost, context_endpoint, is_zombie
+from containai.adapters.daemon import DedicatedEngineHost, is_zombie
 from containai.adapters.engine import context_meta
+from containai.adapters.engine.client import context_endpoint
 from containai.adapters.host_network import HostNetwork, parse_link, parse_routes, rule_state
 from containai.domain.engine_facts import EngineInfo, OciRuntime
 from containai.domain.errors import Failed
@@ -252,6 +253,8 @@ def test_context_host_reads_the_client_side_store(tmp_path: Path) -> None:
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"Endpoints": {"docker": {"Host": "unix:///run/c.sock"}}}))
     assert host.context_host(tmp_path, "containai-docker") == "unix:///run/c.sock"
+    meta.write_text("[1]")  # not an object: absent, not a traceback
+    assert host.context_host(tmp_path, "containai-docker") is None
 
 
 @pytest.mark.parametrize("update", [False, True])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from containai.adapters import programs
-from containai.adapters.engine.client import context_endpoint, context_meta
+from containai.adapters.engine.client import stored_context_host
 from containai.adapters.engine.shapes import info_of
 from containai.adapters.files import atomic_write
 from containai.adapters.host_network import HostNetwork
@@ -201,11 +201,7 @@ class DedicatedEngineHost:
         return self._docker(host, "image", "inspect", ref, timeout=20).returncode == 0
 
     def context_host(self, docker_config: Path, name: str) -> str | None:
-        try:
-            meta = json.loads(context_meta(docker_config, name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return context_endpoint(meta)
+        return stored_context_host(docker_config, name)
 
     def unit_enabled(self, unit: str) -> bool:
         return self._run(["systemctl", "is-enabled", "--quiet", unit], timeout=15).returncode == 0

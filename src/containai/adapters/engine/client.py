@@ -129,11 +129,17 @@ def context_host(name: str | None, env: Mapping[str, str]) -> str:
         return env.get("DOCKER_HOST", "")
     if name == "default":
         return env.get("DOCKER_HOST", "")
+    return stored_context_host(docker_config_dir(env), name) or ""
+
+
+def stored_context_host(docker_config: Path, name: str) -> str | None:
+    """The docker endpoint of context ``name`` in the store under ``docker_config``:
+    ``None`` when the context is absent or unreadable, ``""`` when it has no endpoint."""
     try:
-        meta = jsonfast.loads(context_meta(docker_config_dir(env), name).read_text())
+        meta = jsonfast.loads(context_meta(docker_config, name).read_text())
     except (OSError, ValueError):
-        return ""
-    return context_endpoint(meta) if isinstance(meta, dict) else ""
+        return None
+    return context_endpoint(meta) if isinstance(meta, dict) else None
 
 
 def context_names(env: Mapping[str, str]) -> list[str]:
