@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,6 +36,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CAI = str(Path(sys.executable).parent / "cai")  # replaced by main() when stale
 NODE_DIR = ROOT / "benchmarks" / ".node"
 IMAGE = "containai:default"
+# The egress test host: 200 MB at /blob over HTTP on 8000 and HTTPS on 8443.
+_SERVE = (
+    "import http.server as h, ssl, threading\n"
+    "def srv(port):\n"
+    "    return h.ThreadingHTTPServer(('0.0.0.0', port), h.SimpleHTTPRequestHandler)\n"
+    "tls = srv(8443)\n"
+    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "ctx.load_cert_chain('cert.pem', 'key.pem')\n"
+    "tls.socket = ctx.wrap_socket(tls.socket, server_side=True)\n"
+    "threading.Thread(target=tls.serve_forever, daemon=True).start()\n"
+    "srv(8000).serve_forever()\n"
+)
 
 
 def run(
@@ -485,9 +498,13 @@ class Bench:
         net = f"cai-bench-{self.tag}-hosts"
         host = f"cai-bench-{self.tag}-web"
         run(["docker", "network", "create", "--label", f"cai-bench={self.tag}", net], self.env)
+        # The same 200 MB over plain HTTP (8000: squid relays it from its store, 4 KiB a
+        # write) and HTTPS (8443, a self-signed certificate: curl -k; through the gateway
+        # a CONNECT tunnel, which is how the package registries are reached).
         serve = (
             "head -c 209715200 /dev/zero > /tmp/blob && cd /tmp && "
-            "exec python3 -m http.server 8000 --bind 0.0.0.0"
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem "
+            "-days 1 -subj /CN=blob.cai.bench 2>/dev/null && exec python3 -c " + shlex.quote(_SERVE)
         )
         run(
             ["docker", "run", "-d", "--name", host, "--label", f"cai-bench={self.tag}",
@@ -500,6 +517,7 @@ class Bench:
         ][0]["Subnet"]
         url = "http://blob.cai.bench:8000/blob"
         get = ["curl", "-sS", "-o", "/dev/null", "--retry", "5", "--retry-connrefused", url]
+        get_tls = [*get[:-1], "-k", "https://blob.cai.bench:8443/blob"]
         client = f"cai-bench-{self.tag}-client"
         run(
             ["docker", "run", "-d", "--name", client, "--label", f"cai-bench={self.tag}",
@@ -507,7 +525,9 @@ class Bench:
             self.env,
         )  # fmt: skip
         run(["docker", "exec", client, *get], self.env)  # the server is up
-        allow = f'allow = ["blob.cai.bench:8000"]\nallow_cidrs = ["{subnet}"]\n'
+        run(["docker", "exec", client, *get_tls], self.env)
+        ports = '"blob.cai.bench:8000", "blob.cai.bench:8443"'
+        allow = f'allow = [{ports}]\nallow_cidrs = ["{subnet}"]\n'
         for runtime in runtimes:
             made = []
             for policy in ("allowlist", "open"):
@@ -532,6 +552,15 @@ class Bench:
             self.record_throughput(
                 f"egress_throughput{suffix}", through, direct,
                 f"same container kind ({runtime}), network.policy open",
+            )  # fmt: skip
+            through_tls, direct_tls = interleave(
+                3,
+                lambda c=through_c: timed(lambda: run(["docker", "exec", c, *get_tls], self.env)),
+                lambda c=open_c: timed(lambda: run(["docker", "exec", c, *get_tls], self.env)),
+            )
+            self.record_throughput(
+                f"egress_throughput_https{suffix}", through_tls, direct_tls,
+                f"same, over HTTPS (CONNECT through the gateway) ({runtime})",
             )  # fmt: skip
             if runtime == "runc":
                 plain = [timed(lambda: run(["docker", "exec", client, *get], self.env))]
