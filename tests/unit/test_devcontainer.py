@@ -13,6 +13,7 @@ from containai.adapters import devcontainer_file as F
 from containai.domain import devcontainer as D
 from containai.domain import settings, trust
 from containai.domain.devcontainer_vars import devcontainer_id, env_from_list
+from containai.domain.errors import ConfigError
 
 DATA = Path(__file__).parent / "data" / "devcontainer"
 SH = D.SHELL
@@ -270,3 +271,28 @@ def test_devcontainer_id_is_stable_and_unique() -> None:
         workspace="/w/a",
     )
     assert spec.container_env == {"ID": a}
+
+
+def test_one_reader_parses_each_workspace_once(tmp_path: Path) -> None:
+    """One command's reader serves the lifecycle and the forward restore from one read:
+    both see the bytes whose digest was checked, and json5 runs once."""
+    path = tmp_path / ".devcontainer.json"
+    path.write_text('{"image": "debian:bookworm", "forwardPorts": [3000]}')
+    reader = F.DevcontainerFiles()
+    first = reader.load(str(tmp_path))
+    path.write_text('{"image": "debian:bookworm", "forwardPorts": [4000]}')
+    again = reader.load(str(tmp_path) + "/")
+    assert first is again and first is not None
+    assert first.spec.forward_ports == [3000]
+    fresh = F.DevcontainerFiles().load(str(tmp_path))
+    assert fresh is not None and fresh.spec.forward_ports == [4000]
+
+
+def test_one_reader_reads_a_failed_file_again(tmp_path: Path) -> None:
+    path = tmp_path / ".devcontainer.json"
+    path.write_text("{not json")
+    reader = F.DevcontainerFiles()
+    with pytest.raises(ConfigError):
+        reader.load(str(tmp_path))
+    path.write_text('{"image": "debian:bookworm"}')
+    assert reader.load(str(tmp_path)) is not None

@@ -132,10 +132,19 @@ def load(workspace: str) -> D.Loaded | None:
 
 
 class DevcontainerFiles:
-    """The port the services use (``load``), for wiring in cli."""
+    """The port the services use (``load``), for wiring in cli. One instance serves one
+    cai command: each workspace's file is read and parsed once, and every part of the
+    command (the lifecycle, the forward restore) sees the same bytes, the ones whose
+    digest was checked against the trust. A file that fails is read again when asked."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, D.Loaded | None] = {}
 
     def load(self, workspace: str) -> D.Loaded | None:
-        return load(workspace)
+        key = os.path.normpath(workspace)
+        if key not in self._loaded:
+            self._loaded[key] = load(workspace)
+        return self._loaded[key]
 
     def path(self, workspace: str) -> Path | None:
         found = find(workspace)

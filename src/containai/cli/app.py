@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from containai.adapters.config import ConfigFiles
+    from containai.adapters.devcontainer_file import DevcontainerFiles
     from containai.adapters.engine import DockerEngine
     from containai.adapters.host import Host
     from containai.adapters.hotcache import ContainerCache
@@ -59,6 +60,7 @@ class App:
         self.out = Output(quiet=bool(getattr(args, "quiet", False)), verbose=verbose)
         self.paths: Paths = resolve_paths(self.env)
         self._warned: set[str] = set()
+        self._devcontainer_files: DevcontainerFiles | None = None
 
     @property
     def cwd(self) -> Path:
@@ -369,14 +371,13 @@ class App:
 
     def devcontainers(self, settings: Settings) -> Devcontainers:
         """The workspace's devcontainer.json, applied by lifecycle (SPEC 18)."""
-        from containai.adapters.devcontainer_file import DevcontainerFiles
         from containai.services.devcontainer import Devcontainers
 
         remote = self.endpoint.remote  # images built here and shipped (SPEC 16)
         builder = self.local_engine if remote else self.engine
         return Devcontainers(
             self.engine,
-            DevcontainerFiles(),
+            self.devcontainer_files(),
             self.config.trusted_digests,
             enabled=bool(settings.value("devcontainer")),
             images=self.images(settings, engine=builder),
@@ -385,6 +386,14 @@ class App:
             builder=builder,
             ship=self.remote_images(settings).ship if remote else lambda _ref: None,
         )
+
+    def devcontainer_files(self) -> DevcontainerFiles:
+        """The command's one reader of devcontainer.json files (each parsed once)."""
+        if self._devcontainer_files is None:
+            from containai.adapters.devcontainer_file import DevcontainerFiles
+
+            self._devcontainer_files = DevcontainerFiles()
+        return self._devcontainer_files
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warned:

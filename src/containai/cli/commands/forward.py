@@ -91,12 +91,11 @@ def _devcontainer_ports(app: App, workspace: str, *, enabled: bool) -> list[str]
 
     if not enabled or find(workspace) is None:
         return []
-    from containai.adapters.devcontainer_file import DevcontainerFiles
     from containai.domain.errors import ConfigError
     from containai.services.devcontainer import forward_ports
 
     try:
-        return [str(port) for port in forward_ports(DevcontainerFiles(), workspace)]
+        return [str(port) for port in forward_ports(app.devcontainer_files(), workspace)]
     except ConfigError as exc:
         app.out.warn(f"devcontainer forwardPorts not restored: {exc}")
         return []
