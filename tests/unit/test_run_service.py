@@ -4,7 +4,7 @@ from the cache and a live control master alone; anything else goes down the full
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -142,3 +142,71 @@ def test_agent_name_is_the_argument_else_the_setting() -> None:
     settings = Settings({"agent.default": "codex"})
     assert agent_name("gemini", settings) == "gemini"  # type: ignore[arg-type]
     assert agent_name(None, settings) == "codex"  # type: ignore[arg-type]
+
+
+class _Target:
+    exists = True
+    name = "app-main"
+    state = "exited"
+    workspace = WS
+    info = None
+    labels: ClassVar[dict[str, str]] = {"containai.ssh-port": "2300"}
+
+
+class _Lookup:
+    def find(self, workspace: Any, container: Any) -> _Target:
+        return _Target()
+
+
+class _Probe:
+    def __init__(self, free: bool) -> None:
+        self.free = free
+        self.asked: list[int] = []
+
+    def port_is_free(self, port: int) -> bool:
+        self.asked.append(port)
+        return self.free
+
+
+class _Images:
+    def planned_tag(self, template: str) -> str:
+        return f"containai:{template}-0123456789abcdef"
+
+
+class _Lifecycle:
+    def __init__(self, host: _Probe) -> None:
+        self.host = host
+        self.images = _Images()
+
+
+class _Selection:
+    context = "remote"
+
+
+class PlanWorld(World):
+    """A stopped container on an engine whose port probe is the lifecycle's (a remote
+    engine's loopback), not this machine's."""
+
+    def __init__(self, here: _Probe, there: _Probe) -> None:
+        super().__init__({}, set())
+        self.host = here
+        self.there = there
+        self.lookup = _Lookup()
+        self.selection = _Selection()
+
+    def lifecycle(self, settings: Any) -> Any:
+        return _Lifecycle(self.there)
+
+
+@pytest.mark.parametrize(("free_there", "action"), [(True, "start"), (False, "recreate")])
+def test_dry_run_asks_the_lifecycles_port_probe(free_there: bool, action: str) -> None:
+    from containai.services.run_plan import dry_run
+    from containai.services.run_request import RunRequest
+
+    here, there = _Probe(free=not free_there), _Probe(free=free_there)
+    world = PlanWorld(here, there)
+    req = RunRequest(Workspace(WS, "main"))
+    settings = Settings({"agent.default": "shell"})
+    plan = dry_run(request("run", detached=True), req, settings, world)  # type: ignore[arg-type]
+    assert plan["action"] == action
+    assert there.asked == [2300] and here.asked == []

@@ -97,10 +97,13 @@ def dry_run(
         plan["agent"] = agent_name(request.agent, settings)
     try:
         plan["context"] = world.selection.context or "DOCKER_HOST"
-        plan.update(plan_engine(world.lookup, world.host, req))
+        # The lifecycle's port probe: on a remote engine the port is on the remote's
+        # loopback, asked there, as the run itself would.
+        lifecycle = world.lifecycle(settings)
+        plan.update(plan_engine(world.lookup, lifecycle.host, req))
         if plan.get("action") in ("create", "recreate"):
             # containai:<template>-<hash> of today's inputs (None: not known)
-            plan["image"] = world.lifecycle(settings).images.planned_tag(req.template)
+            plan["image"] = lifecycle.images.planned_tag(req.template)
     except UnknownContext:
         raise
     except EngineUnreachable as exc:
