@@ -58,6 +58,7 @@ ARG BASE=containai:default
 FROM ${BASE}
 ARG GREETING=none
 RUN echo "$GREETING" > /etc/dc-greeting
+COPY . /etc/dc-context/
 """
 
 
@@ -96,6 +97,12 @@ def in_container(sandbox: Sandbox, ws: Path, script: str) -> str:
 def test_checked_by_dockerfile_env_post_create_and_refusals(sandbox: Sandbox) -> None:
     setup_home(sandbox)
     ws = make_ws(sandbox, CHECKED_BY, DOCKERFILE)
+    # The build context (the workspace): a file of the repository reaches the image; a
+    # link out of it is sent as a link, never the host file it names.
+    (ws / "app.txt").write_text("from-the-context\n")
+    secret = sandbox.root / "host-secret.txt"
+    secret.write_text("host-only\n")
+    (ws / "leak").symlink_to(secret)
 
     # Untrusted: env, lifecycle commands and ports apply; the build does not.
     res = sandbox.cai("run", "--detached", cwd=ws)
@@ -144,6 +151,8 @@ def test_checked_by_dockerfile_env_post_create_and_refusals(sandbox: Sandbox) ->
     assert "build not applied" not in res.stderr
     out = in_container(sandbox, ws, "cat /etc/dc-greeting /tmp/post-create.txt")
     assert out.splitlines() == ["hello-from-build", "created"]
+    out = in_container(sandbox, ws, "cat /etc/dc-context/app.txt; readlink /etc/dc-context/leak")
+    assert out.splitlines() == ["from-the-context", str(secret)]
     labels = json.loads(docker("inspect", name).stdout)[0]["Config"]["Labels"]
     assert labels["containai.devcontainer-base"] == "build"
     assert "-devcontainer-" in json.loads(docker("inspect", name).stdout)[0]["Config"]["Image"]

@@ -4,6 +4,7 @@ adapter from a temporary workspace, interpreted, and split by trust (section 14)
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -296,3 +297,61 @@ def test_one_reader_reads_a_failed_file_again(tmp_path: Path) -> None:
         reader.load(str(tmp_path))
     path.write_text('{"image": "debian:bookworm"}')
     assert reader.load(str(tmp_path)) is not None
+
+
+def test_build_context_snapshot_copies_links_as_links(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ctx = ws / ".devcontainer"
+    (ctx / "sub").mkdir(parents=True)
+    (ctx / "sub" / "a.txt").write_text("a")
+    (ctx / ".dockerignore").write_text("sub/ignored\n")
+    secret = tmp_path / "host-secret"
+    secret.write_text("user's key")
+    (ctx / "leak").symlink_to(secret)  # a link out stays a link: never its target's bytes
+    os.mkfifo(ctx / "fifo")  # never opened (would block), left out
+    out = F.snapshot_context(str(ws), str(ctx), tmp_path / "snap")
+    assert out == tmp_path / "snap"
+    assert (out / "sub" / "a.txt").read_text() == "a"
+    assert (out / ".dockerignore").read_text() == "sub/ignored\n"
+    assert os.readlink(out / "leak") == str(secret)
+    assert not (out / "fifo").exists()
+    assert not str(out).startswith(str(ws))
+
+
+def test_build_context_snapshot_copies_across_file_systems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "f").write_bytes(b"x" * 10)
+
+    def no_link(*_a: object, **_k: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(F.os, "link", no_link)
+    out = F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert (out / "f").read_bytes() == b"x" * 10
+    assert not (out / "f").samefile(ws / "f")
+    monkeypatch.setattr(F, "MAX_CONTEXT_COPY_BYTES", 5)
+    with pytest.raises(ConfigError, match="over 0 GiB"):
+        F.snapshot_context(str(ws), str(ws), tmp_path / "snap2")
+
+
+def test_build_context_swapped_for_a_link_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: cai's check saw a folder, then the agent made it a link to the user's
+    files before the engine read it. The snapshot opens each component without
+    following a link, so the swap is refused, never followed."""
+    ws = tmp_path / "ws"
+    (ws / "ctx").mkdir(parents=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "id_ed25519").write_text("private key")
+    checked = str(ws / "ctx")
+    monkeypatch.setattr(F, "_inside_real", lambda *_a: checked)  # what the check saw
+    (ws / "ctx").rmdir()
+    (ws / "ctx").symlink_to(home)  # the swap
+    with pytest.raises(ConfigError, match="changed while cai read it"):
+        F.snapshot_context(str(ws), str(ws / "ctx"), tmp_path / "snap")
+    assert not (tmp_path / "snap" / "id_ed25519").exists()

@@ -45,6 +45,10 @@ class Source:
     def path(self, workspace: str) -> Path | None:
         return None if self.doc is None else Path(SRC)
 
+    def snapshot_context(self, workspace: str, context: str, dest: Path) -> Path:
+        dest.mkdir()
+        return dest
+
     def digest(self) -> str:
         loaded = self.load(WS)
         assert loaded is not None

@@ -32,9 +32,20 @@ from containai.adapters.devcontainer_path import CANDIDATES, find
 from containai.domain import devcontainer as D
 from containai.domain.errors import ConfigError, summarize
 
-__all__ = ["CANDIDATES", "DevcontainerFiles", "find", "load", "parse", "read_limited"]
+__all__ = [
+    "CANDIDATES",
+    "DevcontainerFiles",
+    "find",
+    "load",
+    "parse",
+    "read_limited",
+    "snapshot_context",
+]
 MAX_BYTES = 64 * 1024
 MAX_DOCKERFILE_BYTES = 1024 * 1024
+# Bytes a context snapshot may copy when it cannot hard-link (another file system).
+MAX_CONTEXT_COPY_BYTES = 1024 * 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 def _inside_real(path: str, workspace: str, what: str) -> str:
@@ -131,6 +142,90 @@ def load(workspace: str) -> D.Loaded | None:
     return D.Loaded(path, D.trust_digest(data, dockerfile), spec, dockerfile)
 
 
+def snapshot_context(workspace: str, context: str, dest: Path) -> Path:
+    """The build context ``context`` (a folder inside ``workspace``), copied to ``dest``
+    for the engine to read, without a race: the engine is never handed a path into
+    the workspace, where the agent (or another container sharing a parent folder) can
+    swap a folder for a link to the user's files between cai's check and the engine's
+    read of it. The folder is opened from the workspace's real path one component at a
+    time without following a link, walked by file descriptors (``os.fwalk``: a folder
+    swapped for a link meanwhile is not entered), and each entry is hard-linked (same
+    file system; the file's bytes are the repository's anyway) or copied (at most
+    ``MAX_CONTEXT_COPY_BYTES`` in all); links are copied as links, which the engine
+    sends as links (never followed out of the context); sockets, FIFOs and devices are
+    left out. ``.dockerignore`` is copied with the rest and applies as before."""
+    ws_real = os.path.realpath(workspace)
+    real = _inside_real(context, workspace, "the build.context")
+    rel = os.path.relpath(real, ws_real)
+    parts = [] if rel == "." else rel.split(os.sep)
+    try:
+        fd = os.open(ws_real, _DIR_FLAGS)
+    except OSError as exc:
+        raise ConfigError(f"cannot open the workspace {workspace}: {exc.strerror}") from None
+    try:
+        for part in parts:
+            try:
+                inner = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                raise ConfigError(
+                    f"the build.context {context} changed while cai read it (a folder on its "
+                    f"path is now a link or gone); run the command again {D.OFF}"
+                ) from None
+            os.close(fd)
+            fd = inner
+        _copy_tree(fd, dest)
+    finally:
+        os.close(fd)
+    return dest
+
+
+def _copy_tree(top_fd: int, dest: Path) -> None:
+    budget = [MAX_CONTEXT_COPY_BYTES]
+    dest.mkdir(mode=0o700)
+    for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top_fd, follow_symlinks=False):
+        target = dest / root
+        for name in [*dirs, *files]:
+            try:
+                st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
+            except OSError:
+                continue  # gone meanwhile
+            out = target / name
+            if stat.S_ISDIR(st.st_mode):
+                out.mkdir(mode=0o700)  # entered by fwalk only if still this folder
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(name, dir_fd=root_fd), out)
+            elif stat.S_ISREG(st.st_mode):
+                _link_or_copy(name, root_fd, out, budget)
+
+
+def _link_or_copy(name: str, dir_fd: int, out: Path, budget: list[int]) -> None:
+    try:
+        os.link(name, out, src_dir_fd=dir_fd, follow_symlinks=False)
+        return
+    except OSError:
+        pass  # another file system, or links refused: copy
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        src = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return  # swapped for a link or gone meanwhile: left out
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            return
+        with open(out, "wb") as sink:
+            while chunk := os.read(src, 1 << 20):
+                budget[0] -= len(chunk)
+                if budget[0] < 0:
+                    raise ConfigError(
+                        f"the build.context is over {MAX_CONTEXT_COPY_BYTES >> 30} GiB to "
+                        "copy for the build; narrow it (a smaller build.context, or a "
+                        f".dockerignore does not help here) {D.OFF}"
+                    )
+                sink.write(chunk)
+    finally:
+        os.close(src)
+
+
 class DevcontainerFiles:
     """The port the services use (``load``), for wiring in cli. One instance serves one
     cai command: each workspace's file is read and parsed once, and every part of the
@@ -149,3 +244,6 @@ class DevcontainerFiles:
     def path(self, workspace: str) -> Path | None:
         found = find(workspace)
         return None if found is None else Path(found)
+
+    def snapshot_context(self, workspace: str, context: str, dest: Path) -> Path:
+        return snapshot_context(workspace, context, dest)

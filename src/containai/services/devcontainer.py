@@ -52,6 +52,8 @@ class DevcontainerSource(Protocol):
 
     def path(self, workspace: str) -> Path | None: ...
 
+    def snapshot_context(self, workspace: str, context: str, dest: Path) -> Path: ...
+
 
 def forward_ports(source: DevcontainerSource, workspace: str, *, enabled: bool = True) -> list[int]:
     """The container ports of the workspace's devcontainer ``forwardPorts`` (they apply
@@ -179,9 +181,11 @@ class Devcontainers:
         with tempfile.TemporaryDirectory(prefix="cai-devcontainer-") as tmp:
             dockerfile = Path(tmp) / "Dockerfile"
             dockerfile.write_bytes(loaded.dockerfile or b"")
+            # a copy taken without following links: never a path into the workspace
+            context = self.source.snapshot_context(workspace, build.context, Path(tmp) / "ctx")
             self.progress(f"building the Dockerfile of {loaded.path} -> {tag}")
             self.builder.build(
-                Path(build.context),
+                context,
                 tag=tag,
                 build_args=build.args,
                 dockerfile=dockerfile,
