@@ -385,6 +385,7 @@ class App:
             progress=self.out.progress,
             builder=builder,
             ship=self.remote_images(settings).ship if remote else lambda _ref: None,
+            scratch=self.paths.state_dir / "tmp",
         )
 
     def devcontainer_files(self) -> DevcontainerFiles:

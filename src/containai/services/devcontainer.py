@@ -110,8 +110,12 @@ class Devcontainers:
         progress: Warn = lambda _m: None,
         builder: Engine | None = None,
         ship: Callable[[ImageRef], None] = lambda _ref: None,
+        scratch: Path | None = None,
     ) -> None:
         self.engine = engine
+        # Where a build's context snapshot goes: cai's state folder, usually on the
+        # workspace's file system, so the snapshot hard-links rather than copies.
+        self.scratch = scratch
         # On a remote engine (SPEC 16) images are built on this machine's (``builder``,
         # which ``images`` use too) and shipped there; containers are ``engine``'s.
         self.builder = builder or engine
@@ -178,7 +182,9 @@ class Devcontainers:
         """The devcontainer's own Dockerfile built (from the bytes hashed for trust),
         tagged per workspace; the engine's layer cache makes an unchanged one cheap."""
         tag = f"{IMAGE_REPO}:devcontainer-{hashlib.sha256(workspace.encode()).hexdigest()[:16]}"
-        with tempfile.TemporaryDirectory(prefix="cai-devcontainer-") as tmp:
+        if self.scratch is not None:
+            self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="cai-devcontainer-", dir=self.scratch) as tmp:
             dockerfile = Path(tmp) / "Dockerfile"
             dockerfile.write_bytes(loaded.dockerfile or b"")
             # a copy taken without following links: never a path into the workspace
