@@ -351,6 +351,11 @@ class Bench:
             boot = time.perf_counter() - start
             run([CAI, "image", "build", "--template", template], self.env, self.tmp)
             total = time.perf_counter() - start
+            # the hashed tag of this build goes too (the alias is in the list already)
+            label = '{{index .Config.Labels "ai.containai.template-hash"}}'
+            inspect = ["docker", "image", "inspect", f"containai:{template}", "--format", label]
+            built = run(inspect, self.env).stdout.strip()
+            self.images.append(f"containai:{template}-{built}")
         finally:
             if saved is None:
                 cfg.unlink()

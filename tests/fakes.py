@@ -149,6 +149,7 @@ class FakeEngine:
     image_errors: dict[str, Exception] = field(default_factory=dict)  # ref -> raised
     pullable: set[str] = field(default_factory=set)
     build_output: list[str] = field(default_factory=list)  # what `build` prints, by line
+    build_args: dict[str, dict[str, str]] = field(default_factory=dict)  # by tag built
     attached: Attached | None = None  # what a helper started attached does
     exec_handler: Exec | None = None
     exec_users: list[tuple[str, str | None]] = field(default_factory=list)  # (name, --user)
@@ -487,6 +488,7 @@ class FakeEngine:
         target: str | None = None,
     ) -> None:
         self._call("build", tag)
+        self.build_args[tag] = dict(build_args or {})
         if on_line is not None:
             for line in self.build_output:
                 on_line(line, None)

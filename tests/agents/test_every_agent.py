@@ -73,6 +73,10 @@ def test_every_agent_installs_and_answers(sandbox: Sandbox) -> None:
     runtime = docker("inspect", "-f", "{{.HostConfig.Runtime}}", "every-main").stdout.strip()
     engine_runtimes = set(json.loads(docker("info", "--format", "{{json .Runtimes}}").stdout))
     assert runtime == ("runsc" if "runsc" in engine_runtimes else "runc")
+    # node agents (codex, gemini, ...) are node scripts: the image keeps the registry's
+    # Node.js 22 and npm for them (a Claude-only image has neither: tests/e2e/test_images.py)
+    node = sandbox.cai("exec", "--", "sh", "-c", "node --version && npm --version", cwd=ws)
+    assert node.returncode == 0 and node.stdout.startswith("v22."), node.stdout + node.stderr
     failures = {}
     for name in installable:
         agent = agents.load(name)

@@ -1,9 +1,11 @@
 """Images (SPEC section 8): templates listed, a rebuild with nothing changed is a cache hit
-(the same image), bad template names refused."""
+(the same image), bad template names refused; the default image with Claude Code keeps
+no node, no GCC lto-dump and no cache of its build (issue 19)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -55,3 +57,33 @@ def test_bad_and_missing_templates(sandbox: Sandbox) -> None:
     assert res.returncode == 2 and "template" in res.stderr
     res = sandbox.cai("image", "build", "--template", "nosuch")
     assert res.returncode == 4 and "nosuch" in res.stderr
+
+
+# What the default image must (not) have, one "HAS ..." line per thing it should not.
+LEAN_CHECK = r"""
+claude --version
+for c in node npm npx; do command -v "$c" >/dev/null && echo "HAS command $c"; done
+for f in /root/.npm /root/.cache /usr/bin/lto-dump /usr/bin/x86_64-linux-gnu-lto-dump-12; do
+    [ -e "$f" ] || [ -L "$f" ] && echo "HAS $f"
+done
+find /tmp /var/lib/apt/lists /var/cache/apt /root -mindepth 1 -type f \
+    ! -name lock ! -name .bashrc ! -name .profile -printf 'HAS %p\n'
+cd /tmp && printf 'int main(void) { return 0; }\n' > t.c && gcc -flto -O2 t.c -o t && ./t \
+    && echo LTO-OK
+"""
+
+
+def test_default_image_runs_claude_without_node_lto_dump_or_caches(sandbox: Sandbox) -> None:
+    """Claude Code's command is a native executable, so the default image (agents =
+    claude) keeps no node/npm (templates/default: removed in the layer that installed
+    them), no GCC lto-dump (dpkg path-exclude) and nothing of its build's downloads;
+    `claude --version` still answers and `gcc -flto` still links (lto1 stays)."""
+    built = sandbox.cai("image", "build", "--verbose")
+    assert built.returncode == 0, built.stderr[-3000:]
+    found = re.search(r"built (containai:default-[0-9a-f]{16}) ", built.stderr)
+    assert found, built.stderr[-3000:]
+    out = docker("run", "--rm", "--entrypoint", "/bin/sh", found.group(1), "-c", LEAN_CHECK)
+    assert out.returncode == 0, out.stderr
+    assert "Claude Code" in out.stdout, out.stdout + out.stderr
+    assert [ln for ln in out.stdout.splitlines() if ln.startswith("HAS ")] == []
+    assert "LTO-OK" in out.stdout, out.stdout + out.stderr

@@ -96,3 +96,14 @@ def test_secrets_never_on_the_command_line() -> None:
     assert "ANTHROPIC_API_KEY" not in command
     assert "IS_SANDBOX=1" in command and "A=1" in command
     assert command.endswith("claude --dangerously-skip-permissions --print hi")
+
+
+def test_npm_binaries_are_the_commands_of_the_npm_agents_only() -> None:
+    # the default template drops node when every one of these is a native executable
+    assert agents.npm_binaries(["claude", "aider", "codex"]) == ["claude", "codex"]
+    assert agents.npm_binaries(["aider"]) == []
+
+
+def test_claude_never_updates_itself_in_the_image() -> None:
+    # its updater would reinstall through npm: a Claude-only image has none
+    assert "DISABLE_AUTOUPDATER=1" in agents.agent_command("claude", "/w", [], {})

@@ -76,6 +76,7 @@ def test_other_agents_get_their_own_image_and_leave_the_first_alone(tmp_path: Pa
         {"agents": ["codex"]},
         {"packages": ["jq"]},
         {"pypi_agents": lambda names: ["aider-chat==1"]},
+        {"agent_binaries": lambda names: ["claude-next"]},
         {"home_links": lambda: ".codex/\n"},
         {"base_image": "debian:trixie-slim"},
     ],
@@ -87,6 +88,24 @@ def test_every_build_input_is_in_the_hash(tmp_path: Path, change: dict[str, obje
     kw = dict(change)
     agents = kw.pop("agents", ("claude",))
     assert images(engine, tmp_path, agents=agents, **kw).current_hash("web") != plain
+
+
+def test_the_template_build_gets_the_npm_agents_and_their_commands(tmp_path: Path) -> None:
+    from containai import agents
+
+    engine = engine_with_base()
+    names = ["claude", "aider", "codex"]  # aider is a PyPI agent: no npm command
+    ref = images(
+        engine,
+        tmp_path,
+        agents=names,
+        agent_packages=agents.npm_packages,
+        agent_binaries=agents.npm_binaries,
+    ).ensure("web")
+    args = engine.build_args[f"containai-template:web-{ref.template_hash}"]
+    assert args["AGENT_PACKAGES"] == "@anthropic-ai/claude-code @openai/codex"
+    # the commands whose files decide whether the image keeps node (templates/default)
+    assert args["AGENT_BINARIES"] == "claude codex"
 
 
 def test_a_new_base_image_id_is_a_new_build(tmp_path: Path) -> None:

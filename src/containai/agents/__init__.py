@@ -135,6 +135,12 @@ def npm_packages(agent_names: Sequence[str]) -> list[str]:
     return [load(name).install.npm for name in agent_names if load(name).install.npm]
 
 
+def npm_binaries(agent_names: Sequence[str]) -> list[str]:
+    """The commands of the npm agents of ``agent_names`` (the default template's
+    ``AGENT_BINARIES``: when every one is a native executable, the image keeps no node)."""
+    return [load(name).binary for name in agent_names if load(name).install.npm]
+
+
 def pypi_specs(agent_names: Sequence[str]) -> list[str]:
     """The default template's ``PYPI_AGENTS``: ``name|binary|package|python-versions``."""
     out = []

@@ -247,6 +247,7 @@ class App:
             ca_bundle=settings.value("image.ca_bundle"),
             agents=list(settings.value("agents")),
             agent_packages=agents.npm_packages,
+            agent_binaries=agents.npm_binaries,
             npm_registry=lambda: npm_registry(self.env),
             pypi_agents=agents.pypi_specs,
             pypi_index=lambda: pip_index(self.env),

@@ -106,6 +106,7 @@ class Images(ImageProvider):
         ca_bundle: str | None = None,
         agents: Sequence[str] = ("claude",),
         agent_packages: Callable[[Sequence[str]], list[str]] = lambda names: [],
+        agent_binaries: Callable[[Sequence[str]], list[str]] = lambda names: [],
         npm_registry: Callable[[], str | None] = lambda: None,
         pypi_agents: Callable[[Sequence[str]], list[str]] = lambda names: [],
         pypi_index: Callable[[], str | None] = lambda: None,
@@ -124,6 +125,7 @@ class Images(ImageProvider):
         self.ca_bundle = ca_bundle
         self.agents = list(agents)
         self._agent_packages = agent_packages
+        self._agent_binaries = agent_binaries
         self._npm_registry = npm_registry
         self._pypi_agents = pypi_agents
         self._pypi_index = pypi_index
@@ -211,7 +213,8 @@ class Images(ImageProvider):
     def current_hash(self, template: str, base_id: str | None = None) -> str:
         """The hash of every input of ``template``'s build: its files and the system
         layer's, the base image (name and id: a new base is a new build), the CA bundle,
-        the agents and their npm/PyPI specs, ``image.packages``, the home links.
+        the agents, their npm/PyPI specs and npm commands, ``image.packages``, the home
+        links.
         ``base_id``: the base the build uses (default: the one present here, no pull)."""
         t = self.template(template)
         ca = self.ca_bundle_bytes()
@@ -226,6 +229,7 @@ class Images(ImageProvider):
                 f"ca={ca_digest}",
                 f"agents={','.join(self.agents)}",
                 f"npm={' '.join(self._agent_packages(self.agents))}",
+                f"npm-binaries={' '.join(self._agent_binaries(self.agents))}",
                 f"pypi={' '.join(self._pypi_agents(self.agents))}",
                 f"packages={' '.join(self.packages)}",
                 f"home-links={hashlib.sha256(self._home_links().encode()).hexdigest()}",
@@ -365,6 +369,7 @@ class Images(ImageProvider):
                     build_args={
                         "BASE_IMAGE": base,
                         "AGENT_PACKAGES": " ".join(self._agent_packages(self.agents)),
+                        "AGENT_BINARIES": " ".join(self._agent_binaries(self.agents)),
                         "NPM_REGISTRY": self._npm_registry() or "",
                         "PYPI_AGENTS": " ".join(self._pypi_agents(self.agents)),
                         "PYPI_INDEX": self._pypi_index() or "",
