@@ -29,6 +29,7 @@ class GatewayWiring:
         self.egress = egress
         self.warn = warn
         self._gateway: Future[object] | None = None
+        self.started = False  # a gateway job was started (the network is in use)
 
     def wiring(
         self,
@@ -105,6 +106,7 @@ class GatewayWiring:
         """Run ``job`` (the gateway's making or start) beside the container's own
         create and start; ``Lifecycle._start`` waits for it."""
         self.join()
+        self.started = True
         self._gateway = in_thread(job)
 
     @contextlib.contextmanager

@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
+from containai.domain.engine_objects import NetworkInfo
 from containai.domain.errors import (
     CaiError,
     Failed,
@@ -42,7 +43,7 @@ from containai.services.container_spec import (
     limits,
     template_drift,
 )
-from containai.services.egress import POLICY_LABEL, Egress
+from containai.services.egress import POLICY_LABEL, Attachment, Egress
 from containai.services.gateway_wiring import GatewayWiring, in_thread
 from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target, entry_elsewhere
@@ -107,9 +108,42 @@ class Lifecycle:
         (``auto`` resolved to the strongest the engine has). Never for a directory that
         may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
         req.workspace.check()
+        # The workspace network (egress) is made from the start, beside the checks below
+        # (it needs none of them), and the gateway's image is asked for meanwhile; if the
+        # container is not made after all, a network made here goes again (``_unmake``).
+        egress, workspace = self.egress, req.workspace.path
+        network = None
+        if egress is not None and req.egress is not None and req.egress.mode != "open":
+            in_thread(egress.gateway_image)
+            network = in_thread(lambda: egress.prepare(name, workspace))
+        try:
+            return self._make(req, name, volume, preferred_port, runtime, network)
+        except BaseException:
+            self._unmake(name, network)
+            raise
 
+    def _unmake(self, name: str, network: Future[tuple[Attachment, NetworkInfo]] | None) -> None:
+        """After a failed ``_make``: the network made for it, unless the container or its
+        gateway was made after all (the next run takes them as they are)."""
+        if network is None or self.egress is None:
+            return
+        with contextlib.suppress(Exception):
+            attach, _net = network.result()
+            if attach.fresh and not self.gateways.started and self.engine.find(name) is None:
+                self.engine.remove_network(attach.network)
+
+    def _make(
+        self,
+        req: RunRequest,
+        name: str,
+        volume: str,
+        preferred_port: int | None,
+        runtime: str,
+        network: Future[tuple[Attachment, NetworkInfo]] | None,
+    ) -> tuple[int, str]:
         # The engine's runtimes, the data volume and the image are asked for at once
-        # (a round trip each); nothing is created before the runtime is known to exist.
+        # (a round trip each); nothing of the container is made before the runtime is
+        # known to exist.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
@@ -135,13 +169,6 @@ class Lifecycle:
             except Failed:
                 if self.engine.volume(volume) is None:
                     raise
-        # The workspace network (egress) is made while the keys, mounts and port are
-        # prepared: it needs none of them.
-        egress, workspace = self.egress, req.workspace.path
-        network = None
-        if egress is not None and req.egress is not None and req.egress.mode != "open":
-            in_thread(egress.gateway_image)  # and the gateway's image is asked for
-            network = in_thread(lambda: egress.prepare(name, workspace))
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
         if self.remote is None:  # the workspace bound at its own path, guarded
@@ -281,13 +308,17 @@ class Lifecycle:
                 volume = self._new_reset_volume(workspace)
             runtime = self._runtime(req.runtime, target)
             created = False
+            drift: Future[None] | None = None
             if not target.exists:
                 port, runtime = self._create(req, target.name, volume, preferred_port, runtime)
                 action = "create" if action == "attach" else action
                 created = True
             else:
                 port = label_int(target.labels.get(L.SSH_PORT)) or 0
-                template_drift(self.images, target, self.warn)
+                # Only a warning: its image checks run beside the start (joined below).
+                drift = in_thread(lambda: template_drift(self.images, target, self.warn))
+                if target.labels.get(POLICY_LABEL) not in (None, "open") and self.egress:
+                    in_thread(self.egress.gateway_image)  # asked for once, beside the rest
             # The first attempt goes by what is known (just created, or inspected by
             # find under this lock); a retry asks the engine again.
             known: str | None = "created" if created else target.state
@@ -400,6 +431,8 @@ class Lifecycle:
                 self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             if self.remote is not None:  # the git remote `cai-<name>` (SPEC section 16)
                 self.remote.link(target.name, workspace.path)
+            if drift is not None:
+                drift.result()  # (template_drift never raises)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _runtime(self, requested: str, target: Target) -> str:
