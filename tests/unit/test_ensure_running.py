@@ -385,3 +385,25 @@ def test_behind_the_gateway_the_create_makes_both_and_keeps_the_network() -> Non
     assert ready.action == "create" and w.box().state == "running"
     assert w.box(f"{NAME}-gateway").state == "running"
     assert list(w.engine.networks) == [f"cai-net-{NAME}"]
+
+
+def test_a_restart_behind_the_gateway_looks_at_the_gateway_once() -> None:
+    """A stopped pair: the gateway is inspected once (whether to stop it first, then how
+    to start it), its policy rendered in, and both started; a running gateway of a
+    stopped container is stopped first, as before, and then looked at afresh."""
+    w = egress_world()
+    w.run(egress=ALLOWLIST)
+    gateway = f"{NAME}-gateway"
+    for name in (NAME, gateway):
+        w.engine.stop(name)
+    w.engine.calls.clear()
+    ready = w.run(egress=ALLOWLIST)
+    assert ready.action == "start" and w.box(gateway).state == "running"
+    assert w.engine.calls_of("find").count(("find", gateway)) == 1
+    assert ("copy_in", gateway, "/") in w.engine.calls  # the policy, rendered afresh
+    w.engine.stop(NAME)  # the gateway still runs
+    w.engine.calls.clear()
+    assert w.run(egress=ALLOWLIST).action == "start"
+    assert ("stop", gateway) in w.engine.calls
+    assert w.engine.calls_of("find").count(("find", gateway)) == 3  # stopped: asked again
+    assert w.box(gateway).state == "running"

@@ -210,13 +210,16 @@ class Egress:
         net: NetworkInfo | None = None,
         *,
         fresh: bool = False,
+        gateway: tuple[ContainerInfo | None] | None = None,
     ) -> Attachment:
         """The workspace's network (``net``, from ``prepare``, when known) and its
         running gateway (created, re-created or started as needed), publishing
         ``ssh_port``; returns how to attach to them. ``runtime`` is the workspace
         container's: the gateway's own is always ``E.GATEWAY_RUNTIME``. ``fresh``: the
         network was made just now, so the gateway is made without asking first (one
-        that exists all the same, off the network, goes the usual way)."""
+        that exists all the same, off the network, goes the usual way). ``gateway``: the
+        gateway as the caller looked it up a moment ago (``(None,)``: there was none),
+        not asked for again."""
         net = net or self._network(container, workspace)
         address = net.labels.get(ADDRESS_LABEL) or None  # None: the engine chooses
         name = gateway_name(container)
@@ -224,7 +227,8 @@ class Egress:
         subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
         spec = self._spec(name, container, workspace, ssh_port, self.gateway_image(), subnets[0])
         fingerprint = spec.fingerprint()  # of how it is made, not of the policy it holds
-        info = None if fresh else self.engine.find(name)
+        known = (None,) if fresh else gateway  # a network made just now: none on it
+        info = known[0] if known is not None else self.engine.find(name)
         if info is not None and (
             info.labels.get(GATEWAY_LABEL) != container
             or info.labels.get(SPEC_LABEL) != fingerprint
@@ -353,8 +357,12 @@ class Egress:
         if proc.returncode != 0:
             raise Failed(f"could not update the policy of gateway '{name}': {proc.stderr.strip()}")
 
+    def gateway(self, container: str) -> ContainerInfo | None:
+        """The gateway of ``container`` as the engine has it (``None``: there is none)."""
+        return self.engine.find(gateway_name(container))
+
     def running(self, container: str) -> bool:
-        info = self.engine.find(gateway_name(container))
+        info = self.gateway(container)
         return info is not None and info.state == "running"
 
     def stop(self, container: str) -> None:

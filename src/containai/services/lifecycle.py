@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
-from containai.domain.engine_objects import NetworkInfo
+from containai.domain.engine_objects import ContainerInfo, NetworkInfo
 from containai.domain.errors import (
     CaiError,
     Failed,
@@ -337,13 +337,20 @@ class Lifecycle:
                     if not created:
                         self.gateways.ensure(req, target, port, runtime, attach=True)
                     break
+                # The gateway as the engine has it now (one inspect, handed on to its
+                # start below); a running one is stopped first: that frees its port for
+                # the check below.
+                gateway: tuple[ContainerInfo | None] | None = None
                 if (
                     not created
                     and target.labels.get(POLICY_LABEL) not in (None, "open")
                     and self.egress is not None
-                    and self.egress.running(target.name)
                 ):
-                    self.egress.stop(target.name)  # frees its port for the check below
+                    found = self.egress.gateway(target.name)
+                    if found is not None and found.state == "running":
+                        self.egress.stop(target.name)
+                    else:
+                        gateway = (found,)
                 if status == "created" and not created:
                     # Created by a run that died before starting it: resend the keys.
                     install_keys(self.engine, self.ssh, target.name)
@@ -365,7 +372,7 @@ class Lifecycle:
                 if action == "attach":
                     action = "start"
                 if not created:
-                    self.gateways.ensure(req, target, port, runtime)
+                    self.gateways.ensure(req, target, port, runtime, gateway=gateway)
                 try:
                     self._start(target.name)
                     break
