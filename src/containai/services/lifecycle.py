@@ -109,12 +109,11 @@ class Lifecycle:
         may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
         req.workspace.check()
         # The workspace network (egress) is made from the start, beside the checks below
-        # (it needs none of them), and the gateway's image is asked for meanwhile; if the
-        # container is not made after all, a network made here goes again (``_unmake``).
+        # (it needs none of them); if the container is not made after all, a network made
+        # here goes again (``_unmake``).
         egress, workspace = self.egress, req.workspace.path
         network = None
         if egress is not None and req.egress is not None and req.egress.mode != "open":
-            in_thread(egress.gateway_image)
             network = in_thread(lambda: egress.prepare(name, workspace))
         try:
             return self._make(req, name, volume, preferred_port, runtime, network)
@@ -161,6 +160,10 @@ class Lifecycle:
             volume_missing = volume_info is None
         if warning:
             self.warn(warning)
+        if network is not None and self.egress is not None:
+            # The gateway's image is asked for (or built) once the container's is there:
+            # never two builds at once, each drawing its progress.
+            in_thread(self.egress.gateway_image)
         if volume_info is not None and not (req.data_volume_explicit or req.data_volume_vetted):
             check_volume_owner(volume, volume_info, req.workspace.path)
         if volume_missing:
