@@ -322,6 +322,14 @@ class FakeEngine:
         self._call("remove_stopped", *refs)
         if self.rm_failure is not None:
             raise self.rm_failure
+        return self._removal(refs, force=False)
+
+    def remove_forced(self, refs: Sequence[str]) -> Removal:
+        self._call("remove_forced", *refs)
+        return self._removal(refs, force=True)
+
+    def _removal(self, refs: Sequence[str], *, force: bool) -> Removal:
+        """``docker rm`` of ``refs`` in one call: running ones refused unless by force."""
         removed: list[str] = []
         running: list[str] = []
         gone: list[str] = []
@@ -332,28 +340,12 @@ class FakeEngine:
                 failed[ref] = self.rm_errors[ref]
             elif box is None:
                 gone.append(ref)
-            elif box.state in ("running", "paused", "restarting"):
+            elif box.state in ("running", "paused", "restarting") and not force:
                 running.append(ref)
             else:
                 del self.containers[box.id]
                 removed.append(ref)
         return Removal(removed, running, gone, failed)
-
-    def remove_forced(self, refs: Sequence[str]) -> Removal:
-        self._call("remove_forced", *refs)
-        removed: list[str] = []
-        gone: list[str] = []
-        failed: dict[str, str] = {}
-        for ref in refs:
-            box = self.box(ref)
-            if ref in self.rm_errors:
-                failed[ref] = self.rm_errors[ref]
-            elif box is None:
-                gone.append(ref)
-            else:
-                del self.containers[box.id]
-                removed.append(ref)
-        return Removal(removed, (), gone, failed)
 
     def exec(
         self,

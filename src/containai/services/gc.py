@@ -57,7 +57,7 @@ from containai.services.gc_images import (
     unused_images,
 )
 from containai.services.ports import ListEngine
-from containai.services.ssh_cleanup import ContainerSsh, forget
+from containai.services.ssh_cleanup import ContainerSsh, NamesEngine, forget
 
 SURVEY_KEYS: Final = (
     L.MANAGED,
@@ -81,18 +81,10 @@ fds)."""
 GONE: Final = "no longer exists (removed meanwhile)"
 
 
-class GcEngine(ListEngine, ImageEngine, Protocol):
+class GcEngine(ListEngine, ImageEngine, NamesEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
 
     def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
-
-    def list_containers(
-        self,
-        labels: Mapping[str, str | None] | None = None,
-        *,
-        keys: Sequence[str] = (),
-        mounts: bool = False,
-    ) -> list[ContainerInfo]: ...
 
 
 def survey(engine: GcEngine) -> list[ContainerInfo]:
