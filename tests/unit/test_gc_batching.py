@@ -194,3 +194,20 @@ def test_orphans_come_from_the_listing_and_are_checked_again_before_removal() ->
     )
     # only the orphans shown are removed
     assert gateways.remove_orphans({"something-else"}) == ([], {})
+
+
+def test_each_kind_of_leftover_is_named_as_what_it_is() -> None:
+    from containai.cli.commands.gc import render_text
+    from containai.services.gc import GcResult
+    from containai.services.volume_helpers import Leftover
+
+    leftovers = [
+        Leftover("helper", "containai-helper-1", "import/export helper; its cai is gone"),
+        Leftover("gateway", "app-gateway", "egress gateway of 'app', which no longer exists"),
+        Leftover("file", "/x/.a.tgz.tmp", "temp file of a killed cai export"),
+    ]
+    assert render_text(GcResult(False, "30d"), leftovers) == [
+        "removed helper container containai-helper-1 (import/export helper; its cai is gone)",
+        "removed gateway container app-gateway (egress gateway of 'app', which no longer exists)",
+        "removed file /x/.a.tgz.tmp (temp file of a killed cai export)",
+    ]

@@ -44,7 +44,7 @@ def describe(cand: Candidate) -> str:
 
 
 def describe_leftover(left: Leftover) -> str:
-    what = "helper container" if left.kind == "helper" else "file"
+    what = {"helper": "helper container", "gateway": "gateway container"}.get(left.kind, "file")
     return f"{what} {left.name} ({left.reason})"
 
 
