@@ -146,6 +146,7 @@ class FakeEngine:
     start_errors: dict[str, Exception] = field(default_factory=dict)  # name -> raised
     rm_errors: dict[str, str] = field(default_factory=dict)  # ref -> the engine's reason
     rm_failure: Exception | None = None  # `remove_stopped` failing as a whole
+    network_errors: dict[str, str] = field(default_factory=dict)  # network -> rm's reason
     image_errors: dict[str, Exception] = field(default_factory=dict)  # ref -> raised
     pullable: set[str] = field(default_factory=set)
     build_output: list[str] = field(default_factory=list)  # what `build` prints, by line
@@ -322,6 +323,14 @@ class FakeEngine:
         self._call("remove_stopped", *refs)
         if self.rm_failure is not None:
             raise self.rm_failure
+        return self._removal(refs, force=False)
+
+    def remove_forced(self, refs: Sequence[str]) -> Removal:
+        self._call("remove_forced", *refs)
+        return self._removal(refs, force=True)
+
+    def _removal(self, refs: Sequence[str], *, force: bool) -> Removal:
+        """``docker rm`` of ``refs`` in one call: running ones refused unless by force."""
         removed: list[str] = []
         running: list[str] = []
         gone: list[str] = []
@@ -332,7 +341,7 @@ class FakeEngine:
                 failed[ref] = self.rm_errors[ref]
             elif box is None:
                 gone.append(ref)
-            elif box.state in ("running", "paused", "restarting"):
+            elif box.state in ("running", "paused", "restarting") and not force:
                 running.append(ref)
             else:
                 del self.containers[box.id]
@@ -436,6 +445,20 @@ class FakeEngine:
         self._call("remove_network", name)
         return self.networks.pop(name, None) is not None
 
+    def remove_networks(self, names: Sequence[str]) -> Removal:
+        self._call("remove_networks", *names)
+        removed: list[str] = []
+        gone: list[str] = []
+        failed: dict[str, str] = {}
+        for name in names:
+            if name in self.network_errors:
+                failed[name] = self.network_errors[name]
+            elif self.networks.pop(name, None) is None:
+                gone.append(name)
+            else:
+                removed.append(name)
+        return Removal(removed, (), gone, failed)
+
     def connect_network(
         self,
         network: str,
@@ -522,6 +545,7 @@ class FakeSsh:
     masters: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
     not_ready: str | None = None
+    batches: list[list[str]] = field(default_factory=list)  # the names of each removal
 
     def ensure_user_key(self) -> Path:
         return Path("/home/u/.config/containai/id_ed25519")
@@ -589,9 +613,13 @@ class FakeSsh:
         return self.contexts.get(name, "") if name in self.names else None
 
     def remove(self, name: str) -> list[Path]:
-        self.removed.append(name)
-        self.names.discard(name)
-        return [Path(f"/home/u/.ssh/containai.d/{name}.conf")]
+        return self.remove_many([name])
+
+    def remove_many(self, names: Sequence[str]) -> list[Path]:
+        self.batches.append(list(names))
+        self.removed.extend(names)
+        self.names.difference_update(names)
+        return [Path(f"/home/u/.ssh/containai.d/{name}.conf") for name in names]
 
     def entries(self) -> list[str]:
         return sorted(self.names)
@@ -607,6 +635,7 @@ class FakeConfig:
 
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    updates: int = 0  # read-modify-writes of the file (one per set_workspace_state[s])
 
     def workspace_state(self, workspace: str) -> dict[str, Any]:
         return dict(self.states.get(workspace, {}))
@@ -644,13 +673,18 @@ class FakeConfig:
         return False
 
     def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool:
-        self.writes.append((workspace, dict(values)))
-        state = self.states.setdefault(workspace, {})
-        for k, v in values.items():
-            if v is None:
-                state.pop(k, None)
-            else:
-                state[k] = v
+        return self.set_workspace_states({workspace: values})
+
+    def set_workspace_states(self, changes: Mapping[str, Mapping[str, Any | None]]) -> bool:
+        self.updates += 1
+        for workspace, values in changes.items():
+            self.writes.append((workspace, dict(values)))
+            state = self.states.setdefault(workspace, {})
+            for k, v in values.items():
+                if v is None:
+                    state.pop(k, None)
+                else:
+                    state[k] = v
         return True
 
 

@@ -91,6 +91,12 @@ class Paths(Record):
         return self.state_dir / "locks"
 
     @property
+    def exports_journal(self) -> Path:
+        """Where each ``cai export`` in progress records its output (``cai gc`` finds the
+        temp file of one that was killed)."""
+        return self.state_dir / "exports"
+
+    @property
     def ssh_sockets_dir(self) -> Path:
         return self.state_dir / "ssh"
 

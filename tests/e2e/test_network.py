@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Sandbox, docker
+from tests.e2e.scoped_docker import scoped_env
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -224,15 +225,31 @@ def test_ssh_from_inside_goes_through_the_gateway(sandbox: Sandbox, hosts: Hosts
     assert any("denied" in x and "other.cai.test" in x for x in log.stdout.splitlines())
 
 
+def scoped_gc(sandbox: Sandbox, gateway: str) -> dict[str, str]:
+    """`cai gc` on the shared engine sees, and may remove, only this test's workspace
+    container and gateway (found by the workspace label on ``gateway``)."""
+    info = json.loads(docker("inspect", gateway).stdout)[0]
+    ws = info["Config"]["Labels"]["containai.gateway-workspace"]
+    pairs = [("containai.workspace", ws), ("containai.gateway-workspace", ws)]
+    return scoped_env(
+        sandbox.root,
+        sandbox.env["PATH"],
+        ps_filter=[f"label={label}={value}" for label, value in pairs],
+        image_filter="reference=cai-test-no-image-*",
+        allowed=pairs,
+    )
+
+
 def test_gc_removes_the_gateway_of_a_container_removed_by_hand(sandbox: Sandbox) -> None:
     ws = sandbox.workspace("orphan", "main")
     assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    scoped = scoped_gc(sandbox, "orphan-main-gateway")
     assert docker("rm", "-f", "orphan-main").returncode == 0
-    dry = sandbox.cai("gc", "--dry-run", "--json")
+    dry = sandbox.cai("gc", "--dry-run", "--json", env=scoped)
     assert dry.returncode == 0, dry.stderr
     assert "orphan-main-gateway" in [left["name"] for left in dry.json["leftovers"]]
     assert docker("inspect", "orphan-main-gateway").returncode == 0  # dry run: still there
-    res = sandbox.cai("gc", "--force")
+    res = sandbox.cai("gc", "--force", env=scoped)
     assert res.returncode == 0, res.stderr
     assert docker("inspect", "orphan-main-gateway").returncode != 0
     assert docker("network", "inspect", "cai-net-orphan-main").returncode != 0
@@ -242,8 +259,9 @@ def test_gc_of_a_stopped_container_removes_its_gateway_and_network(sandbox: Sand
     ws = sandbox.workspace("aged", "main")
     assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
     assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
-    res = sandbox.cai("gc", "--force", "--age", "0s")
+    res = sandbox.cai("gc", "--force", "--age", "0s", env=scoped_gc(sandbox, "aged-main-gateway"))
     assert res.returncode == 0, res.stderr
+    assert "removed aged-main" in res.stderr
     assert docker("inspect", "aged-main").returncode != 0
     assert docker("inspect", "aged-main-gateway").returncode != 0
     assert docker("network", "inspect", "cai-net-aged-main").returncode != 0

@@ -168,3 +168,37 @@ def test_xdg_config_home_is_followed(
     assert cai(capsys, "config", "set", "agent.default", "codex")[0] == 0
     assert (xdg / "containai" / "config.toml").is_file()
     assert not config_file(home).exists()
+
+
+def test_workspace_states_of_many_workspaces_are_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cai gc clears the state of every workspace whose container it removed in one
+    read-modify-write of config.toml (comments kept, other fields and workspaces too)."""
+    from containai.adapters import config as config_adapter
+    from containai.paths import resolve_paths
+
+    files = config_adapter.ConfigFiles(resolve_paths({"HOME": str(tmp_path)}))
+    path = files.global_path
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "# notes\n"
+        + "".join(
+            f'[workspace."/src/{n}"]\ncontainer_name = "{n}"\ndata_volume = "v"\n'
+            for n in ("a", "b", "c")
+        )
+    )
+    writes: list[Path] = []
+    real = config_adapter.atomic_write
+    monkeypatch.setattr(
+        config_adapter, "atomic_write", lambda p, text: (writes.append(p), real(p, text))[1]
+    )
+    changes = {f"/src/{n}": {"container_name": None} for n in ("a", "b", "absent")}
+    assert files.set_workspace_states(changes)
+    assert writes == [path]
+    states = files.all_workspace_states()
+    assert states["/src/a"] == {"data_volume": "v"} and states["/src/b"] == {"data_volume": "v"}
+    assert states["/src/c"] == {"container_name": "c", "data_volume": "v"}
+    assert "/src/absent" not in states and "# notes" in path.read_text()
+    assert not files.set_workspace_states(changes) and writes == [path]  # nothing to change
+    assert not files.set_workspace_states({})

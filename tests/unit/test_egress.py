@@ -12,9 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from containai.domain import egress as E
+from containai.domain.engine_objects import Removal
 from containai.domain.errors import Failed, SubnetTaken, UsageError
-from containai.services.egress import ADDRESS_LABEL, Egress, gateway_name, network_name
-from tests.fakes import FakeEngine
+from containai.services.egress import (
+    ADDRESS_LABEL,
+    GATEWAY_LABEL,
+    Egress,
+    gateway_name,
+    gateways_in,
+    network_name,
+)
+from tests.fakes import Box, FakeEngine
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 DOCS = ("192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
@@ -405,18 +413,55 @@ def test_a_gateway_on_a_fresh_network_is_made_without_asking_first() -> None:
     assert not again.prepare("app-main", "/ws")[0].fresh
 
 
-def test_gatewayed_names_only_containers_that_have_a_gateway() -> None:
-    """cai gc removes gateways only for these (one engine call for a batch, instead of two
-    per removed container: the gc-of-100 benchmark went 1.3x -> 12x without it)."""
-    from containai.services.egress import Egress
-    from tests.fakes import FakeEngine
-
+def gatewayed(*containers: str) -> tuple[FakeEngine, Egress]:
+    """A fake engine where each of ``containers`` has its gateway and network."""
     fake = FakeEngine()
     egress = Egress(fake, image=lambda: "containai-gateway:x")
-    policy = E.build_policy(
-        mode="allowlist", presets=[], preset_hosts={}, allow=[], deny=[], allow_cidrs=[]
-    )
-    egress.ensure("app-main", "/ws", 2300, policy, "runc")
+    for i, container in enumerate(containers):
+        egress.ensure(container, f"/ws/{container}", 2300 + i, policy(), "runc")
     fake.calls.clear()
-    assert egress.gatewayed() == ["app-main"]
-    assert len(fake.calls) == 1
+    return fake, egress
+
+
+def test_gateways_in_a_listing_are_only_the_ones_cai_made() -> None:
+    """cai gc removes the gateways of the containers it removed from its one listing:
+    a container merely labelled for one (not named as its gateway) is never taken."""
+    fake, _egress = gatewayed("app-main")
+    fake.add(Box("impostor", labels={GATEWAY_LABEL: "app-other"}))  # not app-other-gateway
+    fake.add(Box("app-main", labels={"containai.managed": "true"}))
+    listing = fake.list_containers(keys=(GATEWAY_LABEL,))
+    assert gateways_in(listing) == {"app-main": gateway_name("app-main")}
+
+
+def test_orphans_take_one_listing_or_none_given_one() -> None:
+    fake, egress = gatewayed("app-main", "app-gone")
+    fake.add(Box("app-main", labels={"containai.managed": "true"}))
+    assert egress.orphans() == [(gateway_name("app-gone"), "app-gone")]
+    assert fake.verbs() == ["list_containers"]  # one listing, not one per gateway
+    listing = fake.list_containers(keys=(GATEWAY_LABEL,))
+    fake.calls.clear()
+    assert egress.orphans(listing) == [(gateway_name("app-gone"), "app-gone")]
+    assert fake.calls == []
+
+
+def test_remove_many_is_two_engine_calls_however_many_go() -> None:
+    names = [f"app-{i}" for i in range(6)]
+    fake, egress = gatewayed(*names, "app-stays")
+    del fake.containers[fake.box(gateway_name("app-5")).id]  # type: ignore[union-attr]
+    outcome = egress.remove_many(names)
+    assert fake.verbs() == ["remove_forced", "remove_networks"]
+    assert sorted(outcome.removed) == sorted(
+        [gateway_name(n) for n in names[:5]] + [network_name(n) for n in names]
+    )
+    assert outcome.gone == (gateway_name("app-5"),) and outcome.failed == {}
+    assert fake.box(gateway_name("app-stays")) is not None
+    assert network_name("app-stays") in fake.networks
+    assert egress.remove_many([]) == Removal() and len(fake.calls) == 2
+
+
+def test_remove_many_reports_what_could_not_go() -> None:
+    fake, egress = gatewayed("app-a", "app-b")
+    fake.network_errors = {network_name("app-a"): "network has active endpoints"}
+    outcome = egress.remove_many(["app-a", "app-b"])
+    assert outcome.failed == {network_name("app-a"): "network has active endpoints"}
+    assert network_name("app-b") not in fake.networks

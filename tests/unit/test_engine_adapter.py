@@ -24,6 +24,7 @@ from containai.adapters.engine import DockerEngine
 from containai.adapters.engine.argv import create_args, mount_arg
 from containai.adapters.engine.shapes import (
     LIST_FORMAT,
+    NETWORK_GONE_MARKERS,
     container_of,
     container_of_row,
     image_of,
@@ -219,6 +220,34 @@ def test_rm_failures() -> None:
     # ... and when that is every ref, the call failed as a whole
     with pytest.raises(Failed, match="docker rm failed: error during connect: EOF"):
         removal_of(["c1", "c2"], "", "error during connect: EOF\n")
+
+
+def test_network_rm_outcomes_name_each_network_exactly() -> None:
+    """`docker network rm A B C` (Docker 28's words): removed ones are printed back, a
+    missing one is gone, one in use failed; a line about `cai-net-a-2` is not about
+    `cai-net-a`."""
+    stderr = (
+        "Error response from daemon: network cai-net-a-2 not found\n"
+        "Error response from daemon: error while removing network: network cai-net-b id "
+        "3f2a has active endpoints\n"
+        "exit status 1\n"
+    )
+    outcome = removal_of(
+        ["cai-net-a", "cai-net-a-2", "cai-net-b"],
+        "cai-net-a\n",
+        stderr,
+        gone_markers=NETWORK_GONE_MARKERS,
+        what="docker network rm",
+    )
+    assert outcome.removed == ("cai-net-a",) and outcome.gone == ("cai-net-a-2",)
+    assert (
+        list(outcome.failed) == ["cai-net-b"] and "active endpoints" in outcome.failed["cai-net-b"]
+    )
+    with pytest.raises(Failed, match="docker network rm failed: error during connect"):
+        removal_of(["n"], "", "error during connect: EOF\n", what="docker network rm")
+    # a container line names its container only as a word of its own
+    other = removal_of(["c1", "c2"], "c2\n", "Error response from daemon: No such container: c10\n")
+    assert other.gone == () and list(other.failed) == ["c1"]
 
 
 # ---------------------------------------------------------------- the argv

@@ -318,3 +318,92 @@ def test_on_a_remote_engine_the_workspace_is_a_volume_and_the_entry_jumps() -> N
     assert [c[0] for c in placement.calls] == ["mounts", "after_create", "link"]
     assert world.ssh.contexts[NAME] == "remote"
     assert (ready.action, ready.name) == ("create", NAME)
+
+
+def test_a_new_workspace_is_looked_up_in_one_listing() -> None:
+    """The workspace's own container (by label) and the names a new one may not take
+    come from one listing of the engine: no inspect per candidate name."""
+    w = World(
+        Box(NAME, "exited", {"com.example": "not cai's"}),  # holds the first candidate
+        Box("app-main-3", "exited", managed_labels("/src/other")),
+    )
+    ready = w.run()
+    assert ready.name == "app-main-2" and ready.action == "create"
+    verbs = w.engine.verbs()
+    assert verbs[0] == "list_containers" and "find" not in verbs[: verbs.index("create")]
+    assert w.box(NAME).labels == {"com.example": "not cai's"}  # untouched
+
+
+def test_the_listing_finds_the_workspace_container_whatever_its_name() -> None:
+    w = World(Box("custom", "exited", managed_labels(WS)))
+    ready = w.run()
+    assert (ready.name, ready.action) == ("custom", "start")
+    assert w.engine.verbs()[:2] == ["list_containers", "find"]
+
+
+def egress_world(*boxes: Box) -> World:
+    from containai.services.egress import Egress
+
+    w = World(*boxes)
+    egress = Egress(w.engine, image=lambda: "containai-gateway:x")
+    w.lifecycle.egress = w.lifecycle.gateways.egress = egress
+    return w
+
+
+ALLOWLIST = Policy("allowlist", (), (), ())
+
+
+def test_the_network_is_made_beside_the_checks_and_goes_when_the_create_fails() -> None:
+    """The workspace network is made while the runtimes, the volume and the image are
+    asked for; if the container is not made after all (here: a runtime the engine does
+    not have), the network made for it goes again: nothing is left."""
+    w = egress_world()
+    w.engine.runtime_names = ("runc",)
+    with pytest.raises(Exception, match="runsc"):
+        w.run(egress=ALLOWLIST, runtime="runsc", runtime_may_lower=False)
+    assert w.engine.calls_of("create_network") and w.engine.networks == {}
+    assert not w.engine.containers
+
+
+def test_a_network_that_was_there_is_kept_when_the_create_fails() -> None:
+    w = egress_world()
+    w.engine.runtime_names = ("runc",)
+    w.engine.create_network(
+        "cai-net-app-main",
+        {"containai.network-of": NAME, "containai.gateway-address": "100.64.0.2"},
+        internal=True,
+        subnet="100.64.0.0/28",
+    )
+    with pytest.raises(Exception, match="runsc"):
+        w.run(egress=ALLOWLIST, runtime="runsc", runtime_may_lower=False)
+    assert "cai-net-app-main" in w.engine.networks
+
+
+def test_behind_the_gateway_the_create_makes_both_and_keeps_the_network() -> None:
+    w = egress_world()
+    ready = w.run(egress=ALLOWLIST)
+    assert ready.action == "create" and w.box().state == "running"
+    assert w.box(f"{NAME}-gateway").state == "running"
+    assert list(w.engine.networks) == [f"cai-net-{NAME}"]
+
+
+def test_a_restart_behind_the_gateway_looks_at_the_gateway_once() -> None:
+    """A stopped pair: the gateway is inspected once (whether to stop it first, then how
+    to start it), its policy rendered in, and both started; a running gateway of a
+    stopped container is stopped first, as before, and then looked at afresh."""
+    w = egress_world()
+    w.run(egress=ALLOWLIST)
+    gateway = f"{NAME}-gateway"
+    for name in (NAME, gateway):
+        w.engine.stop(name)
+    w.engine.calls.clear()
+    ready = w.run(egress=ALLOWLIST)
+    assert ready.action == "start" and w.box(gateway).state == "running"
+    assert w.engine.calls_of("find").count(("find", gateway)) == 1
+    assert ("copy_in", gateway, "/") in w.engine.calls  # the policy, rendered afresh
+    w.engine.stop(NAME)  # the gateway still runs
+    w.engine.calls.clear()
+    assert w.run(egress=ALLOWLIST).action == "start"
+    assert ("stop", gateway) in w.engine.calls
+    assert w.engine.calls_of("find").count(("find", gateway)) == 3  # stopped: asked again
+    assert w.box(gateway).state == "running"

@@ -4,6 +4,7 @@ build for one workspace never moves the image another's container was made from.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,26 @@ def test_build_progress_sees_each_build_and_its_lines(tmp_path: Path) -> None:
     assert seen[0].startswith("begin building template 'web' on debian:bookworm-slim")
     assert seen[1:4] == ["Step 1/2 : FROM x None", "Step 2/2 : RUN y None", "end"]
     assert seen[4].startswith("begin adding cai's system layer -> containai:web-")
+
+
+def test_the_base_id_is_asked_of_both_bases_at_once_and_the_first_present_wins(
+    tmp_path: Path,
+) -> None:
+    """Every cold create and restart checks the base (image.base, else the offline one):
+    both in one round trip, image.base preferred when both are here."""
+    engine = FakeEngine(
+        images=[
+            ImageInfo("sha256:offline", "containai-base", "bookworm"),
+            ImageInfo("sha256:base1", "debian", "bookworm-slim"),
+        ]
+    )
+    service = images(engine, tmp_path)
+    both_in_flight = threading.Barrier(2, timeout=2)  # broken if asked one after the other
+    engine.hooks["image"] = lambda _e, n: both_in_flight.wait() if n <= 2 else None
+    with_both = service.current_hash("web")
+    engine.hooks.clear()
+    asked = [c[1] for c in engine.calls_of("image")]
+    assert sorted(asked) == ["containai-base:bookworm", "debian:bookworm-slim"]
+    engine.images = [i for i in engine.images if i.repository == "containai-base"]
+    assert service.current_hash("web") != with_both  # the offline base: another build
+    assert service.current_hash("web", "sha256:base1") == with_both

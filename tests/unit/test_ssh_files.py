@@ -535,6 +535,31 @@ def test_remove_cleans_everything_for_one_name(files: OpenSsh) -> None:
     assert files.remove("gone") == []
 
 
+def test_remove_many_rewrites_known_hosts_once_for_all(
+    files: OpenSsh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cai gc of many containers: every name's files go, other pins stay (a name that is
+    a prefix of another's is not taken for it), and known_hosts is written once."""
+    names = ["app", "app-2", "b", "c"]
+    for name in names:
+        files.write_entry(name, port=2300, user="agent")
+        files.pin_host_key(name, files.ensure_host_key(name)[1])
+    from containai.adapters.ssh import keys
+
+    writes: list[Path] = []
+    real = keys.atomic_write
+    monkeypatch.setattr(keys, "atomic_write", lambda p, d: (writes.append(p), real(p, d))[1])
+    removed = files.remove_many(["app", "b", "c"])
+    assert writes == [files.paths.known_hosts]
+    assert files.paths.known_hosts in removed
+    assert files.entries() == ["app-2"]
+    assert [line.split()[0] for line in files.paths.known_hosts.read_text().splitlines()] == [
+        "cai-app-2"
+    ]
+    assert files.remove_many([]) == [] and files.remove_many(["b"]) == []
+    assert writes == [files.paths.known_hosts]  # nothing pinned: not even locked
+
+
 def test_entries_from_each_source(files: OpenSsh) -> None:
     assert files.entries() == []
     files.write_entry("entry-only", port=2300, user="agent")

@@ -225,26 +225,34 @@ class ConfigFiles:
 
     def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool:
         """Set (or, for ``None``, remove) fields of ``[workspace."<path>"]``."""
+        return self.set_workspace_states({workspace: values})
+
+    def set_workspace_states(self, changes: Mapping[str, Mapping[str, Any | None]]) -> bool:
+        """``set_workspace_state`` for each workspace of ``changes``, in one locked
+        read-modify-write of the file (``cai gc`` of many containers)."""
         import tomlkit
 
         def change(doc: Any) -> bool:
-            if "workspace" not in doc:
-                doc["workspace"] = tomlkit.table(is_super_table=True)
-            ws_table = doc["workspace"]
-            if workspace not in ws_table:
-                if all(v is None for v in values.values()):
-                    return False
-                ws_table[workspace] = tomlkit.table()
-            state = ws_table[workspace]
             changed = False
-            for k, v in values.items():
-                if v is None:
-                    if k in state:
-                        del state[k]
+            for workspace, values in changes.items():
+                if "workspace" not in doc:
+                    if all(v is None for v in values.values()):
+                        continue
+                    doc["workspace"] = tomlkit.table(is_super_table=True)
+                ws_table = doc["workspace"]
+                if workspace not in ws_table:
+                    if all(v is None for v in values.values()):
+                        continue
+                    ws_table[workspace] = tomlkit.table()
+                state = ws_table[workspace]
+                for k, v in values.items():
+                    if v is None:
+                        if k in state:
+                            del state[k]
+                            changed = True
+                    elif state.get(k) != v:
+                        state[k] = v
                         changed = True
-                elif state.get(k) != v:
-                    state[k] = v
-                    changed = True
             return changed
 
-        return self.update(self.global_path, change)
+        return self.update(self.global_path, change) if changes else False

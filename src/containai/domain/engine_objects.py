@@ -246,7 +246,7 @@ class CommandResult(Record):
 
 
 class Removal(Record):
-    """The outcome of removing stopped containers (never by force), per reference given."""
+    """The outcome of removing containers (or networks) in one call, per reference given."""
 
     __slots__ = ("failed", "gone", "removed", "running")
 

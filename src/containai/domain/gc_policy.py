@@ -9,19 +9,30 @@ the age is known and strictly greater than ``--age``. Every other state
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from containai.domain.age import format_duration
 from containai.domain.labels import KEEP, is_kept, is_managed
+from containai.record import Record
 
 PRUNABLE_STATES: Final = frozenset({"exited", "created"})
 
 
-@dataclass(frozen=True)
-class GcView:
+class GcView(Record):
     """What gc needs to know about one container (from ``docker inspect``)."""
+
+    __slots__ = ("created", "finished_at", "labels", "name", "state")
+
+    def __init__(
+        self,
+        name: str,
+        state: str,
+        labels: Mapping[str, str],
+        created: datetime | None,
+        finished_at: datetime | None,
+    ) -> None:
+        self._set(name=name, state=state, labels=labels, created=created, finished_at=finished_at)
 
     name: str
     state: str
@@ -30,8 +41,12 @@ class GcView:
     finished_at: datetime | None
 
 
-@dataclass(frozen=True)
-class GcDecision:
+class GcDecision(Record):
+    __slots__ = ("age_seconds", "eligible", "name", "reason")
+
+    def __init__(self, name: str, eligible: bool, reason: str, age_seconds: float | None) -> None:
+        self._set(name=name, eligible=eligible, reason=reason, age_seconds=age_seconds)
+
     name: str
     eligible: bool
     reason: str

@@ -144,8 +144,8 @@ class VolumeArchives:
         return self.helpers.image(preferred)
 
     # ------------------------------------------------------------ leftovers
-    def leftovers(self) -> list[Leftover]:
-        return self.helpers.leftovers()
+    def leftovers(self, listing: Sequence[ContainerInfo] | None = None) -> list[Leftover]:
+        return self.helpers.leftovers(listing)
 
     def remove_leftovers(self, found: Sequence[Leftover]) -> list[Leftover]:
         return self.helpers.remove_leftovers(found)

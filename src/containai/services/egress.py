@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from containai.domain import egress as E
 from containai.domain import labels as L
 from containai.domain.engine_objects import (
+    ContainerInfo,
     ContainerSpec,
     NetworkInfo,
     Publish,
+    Removal,
 )
 from containai.domain.errors import Failed, NameInUse, SubnetTaken
 from containai.lazy import sha256_hex
@@ -39,7 +41,7 @@ NETWORK_LABEL = "containai.network-of"  # on a workspace network: the container 
 # on a workspace network made on a subnet cai chose: its gateway's fixed address (a
 # network without it was made by an older cai, on a subnet the engine chose)
 ADDRESS_LABEL = "containai.gateway-address"
-GATEWAY_LABEL = "containai.gateway-of"  # on a gateway container: the container it serves
+GATEWAY_LABEL = L.GATEWAY_OF  # on a gateway container: the container it serves
 POLICY_LABEL = L.NETWORK_POLICY  # on a workspace container: its mode at creation
 # Not containai.workspace: a gateway is not a workspace's container (lookups by that
 # label, by cai or other tools, must not find it).
@@ -75,6 +77,17 @@ def proxy_env() -> dict[str, str]:
         "no_proxy": no_proxy,
         "CAI_EGRESS_PROXY": f"{E.GATEWAY_ALIAS}:{E.PROXY_PORT}",
     }
+
+
+def gateways_in(listing: Iterable[ContainerInfo]) -> dict[str, str]:
+    """``container -> gateway`` for the gateways cai made in ``listing`` (a listing with
+    ``GATEWAY_LABEL``): the label names the container and the name is its gateway's."""
+    found = {}
+    for row in listing:
+        container = row.labels.get(GATEWAY_LABEL, "")
+        if container and row.name == gateway_name(container):
+            found[container] = row.name
+    return found
 
 
 class Attachment(NamedTuple):
@@ -197,13 +210,16 @@ class Egress:
         net: NetworkInfo | None = None,
         *,
         fresh: bool = False,
+        gateway: tuple[ContainerInfo | None] | None = None,
     ) -> Attachment:
         """The workspace's network (``net``, from ``prepare``, when known) and its
         running gateway (created, re-created or started as needed), publishing
         ``ssh_port``; returns how to attach to them. ``runtime`` is the workspace
         container's: the gateway's own is always ``E.GATEWAY_RUNTIME``. ``fresh``: the
         network was made just now, so the gateway is made without asking first (one
-        that exists all the same, off the network, goes the usual way)."""
+        that exists all the same, off the network, goes the usual way). ``gateway``: the
+        gateway as the caller looked it up a moment ago (``(None,)``: there was none),
+        not asked for again."""
         net = net or self._network(container, workspace)
         address = net.labels.get(ADDRESS_LABEL) or None  # None: the engine chooses
         name = gateway_name(container)
@@ -211,7 +227,8 @@ class Egress:
         subnets = [n for n in net.subnets if ":" not in n] or ["255.255.255.255/32"]
         spec = self._spec(name, container, workspace, ssh_port, self.gateway_image(), subnets[0])
         fingerprint = spec.fingerprint()  # of how it is made, not of the policy it holds
-        info = None if fresh else self.engine.find(name)
+        known = (None,) if fresh else gateway  # a network made just now: none on it
+        info = known[0] if known is not None else self.engine.find(name)
         if info is not None and (
             info.labels.get(GATEWAY_LABEL) != container
             or info.labels.get(SPEC_LABEL) != fingerprint
@@ -340,8 +357,12 @@ class Egress:
         if proc.returncode != 0:
             raise Failed(f"could not update the policy of gateway '{name}': {proc.stderr.strip()}")
 
+    def gateway(self, container: str) -> ContainerInfo | None:
+        """The gateway of ``container`` as the engine has it (``None``: there is none)."""
+        return self.engine.find(gateway_name(container))
+
     def running(self, container: str) -> bool:
-        info = self.engine.find(gateway_name(container))
+        info = self.gateway(container)
         return info is not None and info.state == "running"
 
     def stop(self, container: str) -> None:
@@ -355,25 +376,33 @@ class Egress:
             self.engine.remove(gateway_name(container), force=True)
         self.engine.remove_network(network_name(container))
 
-    def gatewayed(self) -> list[str]:
-        """The containers that have a gateway (one engine call): what ``remove`` is
-        worth calling for when many containers go at once (``cai gc``)."""
-        return [
-            g.labels[GATEWAY_LABEL]
-            for g in self.engine.list_containers({GATEWAY_LABEL: None}, keys=(GATEWAY_LABEL,))
-            if g.labels.get(GATEWAY_LABEL) and g.name == gateway_name(g.labels[GATEWAY_LABEL])
-        ]
+    def remove_many(self, containers: Sequence[str]) -> Removal:
+        """Remove the gateways and networks of ``containers`` (which are gone, and had a
+        gateway: ``gateways_in``) in two engine calls, however many (``cai gc``); what
+        became of each gateway and network (gone already: not a failure)."""
+        if not containers:
+            return Removal()
+        gateways = self.engine.remove_forced([gateway_name(c) for c in containers])
+        networks = self.engine.remove_networks([network_name(c) for c in containers])
+        return Removal(
+            [*gateways.removed, *networks.removed],
+            (),
+            [*gateways.gone, *networks.gone],
+            {**gateways.failed, **networks.failed},
+        )
 
-    def orphans(self) -> list[tuple[str, str]]:
+    def orphans(self, listing: Sequence[ContainerInfo] | None = None) -> list[tuple[str, str]]:
         """``(gateway, container)`` of gateways whose container no longer exists (removed
-        by other means than cai): ``cai gc`` removes them and their networks."""
-        names = {c.name for c in self.engine.list_containers()}
-        out = []
-        for gateway in self.engine.list_containers({GATEWAY_LABEL: None}, keys=(GATEWAY_LABEL,)):
-            container = gateway.labels.get(GATEWAY_LABEL, "")
-            if container and container not in names and gateway.name == gateway_name(container):
-                out.append((gateway.name, container))
-        return sorted(out)
+        by other means than cai): ``cai gc`` removes them and their networks. From
+        ``listing`` (every container of the engine, with ``GATEWAY_LABEL``) when given,
+        else from one listing now."""
+        rows = self.engine.list_containers(keys=(GATEWAY_LABEL,)) if listing is None else listing
+        names = {c.name for c in rows}
+        return sorted(
+            (gateway, container)
+            for container, gateway in gateways_in(rows).items()
+            if container not in names
+        )
 
     # -------------------------------------------------------------------- log
     def log(self, container: str) -> list[E.LogLine]:

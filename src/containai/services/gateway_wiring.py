@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from containai.domain.egress import Policy
-from containai.domain.engine_objects import NetworkInfo, Publish
+from containai.domain.engine_objects import ContainerInfo, NetworkInfo, Publish
 from containai.services.container_spec import CONTAINER_SSH_PORT, Wiring
 from containai.services.egress import POLICY_LABEL, Attachment, Egress, proxy_env
 from containai.services.lookup import Target
@@ -29,6 +29,7 @@ class GatewayWiring:
         self.egress = egress
         self.warn = warn
         self._gateway: Future[object] | None = None
+        self.started = False  # a gateway job was started (the network is in use)
 
     def wiring(
         self,
@@ -64,12 +65,20 @@ class GatewayWiring:
         )
 
     def ensure(
-        self, req: RunRequest, target: Target, port: int, runtime: str, *, attach: bool = False
+        self,
+        req: RunRequest,
+        target: Target,
+        port: int,
+        runtime: str,
+        *,
+        attach: bool = False,
+        gateway: tuple[ContainerInfo | None] | None = None,
     ) -> None:
         """An existing container's gateway running with the current policy; a container
         made before egress policies gets a warning naming the move. Attaching to a running
         container, a running gateway is left as it is (one inspect): `cai network allow|
-        deny` applies changes live, and a start renders the policy afresh."""
+        deny` applies changes live, and a start renders the policy afresh. ``gateway``:
+        the gateway as the caller looked it up just now (not asked again)."""
         mode = target.labels.get(POLICY_LABEL)
         if mode is None:
             self.warn(
@@ -98,13 +107,16 @@ class GatewayWiring:
             egress.ensure(target.name, target.workspace, port, policy, runtime, net)
             return
         self.meanwhile(
-            lambda: egress.ensure(target.name, target.workspace, port, policy, runtime, net)
+            lambda: egress.ensure(
+                target.name, target.workspace, port, policy, runtime, net, gateway=gateway
+            )
         )
 
     def meanwhile(self, job: Callable[[], object]) -> None:
         """Run ``job`` (the gateway's making or start) beside the container's own
         create and start; ``Lifecycle._start`` waits for it."""
         self.join()
+        self.started = True
         self._gateway = in_thread(job)
 
     @contextlib.contextmanager

@@ -1,7 +1,9 @@
 """Garbage collection (``cai gc``, SPEC section 12).
 
-Listing is ONE engine call for the managed containers (``list_managed``: exact
-labels and state); running, paused and kept ones are decided from it. The rest
+Listing is ONE engine call (``survey``: every container of the engine, with the labels
+gc, the import/export helpers and the egress gateways are read from; ``cai gc`` finds
+its leftovers and orphaned gateways in the same listing); running, paused and kept
+managed containers are decided from it. The rest
 (``exited``/``created``) need when they finished (or were created) from ``find_many``
 for their age. Removal goes in batches; for each batch gc
 
@@ -18,15 +20,18 @@ for their age. Removal goes in batches; for each batch gc
 3. removes the rest with ONE ``remove_stopped``, never by force: the engine itself
    refuses a container started after the look (spared too), and one removed or
    recreated meanwhile is gone (removal by id);
-4. removes each removed container's SSH entry, pinned key and control socket
-   (``services/ssh_cleanup.forget``), and clears ``container_name`` in its
-   workspace's state if it names it.
+4. removes the removed containers' SSH entries, pinned keys and control sockets
+   (``services/ssh_cleanup.forget``: ``known_hosts`` rewritten once), clears
+   ``container_name`` in each workspace's state that names one of them (one write of
+   the config), and hands their names to ``on_removed`` (``cai gc``: their gateways
+   and networks, two engine calls), all still under the locks.
 
 ``plan`` (``--dry-run``, and the list shown before the ``[y/N]`` question) does
 the listing and one look by id; ``apply`` then re-checks as above. ``collect``
 (``--force``) does not look twice: its only re-check is the one of step 2. So
 ``cai gc --force`` is the listing, then the never-started ones listed again and/or
-the stopped ones looked at by id, then one removal.
+the stopped ones looked at by id, then one removal: a constant number of engine calls
+per batch, however many containers go.
 
 Volumes are never touched. ``--images`` then removes cai's image tags no remaining
 container uses (``services/gc_images.py``: which, and the alias rule).
@@ -37,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -45,6 +49,7 @@ from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, Removal
 from containai.domain.errors import CaiError
 from containai.domain.gc_policy import PRUNABLE_STATES, GcView, decide
+from containai.record import Record
 from containai.services.gc_images import (
     ImageEngine,
     UnusedImage,
@@ -52,7 +57,22 @@ from containai.services.gc_images import (
     unused_images,
 )
 from containai.services.ports import ListEngine
-from containai.services.ssh_cleanup import ContainerSsh, forget
+from containai.services.ssh_cleanup import ContainerSsh, NamesEngine, forget
+
+SURVEY_KEYS: Final = (
+    L.MANAGED,
+    L.WORKSPACE,
+    L.DATA_VOLUME,
+    L.KEEP,
+    L.HELPER,
+    L.HELPER_OWNER,
+    L.HELPER_VOLUME,
+    L.HELPER_STAGING,
+    L.GATEWAY_OF,
+)
+"""The labels ``survey`` reads: gc's own (``decide``, the candidates' workspace and
+volume), the import/export helpers' (``services/volume_helpers``) and the gateways'
+(``services/egress.gateways_in``)."""
 
 BATCH: Final = 200
 """Containers per ``remove_stopped`` call (and per set of held workspace locks: bounded
@@ -61,10 +81,17 @@ fds)."""
 GONE: Final = "no longer exists (removed meanwhile)"
 
 
-class GcEngine(ListEngine, ImageEngine, Protocol):
+class GcEngine(ListEngine, ImageEngine, NamesEngine, Protocol):
     """What gc needs from the engine (``DockerEngine`` satisfies it)."""
 
     def remove_stopped(self, refs: Sequence[str]) -> Removal: ...
+
+
+def survey(engine: GcEngine) -> list[ContainerInfo]:
+    """Every container of the engine (managed or not), in ONE listing, with the labels of
+    ``SURVEY_KEYS`` and the sources of its mounts: what gc decides from, and where
+    ``cai gc`` finds killed imports' helpers and the gateways of removed containers."""
+    return engine.list_containers(keys=SURVEY_KEYS, mounts=True)
 
 
 GcSsh = ContainerSsh  # what gc needs of the SSH files: remove one container's
@@ -73,7 +100,7 @@ GcSsh = ContainerSsh  # what gc needs of the SSH files: remove one container's
 class GcConfig(Protocol):
     def all_workspace_states(self) -> dict[str, dict[str, Any]]: ...
 
-    def set_workspace_state(self, workspace: str, values: Mapping[str, Any | None]) -> bool: ...
+    def set_workspace_states(self, changes: Mapping[str, Mapping[str, Any | None]]) -> bool: ...
 
 
 class GcLocks(Protocol):
@@ -83,9 +110,30 @@ class GcLocks(Protocol):
 
 
 # ---------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Record):
     """A container gc removes (or would remove)."""
+
+    __slots__ = ("age_seconds", "data_volume", "id", "name", "reason", "state", "workspace")
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        state: str,
+        age_seconds: int | None,
+        workspace: str | None,
+        data_volume: str | None,
+        reason: str,
+    ) -> None:
+        self._set(
+            id=id,
+            name=name,
+            state=state,
+            age_seconds=age_seconds,
+            workspace=workspace,
+            data_volume=data_volume,
+            reason=reason,
+        )
 
     id: str
     name: str
@@ -107,27 +155,52 @@ class Candidate:
         }
 
 
-@dataclass(frozen=True)
-class Spared:
+class Spared(Record):
     """A managed container gc leaves alone, and why."""
+
+    __slots__ = ("changed", "name", "reason")
+
+    def __init__(self, name: str, reason: str, changed: bool = False) -> None:
+        self._set(name=name, reason=reason, changed=changed)
 
     name: str
     reason: str
-    changed: bool = False  # eligible when listed, spared by the re-check at removal
+    changed: bool  # eligible when listed, spared by the re-check at removal
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "reason": self.reason}
 
 
-@dataclass(frozen=True)
-class GcPlan:
+class GcPlan(Record):
+    __slots__ = ("age", "candidates", "decided", "images", "min_age", "spared", "with_images")
+
+    def __init__(
+        self,
+        age: str,
+        min_age: timedelta,
+        candidates: list[Candidate],
+        spared: list[Spared],
+        images: list[UnusedImage],
+        with_images: bool,
+        decided: bool = True,
+    ) -> None:
+        self._set(
+            age=age,
+            min_age=min_age,
+            candidates=candidates,
+            spared=spared,
+            images=images,
+            with_images=with_images,
+            decided=decided,
+        )
+
     age: str
     min_age: timedelta
     candidates: list[Candidate]
     spared: list[Spared]
     images: list[UnusedImage]  # unused once every candidate is gone ([] without --images)
     with_images: bool
-    decided: bool = True
+    decided: bool
     """``True``: candidates were decided (and shown) already, so a different decision at
     removal is a change worth a warning. ``False`` (``collect``): the decision at
     removal is the first one."""
@@ -191,10 +264,12 @@ class GarbageCollector:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = BATCH,
-        on_removed: Callable[[str], None] = lambda _name: None,
+        on_removed: Callable[[Sequence[str]], Mapping[str, str]] = lambda _names: {},
         templates: Callable[[], Collection[str]] = lambda: (),
     ) -> None:
-        self.on_removed = on_removed  # e.g. the container's gateway and network (egress)
+        # Given the names of each batch's removed containers, under its locks (``cai gc``:
+        # their gateways and networks); returns what it failed to remove, and why.
+        self.on_removed = on_removed
         self.templates = templates  # names whose alias containai:<name> --images keeps
         self.engine = engine
         self.ssh = ssh
@@ -205,13 +280,19 @@ class GarbageCollector:
         self._listed: dict[str, ContainerInfo] = {}  # id -> as the last survey listed it
 
     # ---------------------------------------------------------------- listing
-    def _survey(self) -> tuple[list[Candidate], list[Spared]]:
-        """One listing: containers that may be old enough (age still unknown), and
+    def _survey(
+        self, listing: Sequence[ContainerInfo] | None
+    ) -> tuple[list[Candidate], list[Spared]]:
+        """One listing (``listing``, from ``survey``, when the caller made it; else
+        ``list_managed`` now): containers that may be old enough (age still unknown), and
         the ones that are spared whatever their age (running, kept ...)."""
         maybe: list[Candidate] = []
         spared: list[Spared] = []
         self._listed = {}
-        for row in self.engine.list_managed():
+        rows = self.engine.list_managed() if listing is None else listing
+        for row in rows:
+            if not L.is_managed(row.labels):
+                continue  # never even listed: not cai's
             if row.id:
                 self._listed[row.id] = row
             view = GcView(row.name, row.state, row.labels, None, None)
@@ -296,9 +377,16 @@ class GarbageCollector:
             )
 
     # ------------------------------------------------------------------ plan
-    def plan(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcPlan:
+    def plan(
+        self,
+        min_age: timedelta,
+        age_text: str,
+        *,
+        images: bool = False,
+        listing: Sequence[ContainerInfo] | None = None,
+    ) -> GcPlan:
         """What gc would remove now (the listing + one look by id). Changes nothing."""
-        maybe, spared = self._survey()
+        maybe, spared = self._survey(listing)
         candidates: list[Candidate] = []
         for listed, fresh, reason in self._decide(
             maybe, self._inspect(maybe, recheck=False), min_age
@@ -320,10 +408,17 @@ class GarbageCollector:
         return GcResult(True, plan.age, list(plan.candidates), list(plan.spared), list(plan.images))
 
     # ----------------------------------------------------------------- apply
-    def collect(self, min_age: timedelta, age_text: str, *, images: bool = False) -> GcResult:
+    def collect(
+        self,
+        min_age: timedelta,
+        age_text: str,
+        *,
+        images: bool = False,
+        listing: Sequence[ContainerInfo] | None = None,
+    ) -> GcResult:
         """``--force``: list, then lock + inspect + remove. The inspect beside the locks is
         the only one: nothing was shown first, so there is nothing to re-check twice."""
-        maybe, spared = self._survey()
+        maybe, spared = self._survey(listing)
         plan = GcPlan(age_text, min_age, maybe, spared, [], images, decided=False)
         return self.apply(plan)
 
@@ -335,12 +430,8 @@ class GarbageCollector:
             with contextlib.ExitStack() as held:
                 busy, fresh = self._lock_and_inspect(held, chunk)
                 removed = self._remove_batch(chunk, busy, fresh, plan, result)
-                for cand in removed:
-                    forget(self.ssh, cand.name)
-                    self.on_removed(cand.name)
-                    state = states.get(cand.workspace or "") or {}
-                    if cand.workspace and state.get("container_name") == cand.name:
-                        self.config.set_workspace_state(cand.workspace, {"container_name": None})
+                if removed:
+                    self._after_removal(removed, states, result)
         if plan.with_images:
             for image in unused_images(self.engine, self.templates()):
                 try:
@@ -350,6 +441,23 @@ class GarbageCollector:
                     result.failed.append(Spared(image.reference, str(exc)))
         result.spared.sort(key=lambda s: s.name)
         return result
+
+    def _after_removal(
+        self, removed: Sequence[Candidate], states: Mapping[str, Any], result: GcResult
+    ) -> None:
+        """What goes with a batch of removed containers, each kind in one go: their SSH
+        files, the workspace states naming them, their gateways and networks."""
+        names = [c.name for c in removed]
+        forget(self.ssh, names)
+        cleared = {
+            c.workspace: {"container_name": None}
+            for c in removed
+            if c.workspace and (states.get(c.workspace) or {}).get("container_name") == c.name
+        }
+        if cleared:
+            self.config.set_workspace_states(cleared)
+        for what, reason in sorted(self.on_removed(names).items()):
+            result.failed.append(Spared(what, reason))
 
     def _lock_and_inspect(
         self, held: contextlib.ExitStack, chunk: Sequence[Candidate]

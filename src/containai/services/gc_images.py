@@ -11,12 +11,12 @@ removed, nor any other tag of the image it names.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from containai.domain import image_tags
 from containai.domain.engine_objects import ContainerInfo, ImageInfo
 from containai.domain.errors import CaiError
+from containai.record import Record
 
 IMAGE_REPOSITORIES: Final = ("containai",)
 IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
@@ -44,8 +44,12 @@ class ImageEngine(Protocol):
     def remove_image(self, ref: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class UnusedImage:
+class UnusedImage(Record):
+    __slots__ = ("id", "reference")
+
+    def __init__(self, reference: str, id: str) -> None:
+        self._set(reference=reference, id=id)
+
     reference: str  # containai:old
     id: str
 

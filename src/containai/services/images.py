@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from importlib import resources
@@ -238,9 +239,12 @@ class Images(ImageProvider):
 
     def _local_base_id(self) -> str:
         """The id of the base a build would use now without pulling (``image.base``, else
-        the offline base, as ``resolve_base`` falls back); ``missing`` when neither is here."""
-        for ref in (self.base_image, OFFLINE_BASE):
-            info = self.engine.image(ref)
+        the offline base, as ``resolve_base`` falls back); ``missing`` when neither is here.
+        Both are asked for at once (one round trip on every cold create and restart)."""
+        refs = list(dict.fromkeys((self.base_image, OFFLINE_BASE)))
+        with ThreadPoolExecutor(max_workers=len(refs), thread_name_prefix="cai-base") as pool:
+            found = list(pool.map(self.engine.image, refs))
+        for info in found:
             if info is not None:
                 return info.id
         return "missing"

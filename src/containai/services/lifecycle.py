@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
+from containai.domain.engine_objects import ContainerInfo, NetworkInfo
 from containai.domain.errors import (
     CaiError,
     Failed,
@@ -42,7 +43,7 @@ from containai.services.container_spec import (
     limits,
     template_drift,
 )
-from containai.services.egress import POLICY_LABEL, Egress
+from containai.services.egress import POLICY_LABEL, Attachment, Egress
 from containai.services.gateway_wiring import GatewayWiring, in_thread
 from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target, entry_elsewhere
@@ -107,9 +108,41 @@ class Lifecycle:
         (``auto`` resolved to the strongest the engine has). Never for a directory that
         may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
         req.workspace.check()
+        # The workspace network (egress) is made from the start, beside the checks below
+        # (it needs none of them); if the container is not made after all, a network made
+        # here goes again (``_unmake``).
+        egress, workspace = self.egress, req.workspace.path
+        network = None
+        if egress is not None and req.egress is not None and req.egress.mode != "open":
+            network = in_thread(lambda: egress.prepare(name, workspace))
+        try:
+            return self._make(req, name, volume, preferred_port, runtime, network)
+        except BaseException:
+            self._unmake(name, network)
+            raise
 
+    def _unmake(self, name: str, network: Future[tuple[Attachment, NetworkInfo]] | None) -> None:
+        """After a failed ``_make``: the network made for it, unless the container or its
+        gateway was made after all (the next run takes them as they are)."""
+        if network is None or self.egress is None:
+            return
+        with contextlib.suppress(Exception):
+            attach, _net = network.result()
+            if attach.fresh and not self.gateways.started and self.engine.find(name) is None:
+                self.engine.remove_network(attach.network)
+
+    def _make(
+        self,
+        req: RunRequest,
+        name: str,
+        volume: str,
+        preferred_port: int | None,
+        runtime: str,
+        network: Future[tuple[Attachment, NetworkInfo]] | None,
+    ) -> tuple[int, str]:
         # The engine's runtimes, the data volume and the image are asked for at once
-        # (a round trip each); nothing is created before the runtime is known to exist.
+        # (a round trip each); nothing of the container is made before the runtime is
+        # known to exist.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
             runtimes = pool.submit(self.engine.runtimes)
             existing_volume = pool.submit(self.engine.volume, volume)
@@ -127,6 +160,10 @@ class Lifecycle:
             volume_missing = volume_info is None
         if warning:
             self.warn(warning)
+        if network is not None and self.egress is not None:
+            # The gateway's image is asked for (or built) once the container's is there:
+            # never two builds at once, each drawing its progress.
+            in_thread(self.egress.gateway_image)
         if volume_info is not None and not (req.data_volume_explicit or req.data_volume_vetted):
             check_volume_owner(volume, volume_info, req.workspace.path)
         if volume_missing:
@@ -135,13 +172,6 @@ class Lifecycle:
             except Failed:
                 if self.engine.volume(volume) is None:
                     raise
-        # The workspace network (egress) is made while the keys, mounts and port are
-        # prepared: it needs none of them.
-        egress, workspace = self.egress, req.workspace.path
-        network = None
-        if egress is not None and req.egress is not None and req.egress.mode != "open":
-            in_thread(egress.gateway_image)  # and the gateway's image is asked for
-            network = in_thread(lambda: egress.prepare(name, workspace))
         private, public = self.ssh.ensure_host_key(name)
         uid, gid = self.host.agent_ids(req.workspace.path)
         if self.remote is None:  # the workspace bound at its own path, guarded
@@ -281,13 +311,17 @@ class Lifecycle:
                 volume = self._new_reset_volume(workspace)
             runtime = self._runtime(req.runtime, target)
             created = False
+            drift: Future[None] | None = None
             if not target.exists:
                 port, runtime = self._create(req, target.name, volume, preferred_port, runtime)
                 action = "create" if action == "attach" else action
                 created = True
             else:
                 port = label_int(target.labels.get(L.SSH_PORT)) or 0
-                template_drift(self.images, target, self.warn)
+                # Only a warning: its image checks run beside the start (joined below).
+                drift = in_thread(lambda: template_drift(self.images, target, self.warn))
+                if target.labels.get(POLICY_LABEL) not in (None, "open") and self.egress:
+                    in_thread(self.egress.gateway_image)  # asked for once, beside the rest
             # The first attempt goes by what is known (just created, or inspected by
             # find under this lock); a retry asks the engine again.
             known: str | None = "created" if created else target.state
@@ -306,13 +340,20 @@ class Lifecycle:
                     if not created:
                         self.gateways.ensure(req, target, port, runtime, attach=True)
                     break
+                # The gateway as the engine has it now (one inspect, handed on to its
+                # start below); a running one is stopped first: that frees its port for
+                # the check below.
+                gateway: tuple[ContainerInfo | None] | None = None
                 if (
                     not created
                     and target.labels.get(POLICY_LABEL) not in (None, "open")
                     and self.egress is not None
-                    and self.egress.running(target.name)
                 ):
-                    self.egress.stop(target.name)  # frees its port for the check below
+                    found = self.egress.gateway(target.name)
+                    if found is not None and found.state == "running":
+                        self.egress.stop(target.name)
+                    else:
+                        gateway = (found,)
                 if status == "created" and not created:
                     # Created by a run that died before starting it: resend the keys.
                     install_keys(self.engine, self.ssh, target.name)
@@ -334,7 +375,7 @@ class Lifecycle:
                 if action == "attach":
                     action = "start"
                 if not created:
-                    self.gateways.ensure(req, target, port, runtime)
+                    self.gateways.ensure(req, target, port, runtime, gateway=gateway)
                 try:
                     self._start(target.name)
                     break
@@ -400,6 +441,8 @@ class Lifecycle:
                 self.devcontainer.started(target.name, workspace.path)  # lifecycle commands
             if self.remote is not None:  # the git remote `cai-<name>` (SPEC section 16)
                 self.remote.link(target.name, workspace.path)
+            if drift is not None:
+                drift.result()  # (template_drift never raises)
             return Ready(target.name, workspace.path, volume, port, user, action, runtime)
 
     def _runtime(self, requested: str, target: Target) -> str:

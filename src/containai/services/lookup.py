@@ -58,9 +58,9 @@ class Lookup:
         self.config = config
         self.elsewhere = elsewhere  # the other engine whose container a name's SSH entry is
 
-    def _owner(self, name: str, seen: dict[str, ContainerInfo | None]) -> naming.Owner:
-        """Who holds ``name`` (``seen`` keeps what the engine said for the caller)."""
-        info = seen[name] = self.engine.find(name)
+    def _owner(self, name: str, taken: dict[str, ContainerInfo]) -> naming.Owner:
+        """Who holds ``name``, by ``taken`` (every container of the engine, by name)."""
+        info = taken.get(name)
         if info is None:
             # The SSH alias, host key and control socket are named after the container:
             # a name whose entry belongs to a container on another engine is taken.
@@ -92,8 +92,16 @@ class Lookup:
                 labels = info.labels
                 if L.is_managed(labels) and labels.get(L.WORKSPACE) == workspace.path:
                     return Target(state_name, info, workspace.path)
-        rows = self.engine.list_containers({L.MANAGED: L.TRUE, L.WORKSPACE: workspace.path})
-        names = sorted({r.name for r in rows if r.name})
+        # ONE listing of every container: the workspace's own (by label), and the names
+        # a new one may not take.
+        rows = self.engine.list_containers(keys=(L.MANAGED, L.WORKSPACE))
+        names = sorted(
+            {
+                r.name
+                for r in rows
+                if r.name and L.is_managed(r.labels) and r.labels.get(L.WORKSPACE) == workspace.path
+            }
+        )
         if len(names) > 1:
             raise Refused(
                 f"workspace {workspace.path} has several containers ({', '.join(names)}); "
@@ -103,11 +111,13 @@ class Lookup:
             info = self.engine.find(names[0])
             if info is not None:
                 return Target(names[0], info, workspace.path)
-        seen: dict[str, ContainerInfo | None] = {}
+        taken = {r.name: r for r in rows if r.name}
         name = naming.choose_name(
-            workspace.base_name, workspace.path, lambda n: self._owner(n, seen)
+            workspace.base_name, workspace.path, lambda n: self._owner(n, taken)
         )
-        info = seen[name] if name in seen else self.engine.find(name)
+        # A name listed as this workspace's would have been found above; one taken since
+        # the listing is refused by the engine at the create (``Lifecycle._create``).
+        info = self.engine.find(name) if name in taken else None
         return Target(name, info, workspace.path)
 
     def find_existing(self, workspace: Workspace, container: str | None) -> Target:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,7 +343,7 @@ class ContextSsh(Protocol):
 
     def stale(self, existing: Collection[str]) -> list[str]: ...
 
-    def remove(self, name: str) -> list[Path]: ...
+    def remove_many(self, names: Sequence[str]) -> list[Path]: ...
 
     def entry_context(self, name: str) -> str | None: ...
 
@@ -365,8 +365,8 @@ class OfContext:
     def stale(self, existing: Collection[str]) -> list[str]:
         return [name for name in self.ssh.stale(existing) if self._mine(name)]
 
-    def remove(self, name: str) -> list[Path]:
-        return self.ssh.remove(name)
+    def remove_many(self, names: Sequence[str]) -> list[Path]:
+        return self.ssh.remove_many(names)
 
 
 def doctor_check(context: str, url: str) -> Check | None:

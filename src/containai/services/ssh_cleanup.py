@@ -28,9 +28,9 @@ class NamesEngine(Protocol):
 
 
 class ContainerSsh(Protocol):
-    """Removing one container's SSH files (what ``cai gc`` needs)."""
+    """Removing containers' SSH files (what ``cai gc`` needs)."""
 
-    def remove(self, name: str) -> list[Path]: ...
+    def remove_many(self, names: Sequence[str]) -> list[Path]: ...
 
 
 class CleanupSsh(ContainerSsh, Protocol):
@@ -41,10 +41,10 @@ class CleanupSsh(ContainerSsh, Protocol):
     def stale(self, existing: Collection[str]) -> list[str]: ...
 
 
-def forget(ssh: ContainerSsh, name: str) -> list[Path]:
-    """Remove the SSH entry, pinned key and control socket of container ``name`` (which
-    is gone); the paths removed."""
-    return ssh.remove(name)
+def forget(ssh: ContainerSsh, names: Sequence[str]) -> list[Path]:
+    """Remove the SSH entries, pinned keys and control sockets of containers ``names``
+    (which are gone; ``known_hosts`` is rewritten once for all); the paths removed."""
+    return ssh.remove_many(names) if names else []
 
 
 def existing_names(engine: NamesEngine) -> set[str]:
@@ -60,6 +60,5 @@ def ssh_cleanup(engine: NamesEngine, ssh: CleanupSsh, *, dry_run: bool) -> list[
     existing = existing_names(engine)
     stale = [name for name in ssh.stale(existing) if name in before]
     if not dry_run:
-        for name in stale:
-            forget(ssh, name)
+        forget(ssh, stale)
     return stale

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from containai.domain import labels as L
-from containai.domain.engine_objects import ContainerSpec, Mount
+from containai.domain.engine_objects import ContainerInfo, ContainerSpec, Mount
 from containai.domain.errors import Failed, NotFound
 from containai.domain.gc_policy import helper_stale
 from containai.services.ports import Engine
@@ -193,13 +193,18 @@ class VolumeHelpers:
             self.engine.remove(name, force=True)
 
     # ------------------------------------------------------------ leftovers
-    def helpers(self) -> list[Helper]:
-        """Every helper container of the engine (one listing), each judged stale or not."""
-        found = self.engine.list_containers(
-            {L.HELPER: L.TRUE},
-            keys=(L.HELPER_OWNER, L.HELPER_VOLUME, L.HELPER_STAGING),
-            mounts=True,
-        )
+    def helpers(self, listing: Sequence[ContainerInfo] | None = None) -> list[Helper]:
+        """Every helper container of the engine (one listing, or the helpers in
+        ``listing``: every container, with those labels and mounts), each judged stale
+        or not."""
+        if listing is None:
+            found = self.engine.list_containers(
+                {L.HELPER: L.TRUE},
+                keys=(L.HELPER_OWNER, L.HELPER_VOLUME, L.HELPER_STAGING),
+                mounts=True,
+            )
+        else:
+            found = [row for row in listing if row.labels.get(L.HELPER) == L.TRUE]
         now = self.clock() if self.clock is not None else datetime.now(UTC)
         helpers: list[Helper] = []
         for row in found:
@@ -220,12 +225,12 @@ class VolumeHelpers:
             )
         return helpers
 
-    def leftovers(self) -> list[Leftover]:
+    def leftovers(self, listing: Sequence[ContainerInfo] | None = None) -> list[Leftover]:
         """Helper containers and export temp files whose ``cai`` is gone (``cai gc`` lists
-        and removes them)."""
+        and removes them); the helpers from ``listing`` when given (see ``helpers``)."""
         found = [
             Leftover("helper", h.name, f"import/export helper; {h.stale}", h.volume)
-            for h in self.helpers()
+            for h in self.helpers(listing)
             if h.stale is not None
         ]
         found += [

@@ -273,20 +273,33 @@ def stats_of(row: Mapping[str, Any] | None) -> ContainerStats:
 # ---------------------------------------------------------------- docker rm
 _RUNNING_MARKERS: Final = ("cannot remove a running container", "stop the container before")
 _GONE_MARKERS: Final = ("no such container",)
+NETWORK_GONE_MARKERS: Final = ("no such network", "not found")
+"""How ``docker network rm`` says a network is not there."""
+_PUNCTUATION: Final = "\"'/.,:;()[]"
 
 
 def _line_about(stderr: str, ref: str) -> str | None:
+    """The first line of ``stderr`` naming ``ref`` as a word of its own (``cai-net-a`` is
+    not named by a line about ``cai-net-a-2``)."""
     for line in stderr.splitlines():
-        if ref and ref in line:
+        if ref and ref in line and ref in (w.strip(_PUNCTUATION) for w in line.split()):
             return summarize(line.strip().removeprefix("Error response from daemon: "))
     return None
 
 
-def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
+def removal_of(
+    refs: Sequence[str],
+    stdout: str,
+    stderr: str,
+    *,
+    gone_markers: Sequence[str] = _GONE_MARKERS,
+    what: str = "docker rm",
+) -> Removal:
     """What one ``docker rm REFS`` (no ``--force``) did to each ref: removed (printed
     back), refused as running, gone, or failed with the daemon's line about it. A ref
     no line names failed for the call's last message; when that is every ref, the
-    call as a whole failed: ``Failed``."""
+    call as a whole failed: ``Failed``. Also read for ``docker rm --force`` and, with
+    its ``gone_markers`` and ``what``, ``docker network rm``."""
     done = {line.strip() for line in stdout.splitlines() if line.strip()}
     removed: list[str] = []
     running: list[str] = []
@@ -301,7 +314,7 @@ def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
         low = (line or "").lower()
         if any(m in low for m in _RUNNING_MARKERS):
             running.append(ref)
-        elif any(m in low for m in _GONE_MARKERS):
+        elif any(m in low for m in gone_markers):
             gone.append(ref)
         elif line is not None:
             failed[ref] = line
@@ -310,9 +323,9 @@ def removal_of(refs: Sequence[str], stdout: str, stderr: str) -> Removal:
     if unexplained:
         last = summarize(stderr.strip().splitlines()[-1]) if stderr.strip() else "no message"
         if not removed and len(unexplained) == len(refs):
-            raise Failed(f"docker rm failed: {last.removeprefix('Error: ')}")
+            raise Failed(f"{what} failed: {last.removeprefix('Error: ')}")
         for ref in unexplained:
-            failed[ref] = f"docker rm failed: {last}"
+            failed[ref] = f"{what} failed: {last}"
     return Removal(removed, running, gone, failed)
 
 

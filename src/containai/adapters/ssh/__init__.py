@@ -205,18 +205,26 @@ class OpenSsh:
 
     def remove(self, name: str) -> list[Path]:
         """Exit the master and remove the entry, the pin, the host key pair and the socket."""
-        check_name(name)
+        return self.remove_many([name])
+
+    def remove_many(self, names: Sequence[str]) -> list[Path]:
+        """``remove`` for each of ``names``, with ``known_hosts`` rewritten once for all
+        (``cai gc`` of many containers)."""
+        for name in names:
+            check_name(name)
         removed: list[Path] = []
-        self._close_forwards(name)
-        socket_path = self.sessions.remove_socket(name)
-        if socket_path is not None:
-            removed.append(socket_path)
-        entry = self.config.remove_entry(name)
-        if entry is not None:
-            removed.append(entry)
-        if self.keys.unpin(name):
+        for name in names:
+            self._close_forwards(name)
+            socket_path = self.sessions.remove_socket(name)
+            if socket_path is not None:
+                removed.append(socket_path)
+            entry = self.config.remove_entry(name)
+            if entry is not None:
+                removed.append(entry)
+        if names and self.keys.unpin(*names):
             removed.append(self.paths.known_hosts)
-        removed += self.keys.remove_host_key(name)
+        for name in names:
+            removed += self.keys.remove_host_key(name)
         return removed
 
     def entries(self) -> list[str]:

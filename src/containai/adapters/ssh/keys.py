@@ -166,17 +166,19 @@ class Keys:
 
     # -- known_hosts ---------------------------------------------------------------
 
-    def _pinned(self, name: str) -> bool:
-        """Whether ``known_hosts`` may hold a line for ``cai-<name>`` (a cheap pre-check)."""
+    def _pinned(self, names: Sequence[str]) -> bool:
+        """Whether ``known_hosts`` may hold a line for ``cai-<name>`` of any of ``names`` (a
+        cheap pre-check)."""
         try:
-            data = self.paths.known_hosts.read_bytes()
+            data = self.paths.known_hosts.read_bytes().lower()
         except OSError:
             return False
-        return alias(name).lower().encode() in data.lower()
+        return any(alias(name).lower().encode() in data for name in names)
 
-    def _rewrite_known_hosts(self, name: str, new_line: str | None) -> bool:
-        """Drop every line for ``cai-<name>``, then add ``new_line``; True when the file changed."""
-        host = alias(name).lower()
+    def _rewrite_known_hosts(self, names: Sequence[str], new_line: str | None) -> bool:
+        """Drop every line for ``cai-<name>`` of each of ``names``, then add ``new_line``;
+        True when the file changed."""
+        drop = {alias(name).lower() for name in names}
         path = self.paths.known_hosts
         try:
             data = path.read_bytes()
@@ -186,7 +188,7 @@ class Keys:
         for line in split_lines(data):
             fields = line.split(None, 1)
             hosts = fields[0].decode(errors="replace").lower().split(",") if fields else []
-            if host not in hosts:
+            if drop.isdisjoint(hosts):
                 kept.append(line)
         if kept and not kept[-1].endswith(b"\n"):
             kept[-1] += b"\n"
@@ -204,14 +206,15 @@ class Keys:
         keytype, blob = parse_public_line(public_line)
         line = f"{alias(check_name(name))} {keytype} {blob}"
         with locked(self.paths, "known_hosts"):
-            self._rewrite_known_hosts(name, line)
+            self._rewrite_known_hosts([name], line)
 
-    def unpin(self, name: str) -> bool:
-        """Drop every pin of ``cai-<name>``; True when ``known_hosts`` changed."""
-        if not self._pinned(name):  # lock and rewrite only when there is a pin to drop
+    def unpin(self, *names: str) -> bool:
+        """Drop every pin of ``cai-<name>`` of each of ``names`` (one rewrite for all); True
+        when ``known_hosts`` changed."""
+        if not self._pinned(names):  # lock and rewrite only when there is a pin to drop
             return False
         with locked(self.paths, "known_hosts"):
-            return self._rewrite_known_hosts(name, None)
+            return self._rewrite_known_hosts(names, None)
 
     def pinned_names(self) -> list[str]:
         """Names pinned in ``known_hosts``, in file order."""

@@ -74,7 +74,7 @@ def archives(app: App) -> VolumeArchives:
 
     return VolumeArchives(
         app.engine,
-        DockerArchive(app.engine, journal=app.paths.state_dir / "exports"),
+        DockerArchive(app.engine, journal=app.paths.exports_journal),
         owner=procs.owner_token(),
         owner_alive=procs.owner_alive,
     )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from containai.cli.app import App
 from containai.cli.options import add_dry_run_option, add_force_option, add_json_option
+from containai.domain import labels as L
 from containai.domain.errors import ConfirmationNeeded, Failed
 
 if TYPE_CHECKING:
@@ -13,8 +14,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from containai.services.archive import Leftover
+    from containai.domain.engine_objects import ContainerInfo
+    from containai.services.archive import Leftover, VolumeArchives
     from containai.services.gc import Candidate, GcPlan, GcResult
+    from containai.services.gc_gateways import GcGateways
 
 LOCK_WAIT_SECONDS = 10.0
 """How long gc waits for a workspace another cai command is working on (then spares it)."""
@@ -41,7 +44,7 @@ def describe(cand: Candidate) -> str:
 
 
 def describe_leftover(left: Leftover) -> str:
-    what = "helper container" if left.kind == "helper" else "file"
+    what = {"helper": "helper container", "gateway": "gateway container"}.get(left.kind, "file")
     return f"{what} {left.name} ({left.reason})"
 
 
@@ -55,27 +58,57 @@ def render_text(result: GcResult, leftovers: Sequence[Leftover] = ()) -> list[st
     return lines
 
 
-def _orphan_gateways(app: App) -> list[Leftover]:
-    from containai.services.archive import Leftover
-    from containai.services.egress import Egress
+class _Killed:
+    """What killed imports and exports left behind: their helper containers (found in
+    gc's listing) and export temp files (found through the export journal). The archive
+    service, and its ~15 ms of imports, is made only when there may be some."""
+
+    def __init__(self, app: App, listing: Sequence[ContainerInfo]) -> None:
+        self.service: VolumeArchives | None = None
+        if any(row.labels.get(L.HELPER) == L.TRUE for row in listing) or _has_entries(
+            app.paths.exports_journal
+        ):
+            from containai.cli.commands.export import archives
+
+            self.service = archives(app)
+        self.found = [] if self.service is None else self.service.leftovers(listing)
+
+    def remove(self, leftovers: Sequence[Leftover]) -> list[Leftover]:
+        return [] if self.service is None else self.service.remove_leftovers(leftovers)
+
+
+def _has_entries(directory: Path) -> bool:
+    import os
+
+    try:
+        with os.scandir(directory) as entries:
+            return any(True for _entry in entries)
+    except OSError:
+        return False
+
+
+def _orphans_shown(gateways: GcGateways) -> list[Leftover]:
+    if not gateways.orphans:
+        return []
+    from containai.services.volume_helpers import Leftover
 
     return [
         Leftover("gateway", gateway, f"egress gateway of '{container}', which no longer exists")
-        for gateway, container in Egress(app.engine, image=lambda: "").orphans()
+        for gateway, container in gateways.orphans
     ]
 
 
-def _remove_gateways(app: App, leftovers: Sequence[Leftover]) -> list[Leftover]:
-    from containai.services.egress import Egress
+def _remove_gateways(
+    gateways: GcGateways, leftovers: Sequence[Leftover], result: GcResult
+) -> list[Leftover]:
+    """The orphaned gateways among ``leftovers`` that are orphans still, with their
+    networks; what could not go is added to ``result``."""
+    from containai.services.gc import Spared
 
-    egress = Egress(app.engine, image=lambda: "")
-    still = dict(egress.orphans())  # gateway -> its (gone) container, checked again now
-    gone = []
-    for left in leftovers:
-        if left.kind == "gateway" and left.name in still:
-            egress.remove(still[left.name])
-            gone.append(left)
-    return gone
+    shown = {left.name: left for left in leftovers if left.kind == "gateway"}
+    removed, failed = gateways.remove_orphans(shown)
+    result.failed.extend(Spared(what, why) for what, why in sorted(failed.items()))
+    return [shown[gateway] for gateway in removed]
 
 
 def _names(plan: GcPlan, limit: int = 5) -> str:
@@ -106,8 +139,8 @@ class _SshWhenNeeded:
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def remove(self, name: str) -> list[Path]:
-        return self.app.ssh.remove(name)
+    def remove_many(self, names: Sequence[str]) -> list[Path]:
+        return self.app.ssh.remove_many(names)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,19 +152,14 @@ def run(args: argparse.Namespace) -> int:
     min_age = parse_age(age_text)  # bad age: exit 2, before the engine is asked anything
 
     from containai.adapters.locks import FileLocks
-    from containai.services.gc import GarbageCollector, GcResult
+    from containai.services.gc import GarbageCollector, GcResult, survey
+    from containai.services.gc_gateways import GcGateways
 
-    gateways: set[str] | None = None  # containers that have a gateway, asked once
-
-    def gateway_gone(name: str) -> None:  # the removed container's gateway and network
-        nonlocal gateways
-        from containai.services.egress import Egress
-
-        egress = Egress(app.engine, image=lambda: "")
-        if gateways is None:  # one engine call for the batch, not two per container
-            gateways = set(egress.gatewayed())
-        if name in gateways:
-            egress.remove(name)
+    # ONE listing of the engine: the managed containers gc decides on, the helpers of
+    # killed imports and exports, the gateways (of the containers gc removes, and those
+    # whose container is gone).
+    listing = survey(app.engine)
+    gateways = GcGateways(app.engine, listing)
 
     def templates() -> list[str]:  # whose alias containai:<name> --images keeps
         return [t.name for t in app.images(app.settings(None)).templates()]
@@ -141,21 +169,19 @@ def run(args: argparse.Namespace) -> int:
         _SshWhenNeeded(app),
         app.config,
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
-        on_removed=gateway_gone,
+        on_removed=gateways.of_removed,
         templates=templates,
     )
-    from containai.cli.commands.export import archives
-
     # What killed imports and exports left behind (helpers, temp files; issue 13), and
     # the gateways of containers removed by other means.
-    leftover_service = archives(app)
-    leftovers = leftover_service.leftovers() + _orphan_gateways(app)
+    killed = _Killed(app, listing)
+    leftovers = killed.found + _orphans_shown(gateways)
     if args.force and not args.dry_run:
         # Nothing to show first: list, then lock + inspect + remove (no double inspect).
-        result = collector.collect(min_age, age_text.strip(), images=args.images)
-        leftovers = leftover_service.remove_leftovers(leftovers) + _remove_gateways(app, leftovers)
+        result = collector.collect(min_age, age_text.strip(), images=args.images, listing=listing)
+        leftovers = killed.remove(leftovers) + _remove_gateways(gateways, leftovers, result)
     else:
-        plan = collector.plan(min_age, age_text.strip(), images=args.images)
+        plan = collector.plan(min_age, age_text.strip(), images=args.images, listing=listing)
         if args.dry_run:
             result = collector.dry_run(plan)
         elif not plan.candidates and not plan.images and not leftovers:
@@ -173,9 +199,7 @@ def run(args: argparse.Namespace) -> int:
             if not _ask(app, plan, leftovers):
                 raise Failed("gc removed nothing (not confirmed)")
             result = collector.apply(plan)
-            leftovers = leftover_service.remove_leftovers(leftovers) + _remove_gateways(
-                app, leftovers
-            )
+            leftovers = killed.remove(leftovers) + _remove_gateways(gateways, leftovers, result)
     for spared in result.spared:
         if not spared.changed:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
