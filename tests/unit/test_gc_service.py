@@ -12,7 +12,7 @@ import pytest
 
 from containai.cli.commands.gc import render_text
 from containai.domain.engine_objects import ImageInfo
-from containai.domain.errors import Failed, NotFound
+from containai.domain.errors import Failed, ImageInUse, NotFound
 from containai.services.gc import GarbageCollector, GcResult
 from containai.services.gc_images import UnusedImage, is_cai_image
 from containai.services.ssh_cleanup import ssh_cleanup
@@ -403,10 +403,8 @@ def test_an_image_of_a_spared_container_is_kept(world: World) -> None:
 def test_an_image_taken_into_use_meanwhile_is_skipped_other_errors_fail(world: World) -> None:
     image_world(world)
     world.engine.image_errors = {
-        "containai:old": Failed(
-            "docker image failed: conflict: unable to remove repository reference "
-            '"containai:old" (must force) - container 1234 is using its referenced image 5678'
-        ),
+        # what the engine adapter raises for "container 1234 is using its referenced image"
+        "containai:old": ImageInUse("conflict: unable to remove repository reference"),
         "ghcr.io/containai/base:1": Failed("docker image failed: something odd"),
         "containai:gone-with-gc": NotFound("No such image: containai:gone-with-gc"),
     }
@@ -446,6 +444,33 @@ def test_the_current_alias_and_every_tag_of_its_image_are_kept(world: World) -> 
     assert [i.reference for i in result.images] == [i.reference for i in plan.images]
     removed = {c[1] for c in world.engine.calls_of("remove_image")}
     assert removed == {"containai:gone", "containai:web-fedcba9876543210"}
+
+
+def test_old_gateway_builds_go_todays_stays(world: World) -> None:
+    """containai-gateway:<hash> builds of older inputs no container uses are removed;
+    the one today's cai makes (keep_images) stays, or the next cold create rebuilds it;
+    one a gateway container uses stays; other repositories are never touched."""
+    world.engine.images = [
+        image("containai-gateway", "0000000000000new", "sha256:gw-new"),
+        image("containai-gateway", "00000000000000old", "sha256:gw-old"),
+        image("containai-gateway", "0000000000000used", "sha256:gw-used"),
+        image("squid", "latest", "sha256:gw-old"),
+        image("containai-gatewayx", "1", "sha256:other"),
+    ]
+    world.engine.containers["id-busy"].image_id = "sha256:gw-used"
+    gc = GarbageCollector(
+        world.engine,
+        world.ssh,
+        world.config,
+        world.locks,
+        clock=lambda: NOW,
+        keep_images=lambda: ["containai-gateway:0000000000000new"],
+    )
+    plan = gc.plan(THIRTY_DAYS, "30d", images=True)
+    assert [i.reference for i in plan.images] == ["containai-gateway:00000000000000old"]
+    gc.apply(plan)
+    removed = {c[1] for c in world.engine.calls_of("remove_image")}
+    assert removed == {"containai-gateway:00000000000000old"}
 
 
 def test_without_images_flag_no_image_is_touched(world: World) -> None:

@@ -266,11 +266,13 @@ class GarbageCollector:
         batch: int = BATCH,
         on_removed: Callable[[Sequence[str]], Mapping[str, str]] = lambda _names: {},
         templates: Callable[[], Collection[str]] = lambda: (),
+        keep_images: Callable[[], Collection[str]] = lambda: (),
     ) -> None:
         # Given the names of each batch's removed containers, under its locks (``cai gc``:
         # their gateways and networks); returns what it failed to remove, and why.
         self.on_removed = on_removed
         self.templates = templates  # names whose alias containai:<name> --images keeps
+        self.keep_images = keep_images  # references --images keeps (today's gateway)
         self.engine = engine
         self.ssh = ssh
         self.config = config
@@ -398,7 +400,12 @@ class GarbageCollector:
                 candidates.append(fresh)
         spared.sort(key=lambda s: s.name)
         unused = (
-            unused_images(self.engine, self.templates(), {c.id for c in candidates})
+            unused_images(
+                self.engine,
+                self.templates(),
+                {c.id for c in candidates},
+                self.keep_images(),
+            )
             if images
             else []
         )
@@ -433,7 +440,7 @@ class GarbageCollector:
                 if removed:
                     self._after_removal(removed, states, result)
         if plan.with_images:
-            for image in unused_images(self.engine, self.templates()):
+            for image in unused_images(self.engine, self.templates(), keep=self.keep_images()):
                 try:
                     if remove_unused(self.engine, image):
                         result.images.append(image)

@@ -5,7 +5,10 @@ Runs after gc removed its containers. An image is used when any remaining contai
 container's id (``container_ids``), then ``find_many`` of them all. Only cai's tags are candidates
 (``containai:*``, ``ghcr.io/containai/*``). The alias of each template that exists
 (``containai:<template>``, the latest build, ``domain/image_tags.py``) is never
-removed, nor any other tag of the image it names.
+removed, nor any other tag of the image it names. Old egress gateway builds
+(``containai-gateway:<hash>``, one per change of the gateway's inputs) are candidates
+too, but for the build today's cai uses (``keep``), so that the next cold create does
+not rebuild it.
 """
 
 from __future__ import annotations
@@ -15,19 +18,11 @@ from typing import Any, Final, Protocol
 
 from containai.domain import image_tags
 from containai.domain.engine_objects import ContainerInfo, ImageInfo
-from containai.domain.errors import CaiError
+from containai.domain.errors import InUse, NotFound
 from containai.record import Record
 
-IMAGE_REPOSITORIES: Final = ("containai",)
+IMAGE_REPOSITORIES: Final = ("containai", "containai-gateway")
 IMAGE_PREFIXES: Final = ("ghcr.io/containai/",)
-
-# How the engine says a tag is gone or still used (a container created meanwhile).
-_GONE_OR_IN_USE: Final = (
-    "no such image",
-    "is using its referenced image",
-    "being used by",
-    "is using",
-)
 
 
 class ImageEngine(Protocol):
@@ -77,16 +72,22 @@ def used_image_ids(engine: ImageEngine, exclude: Collection[str]) -> set[str]:
 
 
 def unused_images(
-    engine: ImageEngine, templates: Collection[str], exclude: Collection[str] = ()
+    engine: ImageEngine,
+    templates: Collection[str],
+    exclude: Collection[str] = (),
+    keep: Collection[str] = (),
 ) -> list[UnusedImage]:
     """cai's tags whose image no container uses (but the containers in ``exclude``: the
     ones a plan is about to remove), sorted by reference. ``templates``: the names whose
-    alias ``containai:<name>`` is kept, with every other tag of its image."""
+    alias ``containai:<name>`` is kept, with every other tag of its image; ``keep``:
+    references kept likewise (today's gateway build)."""
     used = {full_id(i) for i in used_image_ids(engine, exclude)}
     images = engine.list_images()
     wanted = set(templates)
+    kept = set(keep)
     for image in images:
-        if image.reference and image.id and image_tags.is_alias_of(image.reference, wanted):
+        ref = image.reference
+        if ref and image.id and (ref in kept or image_tags.is_alias_of(ref, wanted)):
             used.add(full_id(image.id))
     out: set[UnusedImage] = set()
     for image in images:
@@ -106,8 +107,6 @@ def remove_unused(engine: ImageEngine, image: UnusedImage) -> bool:
     engine raise (``CaiError``)."""
     try:
         engine.remove_image(image.reference)
-    except CaiError as exc:
-        if any(m in str(exc).lower() for m in _GONE_OR_IN_USE):
-            return False
-        raise
+    except (NotFound, InUse):
+        return False
     return True

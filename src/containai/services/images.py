@@ -286,10 +286,14 @@ class Images(ImageProvider):
             [builtin_templates_root() / GATEWAY_DIR], [f"recipe={BUILD_RECIPE}", f"ca={ca_digest}"]
         )
 
+    def gateway_tag(self) -> str:
+        """``containai-gateway:<hash>``: the gateway build of today's inputs."""
+        return f"{GATEWAY_REPO}:{self.gateway_hash()}"
+
     def ensure_gateway(self) -> str:
         """The egress gateway's image ``containai-gateway:<hash>`` (``templates/gateway``:
         Debian's squid and socat), built when missing."""
-        tag = f"{GATEWAY_REPO}:{self.gateway_hash()}"
+        tag = self.gateway_tag()
         if self.engine.image(tag) is not None:
             return tag
         with self._lock("image-gateway"):

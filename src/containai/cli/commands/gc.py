@@ -164,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
     def templates() -> list[str]:  # whose alias containai:<name> --images keeps
         return [t.name for t in app.images(app.settings(None)).templates()]
 
+    def keep_images() -> list[str]:  # today's gateway build (--images keeps it)
+        return [app.images(app.settings(None)).gateway_tag()]
+
     collector = GarbageCollector(
         app.engine,
         _SshWhenNeeded(app),
@@ -171,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
         on_removed=gateways.of_removed,
         templates=templates,
+        keep_images=keep_images,
     )
     # What killed imports and exports left behind (helpers, temp files; issue 13), and
     # the gateways of containers removed by other means.
