@@ -173,3 +173,36 @@ def test_agent_programs_never_run_as_root_at_a_start(sandbox: Sandbox) -> None:
     # and root's login shells (`cai exec --root -- bash -l`) do not
     root = sandbox.cai("exec", "--root", "--", "bash", "-lc", "command -v env", cwd=ws)
     assert root.returncode == 0 and "/.local/" not in root.stdout, root.stdout
+
+
+def test_links_the_agent_plants_never_redirect_root_at_a_start(sandbox: Sandbox) -> None:
+    """The agent's home and its state on the volume are its own, and it may leave links
+    there between starts: ~/.local -> / (so that ~/.local/bin is /bin), a directory on
+    the volume -> /etc, a dangling link where a file is made. The entrypoint runs as root
+    at every start; it must never follow them to replace, create or chown anything (it
+    did: /bin and /lib became links to the volume, /etc/nvim the agent's). The container
+    still starts, with warnings, so that the agent can repair its own home."""
+    ws = sandbox.workspace("linkroot", "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    plant = (
+        "set -e; . /etc/containai/agent.env; "
+        "rm -rf ~/.local && ln -s / ~/.local; "
+        'cd "$CAI_STATE" && mv .config .config.moved && ln -s /etc .config; '
+        "rm -f .claude.json && ln -s /etc/cai-planted.json .claude.json; echo planted"
+    )
+    res = sandbox.cai("exec", "--", "sh", "-c", plant, cwd=ws)
+    assert res.returncode == 0 and "planted" in res.stdout, res.stderr
+    uid = sandbox.cai("exec", "--", "id", "-u", cwd=ws).stdout.strip()
+    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
+    again = sandbox.cai("run", "--detached", cwd=ws)
+    assert again.returncode == 0, again.stderr
+    check = (
+        "readlink /bin /lib; ls -d /etc/nvim /etc/gh /etc/cai-planted.json 2>/dev/null; "
+        f"find /etc /usr /root -xdev -user {uid} -print"
+    )
+    seen = docker("exec", "linkroot-main", "sh", "-c", check)
+    assert seen.stdout.split() == ["usr/bin", "usr/lib"], seen.stdout
+    logs = docker("logs", "linkroot-main")
+    text = logs.stdout + logs.stderr
+    assert "some of the agent's state is not linked into its home" in text, text
+    assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0  # it can repair it

@@ -1,0 +1,218 @@
+#!/bin/bash
+# containai: the agent's home linked to its state on the data volume (home-links), and
+# ~/workspace to the workspace. Two uses, both by the entrypoint:
+#
+#   sourced, as root: `links_ok HOME STATE WORKSPACE` tells with bash tests alone (no
+#     program started, nothing written) whether every link is in place already, as it is
+#     at every start but a container's first;
+#   run as the agent (setpriv), when something is missing:
+#     link-home.sh HOME STATE WORKSPACE [skel]
+#     STATE: the agent's directory on the volume ('' without a volume); "skel": HOME was
+#     just made, /etc/skel goes into it.
+#
+# Everything here that creates, moves or links runs as the agent, never as root: the home
+# and the volume are the agent's own, and it may have left links there between starts
+# (~/.local -> /, a directory on the volume -> /etc, a dangling link where a file is to
+# be made). Followed by root, such a link would make root replace /bin, create files in
+# /etc or give the agent a directory there; followed by the agent, it can do nothing the
+# agent could not do itself. Every program it starts costs ~20-60 ms under gVisor, so
+# there is one mkdir for all directories and one ln per directory that gets links.
+
+readonly HOME_LINKS=/etc/containai/home-links
+
+# entries: the home-links entries in order (comments and blanks dropped, "//" made "/").
+# An absolute entry, one with "..", or one inside an entry before it is left out (and
+# warned about when $1 is "warn").
+read_entries() {
+	local warn=${1:-} entry e inside
+	entries=()
+	[[ -f $HOME_LINKS ]] || return 0
+	while IFS= read -r entry || [[ -n $entry ]]; do
+		entry=${entry%%#*}
+		entry=${entry//[[:space:]]/}
+		while [[ $entry == *//* ]]; do entry=${entry//\/\//\/}; done
+		[[ -n $entry ]] || continue
+		if [[ $entry == /* || $entry == *..* ]]; then
+			if [[ -n $warn ]]; then log "warning: skipping home-links entry '$entry'"; fi
+			continue
+		fi
+		inside=''
+		for e in "${entries[@]}"; do
+			if [[ ${entry%/} == "${e%/}"/* ]]; then inside=1; fi
+		done
+		if [[ -n $inside ]]; then
+			if [[ -n $warn ]]; then log "warning: skipping home-links entry '$entry' (inside an entry linked above)"; fi
+			continue
+		fi
+		entries+=("$entry")
+	done <"$HOME_LINKS"
+}
+
+# Whether link $1 leads to the workspace $2 (or, the workspace missing, leads nowhere
+# either: bash cannot read a link, and a dangling link is all ln would make then).
+ws_link_ok() { [[ -L $1 ]] && { [[ $1 -ef $2 ]] || [[ ! -e $1 && ! -e $2 ]]; }; }
+
+# True when ~/workspace and every entry's ~/<entry> -> STATE/<entry> are in place.
+links_ok() {
+	local home=$1 state=$2 ws=$3 entry
+	if [[ -n $ws && $ws != "$home/workspace" ]]; then
+		ws_link_ok "$home/workspace" "$ws" || return 1
+	fi
+	[[ -n $state ]] || return 0
+	read_entries
+	for entry in "${entries[@]}"; do
+		entry=${entry%/}
+		[[ -L $home/$entry && -e $state/$entry && $home/$entry -ef $state/$entry ]] || return 1
+	done
+}
+
+# ------------------------------------------------------ run as the agent ----
+
+# What went wrong is said, and the rest is still done (the exit status then is 1): a
+# failure here is the agent's own home or state (a link it cannot write through, a full
+# volume), and its container had better start, where the agent can repair it.
+failed=0
+problem() {
+	printf 'containai: warning: %s\n' "$*" >&2
+	failed=1
+}
+
+# mkdir of each directory, in order (one program for all). The volume may be shared by
+# containers starting at the same moment (two workspaces' first starts): a directory
+# another one made meanwhile is fine, if it is a directory and not a link.
+mkdirs() {
+	(($#)) || return 0
+	mkdir -- "$@" 2>/dev/null && return 0
+	local d
+	for d in "$@"; do
+		[[ -d $d && ! -L $d ]] || mkdir -- "$d" || problem "cannot create $d"
+	done
+}
+
+# Adds $1 and its missing parents to `mk` (parents first), once.
+plan_dirs() {
+	local d=$1 missing=()
+	while [[ -n $d && -z ${planned[$d]+set} && ! -e $d && ! -L $d ]]; do
+		missing=("$d" "${missing[@]}")
+		planned[$d]=1
+		d=${d%/*}
+	done
+	mk+=("${missing[@]}")
+}
+
+# /etc/skel into the new home $1: plain text files with bash alone; anything else (a
+# directory, a link, an executable, a file with a NUL byte) makes it one `cp -a`.
+copy_skel() {
+	local f text
+	local -a all
+	local -A texts=()
+	shopt -s nullglob dotglob
+	all=(/etc/skel/*)
+	shopt -u nullglob dotglob
+	for f in "${all[@]}"; do
+		# `read -d ''` succeeds only when it meets a NUL byte before the end of the file
+		if [[ -L $f || ! -f $f || ! -r $f || -x $f ]] || IFS= read -r -d '' text <"$f"; then
+			cp -a /etc/skel/. "$1"/ 2>/dev/null || true
+			return 0
+		fi
+		texts[${f##*/}]=$text
+	done
+	for f in "${!texts[@]}"; do
+		[[ -e $1/$f || -L $1/$f ]] || printf '%s' "${texts[$f]}" >"$1/$f" || problem "cannot create $1/$f"
+	done
+}
+
+link_workspace() {
+	local link=$1/workspace ws=$2
+	[[ -n $ws && $ws != "$link" ]] || return 0
+	if [[ -L $link || ! -e $link ]]; then
+		ws_link_ok "$link" "$ws" || ln -sfn -- "$ws" "$link" || problem "cannot link $link"
+	else
+		log "warning: $link exists and is not a link; not linking the workspace there"
+	fi
+}
+
+# ~/<entry> -> STATE/<entry> for every entry. Data already in the home moves to the
+# volume when the volume has none; otherwise it is kept aside, never deleted (an entry
+# whose data could not move is not linked: `ln -f` would replace a file).
+link_home() {
+	local home=$1 state=$2 ws=$3 skel=${4:-} entry name src dst i j ts dir
+	local -a mk=() srcs=() dsts=() kinds=() targets=()
+	local -A planned=()
+	if [[ $skel == skel ]]; then copy_skel "$home"; fi
+	link_workspace "$home" "$ws"
+	[[ -n $state ]] || return 0
+	read_entries warn
+	for entry in "${entries[@]}"; do
+		name=${entry%/}
+		src=$home/$name
+		dst=$state/$name
+		if [[ -L $src && -e $dst && $src -ef $dst ]]; then continue; fi # the link is right
+		plan_dirs "${src%/*}"
+		plan_dirs "${dst%/*}"
+		if [[ ! -L $src && -e $src ]]; then
+			kinds+=(move)
+		elif [[ -e $dst || -L $dst ]]; then # (a dangling link there is the agent's doing)
+			kinds+=(link)
+		elif [[ $entry == */ ]]; then
+			kinds+=(link)
+			plan_dirs "$dst"
+		else
+			kinds+=(file)
+		fi
+		srcs+=("$src")
+		dsts+=("$dst")
+	done
+	mkdirs "${mk[@]}"
+	for i in "${!kinds[@]}"; do
+		src=${srcs[i]}
+		dst=${dsts[i]}
+		case ${kinds[i]} in
+		move)
+			if [[ -e $dst ]]; then
+				TZ=UTC printf -v ts '%(%Y%m%d%H%M%S)T' -1
+				mv -- "$src" "$src.containai-bak.$ts"
+			else
+				mv -- "$src" "$dst"
+			fi || {
+				problem "cannot move $src out of the way; not linked"
+				srcs[i]=''
+			}
+			;;
+		file)
+			# an empty mapping: tools refuse an empty JSON file, and aider an empty YAML one
+			if [[ $dst == *.json || $dst == *.yml || $dst == *.yaml ]]; then
+				printf '{}\n' >"$dst"
+			else
+				: >"$dst"
+			fi || problem "cannot create $dst"
+			;;
+		esac
+	done
+	# one `ln -sfn -t DIR target...` per directory (links keep the targets' names; a link
+	# there already, a wrong one, is replaced)
+	for i in "${!srcs[@]}"; do
+		[[ -n ${srcs[i]} ]] || continue
+		dir=${srcs[i]%/*}
+		targets=()
+		for j in "${!srcs[@]}"; do
+			if [[ -n ${srcs[j]} && ${srcs[j]%/*} == "$dir" ]]; then
+				targets+=("${dsts[j]}")
+				srcs[j]=''
+			fi
+		done
+		ln -sfn -t "$dir" -- "${targets[@]}" || problem "cannot link the agent's state in $dir"
+	done
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	log() { printf 'containai: %s\n' "$*"; }
+	set -euo pipefail
+	umask 022
+	if ((EUID == 0)) || (($# < 3)); then
+		echo "usage (as the agent, never as root): link-home.sh HOME STATE WORKSPACE [skel]" >&2
+		exit 2
+	fi
+	link_home "$@"
+	exit "$failed"
+fi
