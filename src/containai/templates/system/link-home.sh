@@ -24,7 +24,8 @@ readonly HOME_LINKS=/etc/containai/home-links
 # An absolute entry, one with "..", or one inside an entry before it is left out (and
 # warned about when $1 is "warn").
 read_entries() {
-	local warn=${1:-} entry e inside
+	local warn=${1:-} entry up inside
+	local -A taken=()
 	entries=()
 	[[ -f $HOME_LINKS ]] || return 0
 	while IFS= read -r entry || [[ -n $entry ]]; do
@@ -37,14 +38,17 @@ read_entries() {
 			continue
 		fi
 		inside=''
-		for e in "${entries[@]}"; do
-			if [[ ${entry%/} == "${e%/}"/* ]]; then inside=1; fi
+		up=${entry%/}
+		while [[ $up == */* ]]; do
+			up=${up%/*}
+			if [[ -n ${taken[$up]+set} ]]; then inside=1; fi
 		done
 		if [[ -n $inside ]]; then
 			if [[ -n $warn ]]; then log "warning: skipping home-links entry '$entry' (inside an entry linked above)"; fi
 			continue
 		fi
 		entries+=("$entry")
+		taken[${entry%/}]=1
 	done <"$HOME_LINKS"
 }
 
