@@ -65,17 +65,33 @@ if ((uid > 2147483647 || gid > 2147483647)); then die "CAI_UID and CAI_GID must 
 # ---------------------------------------------------------------- user ----
 
 # The accounts are read from /etc/passwd and /etc/group with bash (the name service of a
-# container is its files): getent and cut would be two programs per look-up.
+# container is its files): getent and cut would be two programs per look-up. Files are
+# read whole (mapfile) and split in memory: a `read` loop costs two system calls a line,
+# each a trap under gVisor's ptrace platform.
+# f: the fields of line $1, split at ":".
+split_colon() {
+	local rest=$1
+	f=()
+	while [[ $rest == *:* ]]; do
+		f+=("${rest%%:*}")
+		rest=${rest#*:}
+	done
+	f+=("$rest")
+}
 # ent: the fields of the first line of file $1 whose field $2 (0: name, 2: id) is $3.
 ent_of() {
-	local -a f
+	local line
+	local -a lines f
 	ent=()
-	while IFS=: read -r -a f || ((${#f[@]})); do
+	mapfile -t lines <"$1"
+	for line in "${lines[@]}"; do
+		[[ $line == *"$3"* ]] || continue
+		split_colon "$line"
 		if [[ ${f[$2]-} == "$3" ]]; then
 			ent=("${f[@]}")
 			return 0
 		fi
-	done <"$1"
+	done
 	return 1
 }
 
@@ -93,12 +109,9 @@ append_line() {
 # An account with a locked password field ("!...") cannot log in over ssh
 # without PAM, even with a key: use "*" (no password, not locked).
 unlock() {
-	local name pw='' rest
+	local pw=''
 	[[ -f /etc/shadow ]] || return 0
-	while IFS=: read -r name pw rest; do
-		[[ $name == "$1" ]] && break
-		pw=''
-	done </etc/shadow
+	if ent_of /etc/shadow 0 "$1"; then pw=${ent[1]-}; fi
 	if [[ -z $pw || $pw == '!'* ]]; then usermod -p '*' "$1"; fi
 }
 
@@ -289,7 +302,8 @@ setenv=()
 declare -A remote_names=()
 session_path=$home/.local/bin:$PATH
 if [[ -f $REMOTE_ENV ]]; then
-	while IFS= read -r line || [[ -n $line ]]; do
+	mapfile -t remote_lines <"$REMOTE_ENV"
+	for line in "${remote_lines[@]}"; do
 		if [[ $line == -* ]]; then
 			name=${line#-}
 			value=''
@@ -309,7 +323,7 @@ if [[ -f $REMOTE_ENV ]]; then
 		[[ $line == -* ]] && continue
 		setenv+=("\"$name=$value\"")
 		[[ $name == PATH ]] && session_path=$value
-	done <"$REMOTE_ENV"
+	done
 fi
 
 # Login shells: Debian's /etc/profile resets PATH; restore the image's PATH (or

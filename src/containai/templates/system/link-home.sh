@@ -25,10 +25,12 @@ readonly HOME_LINKS=/etc/containai/home-links
 # warned about when $1 is "warn").
 read_entries() {
 	local warn=${1:-} entry up inside
+	local -a lines
 	local -A taken=()
 	entries=()
 	[[ -f $HOME_LINKS ]] || return 0
-	while IFS= read -r entry || [[ -n $entry ]]; do
+	mapfile -t lines <"$HOME_LINKS" # whole: a `read` loop costs two system calls a line
+	for entry in "${lines[@]}"; do
 		entry=${entry%%#*}
 		entry=${entry//[[:space:]]/}
 		while [[ $entry == *//* ]]; do entry=${entry//\/\//\/}; done
@@ -49,7 +51,7 @@ read_entries() {
 		fi
 		entries+=("$entry")
 		taken[${entry%/}]=1
-	done <"$HOME_LINKS"
+	done
 }
 
 # Whether link $1 leads to the workspace $2 (or, the workspace missing, leads nowhere
