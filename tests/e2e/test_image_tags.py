@@ -163,7 +163,7 @@ def test_two_agent_sets_never_clobber_each_others_image(sandbox: Sandbox, templa
 
 
 def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> None:
-    name, email = 'Jo "Q" Tëster', "jo@example.invalid"
+    name, email = 'Jo "Q" T\\ëster #1\\', "jo@example.invalid"  # quoted for git's config
     for key, value in (("user.name", name), ("user.email", email)):
         subprocess.run(["git", "config", "--global", key, value], env=sandbox.env, check=True)
     ws = sandbox.workspace("ident", "main")
@@ -180,7 +180,7 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
         return out.stdout.strip()
 
     # what git uses, wherever it is set, and where it comes from: the container's system
-    # config (root's, not on the volume), quoted for git (the name has `"`)
+    # config (root's, not on the volume), quoted for git (the name has `"`, `\\`, `#`)
     assert git_config("user.name") == name
     assert git_config("user.email") == email
     assert git_config("--show-origin", "user.name") == f"file:/etc/containai/gitconfig\t{name}"
