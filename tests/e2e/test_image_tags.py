@@ -180,7 +180,7 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
         return out.stdout.strip()
 
     # what git uses, wherever it is set, and where it comes from: the container's system
-    # config (root's, not on the volume), quoted for git (the name has `"`, `\\`, `#`)
+    # config (root's, not on the volume), quoted for git (the name has `"`, a backslash, `#`)
     assert git_config("user.name") == name
     assert git_config("user.email") == email
     assert git_config("--show-origin", "user.name") == f"file:/etc/containai/gitconfig\t{name}"
