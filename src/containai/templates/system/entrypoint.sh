@@ -229,13 +229,20 @@ fi
 if ((${#new_dirs[@]})); then install -d -o "$uid" -g "$gid" -m 0755 -- "${new_dirs[@]}"; fi
 
 # The links themselves are made by the agent (link-home.sh says why), and only when one
-# is missing: at a restart, bash's own tests find them all in place.
+# is missing: at a restart, bash's own tests find them all in place. Usually one perl
+# does it all; link-home.sh itself when the plan needs its shell steps.
 # shellcheck source=link-home.sh
 . "$LINK_HOME"
-if [[ -n $skel ]] || ! links_ok "$home" "$state" "$ws"; then
+plan_links "$home" "$state" "$ws" "$skel" warn
+if ((${#ops[@]})); then
 	command -v setpriv >/dev/null || die "the image has no setpriv (util-linux): rebuild it with cai image build"
-	HOME=$home setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
-		/bin/bash "$LINK_HOME" "$home" "$state" "$ws" "$skel" ||
+	as_agent=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
+	if ((shell)); then
+		as_agent+=(/bin/bash "$LINK_HOME" "$home" "$state" "$ws" "$skel")
+	else
+		as_agent+=(/usr/bin/perl -e "$APPLY_PERL" -- "${ops[@]}")
+	fi
+	HOME=$home "${as_agent[@]}" ||
 		log "warning: some of the agent's state is not linked into its home (see above)"
 fi
 
