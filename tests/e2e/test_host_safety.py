@@ -266,6 +266,15 @@ def test_agent_is_never_root_on_the_host(sandbox: Sandbox) -> None:
     again = agent_sh(sandbox, ws, "id -u; sudo -n true")
     assert again.stdout.split()[0] == uid and again.returncode != 0
 
+    # The entrypoint refuses a root agent however it is written (it appends the passwd
+    # line itself: "00" would be uid 0 there), and ids beyond what useradd accepted.
+    image = info["Config"]["Image"]
+    for ids in (("00", "1000"), ("1000", "000"), ("4294967295", "1000")):
+        env = ["-e", f"CAI_UID={ids[0]}", "-e", f"CAI_GID={ids[1]}"]
+        refused = docker("run", "--rm", "--runtime", "runc", *env, image, "true")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stderr.startswith("containai: error: "), refused.stderr
+
 
 def test_root_owned_workspace_is_writable_by_the_agent(sandbox: Sandbox) -> None:
     ws = sandbox.workspace("rootws", "main")

@@ -163,7 +163,7 @@ def test_two_agent_sets_never_clobber_each_others_image(sandbox: Sandbox, templa
 
 
 def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> None:
-    name, email = 'Jo "Q" Tëster', "jo@example.invalid"
+    name, email = 'Jo "Q" T\\ëster #1\\', "jo@example.invalid"  # quoted for git's config
     for key, value in (("user.name", name), ("user.email", email)):
         subprocess.run(["git", "config", "--global", key, value], env=sandbox.env, check=True)
     ws = sandbox.workspace("ident", "main")
@@ -174,19 +174,23 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
     attached = sandbox.cai("run", "--detached", cwd=ws)  # running already: nothing changes
     assert attached.returncode == 0 and attached.stderr == ""
 
-    def git_config(key: str) -> str:
-        out = sandbox.cai("exec", "--", "git", "config", "--global", key, cwd=ws)
+    def git_config(*args: str) -> str:
+        out = sandbox.cai("exec", "--", "git", "config", *args, cwd=ws)
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
+    # what git uses, wherever it is set, and where it comes from: the container's system
+    # config (root's, not on the volume), quoted for git (the name has `"`, a backslash, `#`)
     assert git_config("user.name") == name
     assert git_config("user.email") == email
+    assert git_config("--show-origin", "user.name") == f"file:/etc/containai/gitconfig\t{name}"
+    # nothing written into the agent's own ~/.gitconfig (on the volume, the agent's)
+    unset = sandbox.cai("exec", "--", "git", "config", "--global", "user.name", cwd=ws)
+    assert (unset.returncode, unset.stdout) == (1, ""), unset.stderr
     env = sandbox.cai("exec", "--", "env", cwd=ws).stdout
-    assert "CAI_GIT_NAME" not in env  # only in ~/.gitconfig, never forced on sessions
-    # What the volume has wins: the agent's own identity survives --fresh
-    assert (
-        sandbox.cai("exec", "--", "git", "config", "--global", "user.name", "Agent", cwd=ws)
-    ).returncode == 0
+    assert "CAI_GIT_NAME" not in env  # only in git's config, never forced on sessions
+    # What the agent's ~/.gitconfig (the volume) has wins: its own identity survives --fresh
+    assert git_config("--global", "user.name", "Agent") == ""
     name_line = sandbox.cai("status", "--json", cwd=ws).json["container"]
     stop = sandbox.cai("stop", cwd=ws)
     assert (stop.returncode, stop.stdout, stop.stderr) == (0, "", f"stopped {name_line}\n")
@@ -196,4 +200,25 @@ def test_host_git_identity_reaches_a_new_container_once(sandbox: Sandbox) -> Non
     assert fresh.returncode == 0, fresh.stderr
     assert f"recreated {created} (ssh cai-{created})" in fresh.stderr.splitlines()
     assert git_config("user.name") == "Agent"
-    assert git_config("user.email") == email
+    assert git_config("--show-origin", "user.name").endswith("/.gitconfig\tAgent")
+    assert git_config("user.email") == email  # the host's, where the agent set none
+
+
+def test_an_imported_git_identity_wins_over_the_hosts(sandbox: Sandbox) -> None:
+    """`cai import` puts a ~/.gitconfig on the volume: its user.name is what git uses, and
+    the host's identity fills in only what it lacks (user.email here)."""
+    for key, value in (("user.name", "Host Name"), ("user.email", "host@example.invalid")):
+        subprocess.run(["git", "config", "--global", key, value], env=sandbox.env, check=True)
+    source = sandbox.root / "import-src"
+    source.mkdir()
+    (source / ".gitconfig").write_text("[user]\n\tname = Imported Name\n")
+    ws = sandbox.workspace("identimp", "main")
+    imported = sandbox.cai("import", "--from", str(source), "-w", str(ws))
+    assert imported.returncode == 0, imported.stderr
+    res = sandbox.cai("run", "--detached", cwd=ws)
+    assert res.returncode == 0, res.stderr
+    shown = sandbox.cai(
+        "exec", "--", "sh", "-c", "git config user.name; git config user.email", cwd=ws
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == "Imported Name\nhost@example.invalid\n"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox, docker
+from tests.conftest import Result, Sandbox, docker
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -148,23 +149,30 @@ def test_agent_forwarding_only_when_configured(sandbox: Sandbox) -> None:
     assert "allowagentforwarding yes" in sshd.stdout.lower(), sshd.stderr
 
 
+def plant_and_restart(sandbox: Sandbox, repo: str, plant: str) -> tuple[Path, Result]:
+    """A container for workspace ``repo``, ``plant`` run in it as the agent (it prints
+    "planted"), then a stop and the next start's ``cai run --detached``."""
+    ws = sandbox.workspace(repo, "main")
+    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    res = sandbox.cai("exec", "--", "sh", "-c", plant, cwd=ws)
+    assert res.returncode == 0 and "planted" in res.stdout, res.stderr
+    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
+    return ws, sandbox.cai("run", "--detached", cwd=ws)
+
+
 def test_agent_programs_never_run_as_root_at_a_start(sandbox: Sandbox) -> None:
     """The agent's ~/.local/bin (on the volume, its own) is first on its sessions' PATH,
     never on the PATH of the entrypoint, which runs as root at every start: a `mv`, `env`,
     `chown`... the agent (or a devcontainer postCreateCommand) leaves there must not run
     as root at the next start."""
-    ws = sandbox.workspace("pathroot", "main")
-    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
     plant = (
         "mkdir -p ~/.local/bin && for p in mv env chown chmod mkdir rm date cut getent; do "
         "real=$(command -v $p); "
         'printf "#!/bin/sh\\nid -u >> /var/tmp/cai-pwned-$p\\nexec %s \\"\\$@\\"\\n" "$real" '
         "> ~/.local/bin/$p; chmod +x ~/.local/bin/$p; done; echo planted"
     )
-    res = sandbox.cai("exec", "--", "sh", "-c", plant, cwd=ws)
-    assert res.returncode == 0 and "planted" in res.stdout, res.stderr
-    assert sandbox.cai("stop", "--force", cwd=ws).returncode == 0
-    assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0
+    ws, again = plant_and_restart(sandbox, "pathroot", plant)
+    assert again.returncode == 0, again.stderr
     ran = docker("exec", "pathroot-main", "sh", "-c", "cat /var/tmp/cai-pwned-* 2>/dev/null")
     assert "0" not in ran.stdout.split(), "the agent's program ran as root"
     # the sessions still find the agent's programs first
@@ -173,3 +181,34 @@ def test_agent_programs_never_run_as_root_at_a_start(sandbox: Sandbox) -> None:
     # and root's login shells (`cai exec --root -- bash -l`) do not
     root = sandbox.cai("exec", "--root", "--", "bash", "-lc", "command -v env", cwd=ws)
     assert root.returncode == 0 and "/.local/" not in root.stdout, root.stdout
+
+
+def test_links_the_agent_plants_never_redirect_root_at_a_start(sandbox: Sandbox) -> None:
+    """The agent's home and its state on the volume are its own, and it may leave links
+    there between starts: ~/.local -> / (so that ~/.local/bin is /bin), a directory on
+    the volume -> /etc, a dangling link where a file is made. The entrypoint runs as root
+    at every start; it must never follow them to replace, create or chown anything (it
+    did: /bin and /lib became links to the volume, /etc/nvim the agent's). The container
+    still starts, with warnings, so that the agent can repair its own home."""
+    steps = [
+        "set -e",
+        ". /etc/containai/agent.env",
+        "rm -rf ~/.local && ln -s / ~/.local",  # in the home
+        'cd "$CAI_STATE" && mv .config .config.moved && ln -s /etc .config',  # the volume
+        "rm -f .claude.json && ln -s /etc/cai-planted.json .claude.json",  # dangling
+        "echo planted",
+    ]
+    ws, again = plant_and_restart(sandbox, "linkroot", "; ".join(steps))
+    assert again.returncode == 0, again.stderr
+    env = docker("exec", "linkroot-main", "sh", "-c", ". /etc/containai/agent.env; echo $CAI_UID")
+    uid = env.stdout.strip()
+    check = (
+        "readlink /bin /lib; ls -d /etc/nvim /etc/gh /etc/cai-planted.json 2>/dev/null; "
+        f"find /etc /usr /root -xdev -user {uid} -print"
+    )
+    seen = docker("exec", "linkroot-main", "sh", "-c", check)
+    assert seen.stdout.split() == ["usr/bin", "usr/lib"], seen.stdout
+    logs = docker("logs", "linkroot-main")
+    text = logs.stdout + logs.stderr
+    assert "some of the agent's state is not linked into its home" in text, text
+    assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0  # it can repair it

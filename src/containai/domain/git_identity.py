@@ -2,8 +2,9 @@
 ``user.email`` only, and only values that are safe to carry: one line of printable text.
 
 The values travel as container environment (``CAI_GIT_NAME``, ``CAI_GIT_EMAIL``) to the
-entrypoint, which writes them with ``git config`` (git quotes them in the file) into the
-agent's ``~/.gitconfig`` on the data volume when it has none. Pure rules, no I/O.
+entrypoint, which writes them, quoted for git, into the container's system git config
+(``/etc/containai/gitconfig``); the agent's own ``~/.gitconfig`` on the data volume wins
+over it. Pure rules, no I/O.
 """
 
 from __future__ import annotations

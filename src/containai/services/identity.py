@@ -1,7 +1,7 @@
 """The host's git identity for a new container (issue 16): what ``Lifecycle._create``
-adds to the container's environment. The entrypoint writes it into the agent's
-``~/.gitconfig`` on the data volume only when that has none (``cai import`` or the
-agent's own ``git config`` win)."""
+adds to the container's environment. The entrypoint writes it into the container's
+system git config, below the agent's ``~/.gitconfig`` on the data volume (``cai import``
+or the agent's own ``git config --global`` win)."""
 
 from __future__ import annotations
 
