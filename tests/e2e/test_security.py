@@ -212,3 +212,25 @@ def test_links_the_agent_plants_never_redirect_root_at_a_start(sandbox: Sandbox)
     text = logs.stdout + logs.stderr
     assert "some of the agent's state is not linked into its home" in text, text
     assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0  # it can repair it
+
+
+def test_bash_compat_in_the_environment_cannot_break_the_entrypoints_quoting() -> None:
+    """BASH_COMPAT=42 makes bash keep the quotes of a ${v//\\'/...} replacement: the
+    entrypoint's shq then wrote remoteEnv's PATH into /etc/profile.d (read by root's login
+    shells) with its quoting broken, and `';fi;CMD #` in PATH ran CMD as root. cai refuses
+    BASH_* in containerEnv; the entrypoint unsets it too (the second line, tested here
+    with the image's own entrypoint run as the engine runs it, under runc)."""
+    probe = (
+        "printf '%s\\n' \"PATH=/usr/bin:/bin';fi;echo INJECTED #\" > /etc/containai/remote-env; "
+        "/usr/local/lib/containai/entrypoint.sh true >/dev/null 2>&1; "
+        "setpriv --reuid=4242 --regid=4242 --clear-groups "
+        "sh -c '. /etc/profile.d/containai.sh; echo \"PATH=$PATH\"' 2>&1"
+    )
+    res = docker(
+        "run", "--rm", "--runtime", "runc", "--label", "cai-test=bash-compat",
+        "-e", "BASH_COMPAT=42", "-e", "CAI_UID=4242", "-e", "CAI_GID=4242",
+        "-e", "CAI_WORKSPACE=/w", "--entrypoint", "bash", "containai:default", "-c", probe,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "INJECTED" not in res.stdout.replace("echo INJECTED", "")
+    assert "PATH=/usr/bin:/bin';fi;echo INJECTED #" in res.stdout

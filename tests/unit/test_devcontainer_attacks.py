@@ -143,7 +143,21 @@ def test_local_env_without_a_name_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "PATH", "CAI_UID", "PYTHONPATH", "http_proxy"],
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "BASH_ENV",
+        "PATH",
+        "CAI_UID",
+        "PYTHONPATH",
+        "http_proxy",
+        # root's bash in the entrypoint: BASH_COMPAT=42 breaks its quoting (an injection
+        # into /etc/profile.d); a locale name with '/' is a path glibc loads from
+        "BASH_COMPAT",
+        "POSIXLY_CORRECT",
+        "LC_ALL",
+        "LANG",
+    ],
 )
 def test_container_env_that_reaches_root_is_not_applied(name: str) -> None:
     doc = {"containerEnv": {name: "/w/evil"}, "remoteEnv": {name: "/w/ok"}}
@@ -152,6 +166,12 @@ def test_container_env_that_reaches_root_is_not_applied(name: str) -> None:
     assert spec.remote_env == {name: "/w/ok"}  # sessions run as the agent user: fine there
     (warning,) = spec.warnings
     assert f"containerEnv.{name} not applied" in warning and "remoteEnv" in warning
+
+
+def test_a_plain_locale_in_container_env_is_applied() -> None:
+    doc = {"containerEnv": {"LANG": "en_US.UTF-8", "LC_ALL": "C.UTF-8", "LANGUAGE": "en:de"}}
+    spec = D.interpret(doc, source=SRC, workspace="/w")
+    assert spec.container_env == {"LANG": "en_US.UTF-8", "LC_ALL": "C.UTF-8", "LANGUAGE": "en:de"}
 
 
 def test_container_env_in_other_properties_is_left_and_warned() -> None:

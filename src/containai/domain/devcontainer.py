@@ -291,7 +291,7 @@ def interpret(doc: Any, *, source: str, workspace: str) -> Devcontainer:
         image = None
     container_env: dict[str, str] = {}
     for name, value in _env(doc, "containerEnv", sub, remote=False).items():
-        if reserved_env(name):
+        if reserved_env(name, value):
             warnings.append(reserved_warning(source, name))
         elif value is not None:
             container_env[name] = value

@@ -74,6 +74,9 @@ _RESERVED = frozenset(
         "IFS",
         "CDPATH",
         "GLOBIGNORE",
+        "POSIXLY_CORRECT",
+        "EXECIGNORE",
+        "FUNCNEST",
         "HOME",
         "USER",
         "LOGNAME",
@@ -107,12 +110,30 @@ _RESERVED = frozenset(
         "SSH_AUTH_SOCK",
     }
 )
-_RESERVED_PREFIXES = ("LD_", "DYLD_", "GLIBC_", "MALLOC_", "PYTHON", "PERL", "CAI_", "CONTAINAI_")
+_RESERVED_PREFIXES = (
+    "LD_",
+    "DYLD_",
+    "GLIBC_",
+    "MALLOC_",
+    "PYTHON",
+    "PERL",
+    "CAI_",
+    "CONTAINAI_",
+    # bash's behaviour in the root entrypoint (BASH_COMPAT=42 changes its quoting)
+    "BASH_",
+)
 
 
-def reserved_env(name: str) -> bool:
-    """True for a ``containerEnv`` name cai does not set from a repository."""
+# A locale name with a '/' is a path glibc loads locale files from (LOCPATH's effect).
+_LOCALE_NAMES = frozenset({"LANG", "LANGUAGE"})
+
+
+def reserved_env(name: str, value: str | None = None) -> bool:
+    """True for a ``containerEnv`` name cai does not set from a repository (or, for the
+    locale variables, a value that is a path)."""
     upper = name.upper()
+    if upper in _LOCALE_NAMES or upper.startswith("LC_"):
+        return value is not None and "/" in value
     return upper in _RESERVED or upper.startswith(_RESERVED_PREFIXES)
 
 
