@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -355,3 +356,41 @@ def test_build_context_swapped_for_a_link_after_the_check_is_refused(
     with pytest.raises(ConfigError, match="changed while cai read it"):
         F.snapshot_context(str(ws), str(ws / "ctx"), tmp_path / "snap")
     assert not (tmp_path / "snap" / "id_ed25519").exists()
+
+
+def test_build_context_snapshot_never_writes_through_a_link_swapped_mid_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker swaps ctx/d for a link to the user's folder just as cai looks at it
+    (cai copies a link), and back to a folder before the walk decides to enter it: the
+    walk must not enter it, or cai would write d's files through the snapshot's link into
+    the user's folder (a planted ~/.ssh/authorized_keys)."""
+    ws = tmp_path / "ws"
+    (ws / "d").mkdir(parents=True)
+    (ws / "d" / "authorized_keys").write_text("attacker key")
+    victim = tmp_path / "victim-ssh"
+    victim.mkdir()
+    real_stat, real_readlink = os.stat, os.readlink
+    swapped: list[bool] = []
+
+    def racing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if path == "d" and not swapped and kwargs.get("follow_symlinks") is False:
+            swapped.append(True)
+            shutil.move(str(ws / "d"), str(tmp_path / "d-aside"))
+            (ws / "d").symlink_to(victim)  # cai sees the link
+        return real_stat(path, *args, **kwargs)
+
+    def racing_readlink(path: Any, *args: Any, **kwargs: Any) -> Any:
+        target = real_readlink(path, *args, **kwargs)
+        if path == "d" and swapped and not (tmp_path / "d-back").exists():
+            (tmp_path / "d-back").touch()
+            (ws / "d").unlink()
+            shutil.move(str(tmp_path / "d-aside"), str(ws / "d"))  # fwalk sees a folder
+        return target
+
+    monkeypatch.setattr(os, "stat", racing_stat)
+    monkeypatch.setattr(os, "readlink", racing_readlink)
+    out = F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert swapped
+    assert os.readlink(out / "d") == str(victim)
+    assert list(victim.iterdir()) == []

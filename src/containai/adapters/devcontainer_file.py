@@ -181,9 +181,10 @@ def snapshot_context(workspace: str, context: str, dest: Path) -> Path:
 
 def _copy_tree(top_fd: int, dest: Path) -> None:
     budget = [MAX_CONTEXT_COPY_BYTES]
-    dest.mkdir(mode=0o700)
+    dest.mkdir(mode=0o755)  # private: inside the caller's 0700 temporary folder
     for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top_fd, follow_symlinks=False):
-        target = dest / root
+        target = dest / root  # a folder cai made itself (below): never a link
+        entered: list[str] = []
         for name in [*dirs, *files]:
             try:
                 st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
@@ -191,14 +192,24 @@ def _copy_tree(top_fd: int, dest: Path) -> None:
                 continue  # gone meanwhile
             out = target / name
             if stat.S_ISDIR(st.st_mode):
-                out.mkdir(mode=0o700)  # entered by fwalk only if still this folder
+                out.mkdir(mode=stat.S_IMODE(st.st_mode) | 0o700)
+                if name in dirs:
+                    entered.append(name)
             elif stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(name, dir_fd=root_fd), out)
+                try:
+                    link = os.readlink(name, dir_fd=root_fd)
+                except OSError:
+                    continue  # not a link any more: left out
+                os.symlink(link, out)
             elif stat.S_ISREG(st.st_mode):
-                _link_or_copy(name, root_fd, out, budget)
+                _link_or_copy(name, root_fd, out, stat.S_IMODE(st.st_mode), budget)
+        # fwalk enters only the folders cai saw as folders and made: a name swapped
+        # between its look and fwalk's (copied as a link a moment ago) is not entered,
+        # so nothing is ever written through a link in the snapshot.
+        dirs[:] = entered
 
 
-def _link_or_copy(name: str, dir_fd: int, out: Path, budget: list[int]) -> None:
+def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: list[int]) -> None:
     try:
         os.link(name, out, src_dir_fd=dir_fd, follow_symlinks=False)
         return
@@ -212,7 +223,12 @@ def _link_or_copy(name: str, dir_fd: int, out: Path, budget: list[int]) -> None:
     try:
         if not stat.S_ISREG(os.fstat(src).st_mode):
             return
-        with open(out, "wb") as sink:
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            sink = os.open(out, create, mode | 0o600)
+        except OSError:
+            return  # there already (a name seen twice): never written through
+        try:
             while chunk := os.read(src, 1 << 20):
                 budget[0] -= len(chunk)
                 if budget[0] < 0:
@@ -221,7 +237,11 @@ def _link_or_copy(name: str, dir_fd: int, out: Path, budget: list[int]) -> None:
                         "copy for the build; narrow it (a smaller build.context, or a "
                         f".dockerignore does not help here) {D.OFF}"
                     )
-                sink.write(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(sink, view) :]
+        finally:
+            os.close(sink)
     finally:
         os.close(src)
 
