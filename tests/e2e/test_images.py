@@ -70,6 +70,7 @@ find /tmp /var/lib/apt/lists /var/cache/apt /root -mindepth 1 -type f \
     ! -name lock ! -name .bashrc ! -name .profile -printf 'HAS %p\n'
 cd /tmp && printf 'int main(void) { return 0; }\n' > t.c && gcc -flto -O2 t.c -o t && ./t \
     && echo LTO-OK
+gcc -fsanitize=address t.c -o asan && ./asan && echo ASAN-OK
 """
 
 
@@ -87,3 +88,5 @@ def test_default_image_runs_claude_without_node_lto_dump_or_caches(sandbox: Sand
     assert "Claude Code" in out.stdout, out.stdout + out.stderr
     assert [ln for ln in out.stdout.splitlines() if ln.startswith("HAS ")] == []
     assert "LTO-OK" in out.stdout, out.stdout + out.stderr
+    # ASan's runtime behind cai's preloaded statx shim: ASAN_OPTIONS in the system layer
+    assert "ASAN-OK" in out.stdout, out.stdout + out.stderr
