@@ -394,3 +394,39 @@ def test_build_context_snapshot_never_writes_through_a_link_swapped_mid_walk(
     assert swapped
     assert os.readlink(out / "d") == str(victim)
     assert list(victim.iterdir()) == []
+
+
+def test_build_context_folder_swapped_for_a_fifo_is_left_out_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cai saw a folder; by the time it opens it, it is a FIFO with no writer: opening
+    it to read would block for ever (os.fwalk's open did)."""
+    ws = tmp_path / "ws"
+    (ws / "d").mkdir(parents=True)
+    real_stat = os.stat
+
+    def racing_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_stat(path, *args, **kwargs)
+        if path == "d" and (ws / "d").is_dir():
+            (ws / "d").rmdir()
+            os.mkfifo(ws / "d")
+        return result
+
+    monkeypatch.setattr(os, "stat", racing_stat)
+    out = F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert list(out.iterdir()) == []
+
+
+def test_build_context_that_cannot_be_copied_is_one_line(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    fd = os.open(ws, os.O_RDONLY | os.O_DIRECTORY)
+    for i in range(20):  # each name fits, the snapshot's whole path does not
+        name = f"{i:02d}" + "x" * 240
+        os.mkdir(name, dir_fd=fd)
+        inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    with pytest.raises(ConfigError, match=r"cannot copy the build\.context"):
+        F.snapshot_context(str(ws), str(ws), tmp_path / "snap")

@@ -173,40 +173,72 @@ def snapshot_context(workspace: str, context: str, dest: Path) -> Path:
                 ) from None
             os.close(fd)
             fd = inner
-        _copy_tree(fd, dest)
+        try:
+            _copy_tree(fd, dest)
+        except OSError as exc:  # a name too long for the snapshot, a full disk, ...
+            raise ConfigError(
+                f"cannot copy the build.context {context} for the build: "
+                f"{exc.strerror or exc}; simplify or narrow it {D.OFF}"
+            ) from None
     finally:
         os.close(fd)
     return dest
 
 
 def _copy_tree(top_fd: int, dest: Path) -> None:
+    """Walk by folder descriptors (a loop, not ``os.fwalk``: fwalk opens a folder
+    without O_NONBLOCK, and one swapped for a FIFO would hang cai; it also recurses).
+    A folder is entered only when cai saw it as one, made it in the snapshot, and
+    opened the same folder again without following a link: nothing is ever written
+    through a link in the snapshot."""
     budget = [MAX_CONTEXT_COPY_BYTES]
     dest.mkdir(mode=0o755)  # private: inside the caller's 0700 temporary folder
-    for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top_fd, follow_symlinks=False):
-        target = dest / root  # a folder cai made itself (below): never a link
-        entered: list[str] = []
-        for name in [*dirs, *files]:
+    pending: list[tuple[int, Path]] = [(os.dup(top_fd), dest)]
+    try:
+        while pending:
+            dir_fd, target = pending.pop()
             try:
-                st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
-            except OSError:
-                continue  # gone meanwhile
-            out = target / name
-            if stat.S_ISDIR(st.st_mode):
-                out.mkdir(mode=stat.S_IMODE(st.st_mode) | 0o700)
-                if name in dirs:
-                    entered.append(name)
-            elif stat.S_ISLNK(st.st_mode):
-                try:
-                    link = os.readlink(name, dir_fd=root_fd)
-                except OSError:
-                    continue  # not a link any more: left out
-                os.symlink(link, out)
-            elif stat.S_ISREG(st.st_mode):
-                _link_or_copy(name, root_fd, out, stat.S_IMODE(st.st_mode), budget)
-        # fwalk enters only the folders cai saw as folders and made: a name swapped
-        # between its look and fwalk's (copied as a link a moment ago) is not entered,
-        # so nothing is ever written through a link in the snapshot.
-        dirs[:] = entered
+                with os.scandir(dir_fd) as listing:
+                    names = [entry.name for entry in listing]
+                for name in names:
+                    inner = _copy_entry(name, dir_fd, target, budget)
+                    if inner is not None:
+                        pending.append((inner, target / name))
+            finally:
+                os.close(dir_fd)
+    finally:
+        for dir_fd, _ in pending:
+            os.close(dir_fd)
+
+
+def _copy_entry(name: str, dir_fd: int, target: Path, budget: list[int]) -> int | None:
+    """Copy one entry into ``target`` (a folder cai made); a folder's descriptor when it
+    is to be walked."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None  # gone meanwhile
+    out = target / name
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            inner = os.open(name, _DIR_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+        except OSError:
+            return None  # swapped for a link, a FIFO, a file, or gone: left out
+        same = os.fstat(inner)
+        if (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+            os.close(inner)
+            return None
+        out.mkdir(mode=stat.S_IMODE(st.st_mode) | 0o700)
+        return inner
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            link = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            return None  # not a link any more: left out
+        os.symlink(link, out)
+    elif stat.S_ISREG(st.st_mode):
+        _link_or_copy(name, dir_fd, out, stat.S_IMODE(st.st_mode), budget)
+    return None
 
 
 def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: list[int]) -> None:
