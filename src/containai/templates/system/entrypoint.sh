@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/bin/bash -p
 # containai entrypoint: runs as root under `docker run --init` on every start.
 #
 # Idempotent: makes the agent user match the host user (CAI_UID/CAI_GID), has the
@@ -35,10 +35,11 @@ unset _cai_p _cai_n _cai_names
 # What the environment could change in this root shell's own behaviour: BASH_COMPAT=42
 # turns shq's quoting below into an injection into /etc/profile.d (root login shells);
 # a locale name with a '/' makes root's programs load locale files from that path. cai
-# refuses these in a repository's containerEnv; this is the second line. The sessions
-# get start_env, as given.
+# refuses these in a repository's containerEnv; this is the second line (and `bash -p`
+# above: no functions imported from the environment, no SHELLOPTS/BASHOPTS, ENV or
+# BASH_ENV read). The sessions get start_env, as given.
 unset -v BASH_COMPAT POSIXLY_CORRECT EXECIGNORE FUNCNEST CDPATH GLOBIGNORE
-for _cai_n in LANG LANGUAGE LC_ALL LC_CTYPE LC_COLLATE LC_MESSAGES LC_NUMERIC LC_TIME; do
+for _cai_n in LANG LANGUAGE ${!LC_@}; do
 	if [[ ${!_cai_n-} == */* ]]; then unset -v "$_cai_n"; fi
 done
 unset _cai_n
