@@ -198,7 +198,7 @@ def test_orphans_come_from_the_listing_and_are_checked_again_before_removal() ->
 
 def test_each_kind_of_leftover_is_named_as_what_it_is() -> None:
     from containai.cli.commands.gc import render_text
-    from containai.services.gc import GcResult
+    from containai.services.gc_results import GcResult
     from containai.services.volume_helpers import Leftover
 
     leftovers = [

@@ -13,8 +13,9 @@ import pytest
 from containai.cli.commands.gc import render_text
 from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import Failed, ImageInUse, NotFound
-from containai.services.gc import GarbageCollector, GcResult
+from containai.services.gc import GarbageCollector
 from containai.services.gc_images import UnusedImage, is_cai_image
+from containai.services.gc_results import GcResult
 from containai.services.ssh_cleanup import ssh_cleanup
 from tests.fakes import Box, FakeConfig, FakeEngine, FakeLocks, FakeSsh
 

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     from containai.domain.engine_objects import ContainerInfo
     from containai.services.archive import Leftover, VolumeArchives
-    from containai.services.gc import Candidate, GcPlan, GcResult
     from containai.services.gc_gateways import GcGateways
+    from containai.services.gc_results import Candidate, GcPlan, GcResult
 
 LOCK_WAIT_SECONDS = 10.0
 """How long gc waits for a workspace another cai command is working on (then spares it)."""
@@ -103,7 +103,7 @@ def _remove_gateways(
 ) -> list[Leftover]:
     """The orphaned gateways among ``leftovers`` that are orphans still, with their
     networks; what could not go is added to ``result``."""
-    from containai.services.gc import Spared
+    from containai.services.gc_results import Spared
 
     shown = {left.name: left for left in leftovers if left.kind == "gateway"}
     removed, failed = gateways.remove_orphans(shown)
@@ -152,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
     min_age = parse_age(age_text)  # bad age: exit 2, before the engine is asked anything
 
     from containai.adapters.locks import FileLocks
-    from containai.services.gc import GarbageCollector, GcResult, survey
+    from containai.services.gc import GarbageCollector, survey
     from containai.services.gc_gateways import GcGateways
+    from containai.services.gc_results import GcResult
 
     # ONE listing of the engine: the managed containers gc decides on, the helpers of
     # killed imports and exports, the gateways (of the containers gc removes, and those
