@@ -281,3 +281,89 @@ def test_ready_through_the_no_delay_helper_when_the_port_is_known(
     assert files.master_alive(NAME) is True
     proc = run_ssh(files.ssh_argv(NAME, "echo through-the-master", tty=False))
     assert proc.returncode == 0 and proc.stdout.strip() == "through-the-master"
+
+
+class CountingForwarder:
+    """A TCP forwarder on 127.0.0.1 in front of ``target`` (as Docker's proxy or the
+    gateway's forwarder is in front of a container's sshd): while nothing listens
+    behind it, it accepts and closes; it counts the connections it carried through."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.carried = 0
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port: int = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                inner = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self.carried += 1
+            for src, dst in ((client, inner), (inner, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_the_first_login_is_the_connection_that_saw_the_banner(
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
+) -> None:
+    """sshd forks and re-executes itself for each connection (~0.1 s under gVisor): the
+    banner wait hands its greeted connection to ssh instead of opening a second one, also
+    when the container is still booting (its forwarder closing connections) at first."""
+    files = setup_container(tmp_path / "home", sshd, made)
+    forwarder = CountingForwarder(sshd.port)
+    try:
+        files.write_entry(
+            NAME, port=forwarder.port, user=getpass.getuser(), workspace=str(tmp_path)
+        )
+        starter = threading.Timer(0.5, sshd.start, (files.host_key_path(NAME), files.public_key()))
+        starter.start()
+        try:
+            files.wait_ready(NAME, timeout=30, port=forwarder.port)
+        finally:
+            starter.join()
+        assert files.master_alive(NAME) is True
+        # sshd.start's own probe connects to sshd directly, not through the forwarder
+        assert forwarder.carried == 1
+    finally:
+        forwarder.close()
+
+
+def test_no_banner_ends_with_ssh_own_error_at_the_deadline(
+    tmp_path: Path, sshd: Sshd, made: list[tuple[OpenSsh, str]]
+) -> None:
+    files = setup_container(tmp_path / "home", sshd, made)
+    forwarder = CountingForwarder(sshd.port)  # sshd never starts: accepted, then closed
+    try:
+        files.write_entry(
+            NAME, port=forwarder.port, user=getpass.getuser(), workspace=str(tmp_path)
+        )
+        started = time.monotonic()
+        with pytest.raises(Failed) as caught:
+            files.wait_ready(NAME, timeout=1.5, port=forwarder.port)
+        assert 1.4 <= time.monotonic() - started < 10
+        message = str(caught.value)
+        assert "did not accept SSH" in message
+        assert "Connection closed" in message or "kex_exchange_identification" in message
+    finally:
+        forwarder.close()

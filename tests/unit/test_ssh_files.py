@@ -639,14 +639,16 @@ def test_include_line_uses_tilde_only_for_the_accounts_home(tmp_path: Path) -> N
     assert sandboxed.include_line() == f"Include {tmp_path}/.ssh/containai.d/*.conf"
 
 
-def _server(reply: bytes | None) -> tuple[int, object]:
-    """A local TCP server that answers each connection with ``reply`` (None: closes)."""
+def _server(reply: bytes | None, *, closed_first: int = 0) -> tuple[int, object, list[int]]:
+    """A local TCP server that answers each connection with ``reply`` (None: closes),
+    after closing the first ``closed_first`` at once; the list counts connections."""
     import socket
     import threading
 
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
+    seen: list[int] = []
 
     def serve() -> None:
         while True:
@@ -654,42 +656,79 @@ def _server(reply: bytes | None) -> tuple[int, object]:
                 conn, _ = srv.accept()
             except OSError:
                 return
+            seen.append(1)
             with conn:
-                if reply is not None:
+                if reply is not None and len(seen) > closed_first:
                     conn.sendall(reply)
+                    threading.Event().wait(0.5)  # open while the client reads
 
     threading.Thread(target=serve, daemon=True).start()
-    return srv.getsockname()[1], srv
+    return srv.getsockname()[1], srv, seen
 
 
-def test_the_banner_probe_tells_sshd_from_a_proxy_with_nothing_behind() -> None:
-    from containai.adapters.ssh.sessions import has_banner
+def test_the_dialer_hands_over_the_greeted_connection_with_the_banner_unread() -> None:
+    from containai.adapters.ssh.dialer import dial
 
-    port, srv = _server(b"SSH-2.0-OpenSSH_9.2\r\n")
+    banner = b"SSH-2.0-OpenSSH_9.2\r\n"
+    port, srv, _seen = _server(banner)
     try:
-        assert has_banner(port, 1.0) is True
+        conn = dial("127.0.0.1", port, 1.0)
+        assert conn is not None
+        try:
+            assert conn.gettimeout() is None  # blocking, as ssh expects it
+            assert conn.recv(64) == banner  # peeked, not consumed: ssh reads it
+        finally:
+            conn.close()
     finally:
         srv.close()  # type: ignore[attr-defined]
-    port, srv = _server(None)  # docker-proxy while the container boots: accept, close
-    try:
-        assert has_banner(port, 1.0) is False
-    finally:
-        srv.close()  # type: ignore[attr-defined]
-    assert has_banner(port, 0.2) is False  # nothing listens any more
 
 
-def test_waiting_for_the_banner_ends_at_the_deadline() -> None:
+def test_the_dialer_tells_sshd_from_a_proxy_with_nothing_behind() -> None:
     import time
 
-    from containai.adapters.ssh.sessions import await_banner
+    from containai.adapters.ssh.dialer import dial
 
-    port, srv = _server(None)
+    port, srv, _seen = _server(None)  # docker-proxy while the container boots: accept, close
     try:
         start = time.monotonic()
-        assert await_banner(port, start + 0.3) is False
-        assert 0.25 <= time.monotonic() - start < 2
+        assert dial("127.0.0.1", port, 0.3) is None
+        assert 0.25 <= time.monotonic() - start < 2  # polled until the deadline
     finally:
         srv.close()  # type: ignore[attr-defined]
+    assert dial("127.0.0.1", port, 0.1) is None  # nothing listens any more
+
+
+def test_the_dialer_keeps_polling_until_sshd_greets() -> None:
+    """A server that closes its first connections and greets on a later one: the
+    dialer's connection is the greeted one."""
+    from containai.adapters.ssh.dialer import dial
+
+    port, srv, seen = _server(b"SSH-2.0-x\r\n", closed_first=2)
+    try:
+        conn = dial("127.0.0.1", port, 5.0)
+        assert conn is not None
+        try:
+            assert conn.recv(4) == b"SSH-"
+        finally:
+            conn.close()
+        assert len(seen) == 3
+    finally:
+        srv.close()  # type: ignore[attr-defined]
+
+
+def test_the_dialer_proxy_quotes_paths_for_the_shell_and_percent_for_ssh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from containai.adapters.ssh import sessions
+
+    monkeypatch.setattr(sys, "executable", "/opt/my py%d/bin/python3")
+    options = sessions._dialer_proxy(12.3456)
+    assert options[:2] == ["-o", "ProxyUseFdpass=yes"]
+    command = options[3].removeprefix("ProxyCommand=")
+    assert command.startswith("'/opt/my py%%d/bin/python3' -I -S ")
+    assert command.endswith("dialer.py %h %p 12.346")
 
 
 def test_entry_records_the_context_of_a_remote_container(files: OpenSsh) -> None:

@@ -49,7 +49,6 @@ _CONFIG_ERRORS: Final = (
 )
 
 _READY_POLL_SECONDS: Final = 0.05
-_BANNER_POLL_SECONDS: Final = 0.01
 
 
 def quote_remote(argv: Sequence[str]) -> str:
@@ -103,50 +102,19 @@ def ensure_socket_dir(paths: Paths, path: Path) -> Path:
     return path
 
 
-# Connects like ssh would, turns Nagle off (OpenSSH does that only for interactive
-# sessions, so a login's handshake waits on delayed ACKs: ~30 ms measured) and hands
-# the socket to ssh (ProxyUseFdpass). No '%' (ssh expands those) and no quote.
-_NODELAY_PROXY_CODE = (
-    "import _socket as S,sys;"
-    "c=S.socket(S.AF_INET,S.SOCK_STREAM);"
-    "c.connect((sys.argv[1],int(sys.argv[2])));"
-    "c.setsockopt(S.IPPROTO_TCP,S.TCP_NODELAY,1);"
-    "S.socket(fileno=1).sendmsg([bytes(1)],"
-    "[(S.SOL_SOCKET,S.SCM_RIGHTS,c.fileno().to_bytes(4,sys.byteorder))])"
-)
-
-
-def _nodelay_proxy() -> list[str]:
+def _dialer_proxy(seconds: float) -> list[str]:
     """ssh options for cai's own first login (the one that starts the control master):
-    the connection comes from a ~10 ms Python helper with TCP_NODELAY set. The entry
-    files stay plain OpenSSH, for every other client."""
+    the connection comes from ``dialer.py``, which waits up to ``seconds`` for sshd's
+    banner and hands ssh the connection that saw it, TCP_NODELAY set. The entry files
+    stay plain OpenSSH, for every other client."""
     import sys
 
-    command = f"{shlex.quote(sys.executable)} -I -S -c {shlex.quote(_NODELAY_PROXY_CODE)} %h %p"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dialer.py")
+    # ssh takes the rest of the option as the command (no unquoting) and expands its
+    # ``%`` tokens: a literal ``%`` in a path is written ``%%``.
+    python, dialer = (shlex.quote(path).replace("%", "%%") for path in (sys.executable, script))
+    command = f"{python} -I -S {dialer} %h %p {max(seconds, 0.0):.3f}"
     return ["-o", "ProxyUseFdpass=yes", "-o", f"ProxyCommand={command}"]
-
-
-def has_banner(port: int, timeout: float) -> bool:
-    """Whether sshd greets on 127.0.0.1:``port`` (``SSH-``). Docker's proxy accepts
-    and then closes the connection while nothing listens inside: no banner."""
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-            return sock.recv(4).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
-def await_banner(port: int, deadline: float) -> bool:
-    """Poll for sshd's banner every ``_BANNER_POLL_SECONDS``; ``False`` at ``deadline``."""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        if has_banner(port, min(1.0, left)):
-            return True
-        time.sleep(min(_BANNER_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 class Sessions:
@@ -258,9 +226,12 @@ class Sessions:
     def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
         """Retry ``ssh ... true`` until it succeeds (which also starts the control master).
 
-        With ``port`` (the container's on 127.0.0.1), each attempt first waits, polling
-        in-process every 10 ms, for sshd's banner on it: a container that is still
-        booting costs no ssh process and no 50 ms back-off.
+        With ``port`` (the container's on 127.0.0.1), ssh is started at once with
+        ``dialer.py`` as its proxy: the dialer polls every 10 ms for sshd's banner and
+        hands ssh the connection that saw it, so a container still booting costs no ssh
+        retry and sshd forks for one connection, not two. Once the dialer has given up
+        (the deadline), one plain ssh says what is wrong: ssh drops a ControlPersist
+        proxy's stderr, and its own errors say more.
 
         Raises ``Failed`` at once on a host key mismatch or a broken entry file,
         else after ``timeout`` seconds with ssh's last error line.
@@ -273,19 +244,17 @@ class Sessions:
             tty=False,
             extra=["-o", "BatchMode=yes", "-o", "ConnectTimeout=2"],
         )
-        fast_argv = [argv[0], *_nodelay_proxy(), *argv[1:]]
         deadline = time.monotonic() + timeout
         last = "no attempt made"
         while True:
-            # Through the no-delay helper only when sshd was just seen to answer: ssh
-            # drops a ControlPersist proxy's stderr, and its own errors say more.
-            greeted = port is not None and await_banner(port, deadline)
             remaining = deadline - time.monotonic()
+            dialed = port is not None and remaining > 0
+            attempt = [argv[0], *_dialer_proxy(remaining), *argv[1:]] if dialed else argv
             # stderr to a file, not a pipe: the backgrounded master must not hold it open
             with tempfile.TemporaryFile() as errfile:
                 try:
                     done = subprocess.run(
-                        fast_argv if greeted else argv,
+                        attempt,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
                         stderr=errfile,
@@ -320,6 +289,8 @@ class Sessions:
                 )
             if any(marker in stderr for marker in _CONFIG_ERRORS):
                 raise Failed(f"ssh rejected {entry} for container '{name}': {last}")
+            if dialed and time.monotonic() >= deadline:
+                continue  # the dialer saw no banner: plain ssh once more, for its error
             if time.monotonic() + _READY_POLL_SECONDS >= deadline:
                 raise Failed(
                     f"container '{name}' did not accept SSH ({alias(name)}) "
