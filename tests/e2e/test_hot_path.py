@@ -46,6 +46,7 @@ FORBIDDEN = (
     "subprocess",
     "containai.adapters.engine",
     "containai.services.lifecycle",
+    "containai.services.creation",
     "containai.services.images",
 )
 

@@ -308,7 +308,7 @@ def test_on_a_remote_engine_the_workspace_is_a_volume_and_the_entry_jumps() -> N
     entry through the context's host, the `cai-<name>` git remote once ready."""
     world = World()
     placement = Placement()
-    world.lifecycle.remote = placement
+    world.lifecycle.remote = world.lifecycle.creation.remote = placement
     world.ssh.calls.clear()
     ready = world.run()
     spec = world.box().spec
@@ -346,7 +346,8 @@ def egress_world(*boxes: Box) -> World:
 
     w = World(*boxes)
     egress = Egress(w.engine, image=lambda: "containai-gateway:x")
-    w.lifecycle.egress = w.lifecycle.gateways.egress = egress
+    lc = w.lifecycle
+    lc.egress = lc.gateways.egress = lc.creation.egress = egress
     return w
 
 

@@ -1,4 +1,4 @@
-"""The host's git identity for a new container (issue 16): what ``Lifecycle._create``
+"""The host's git identity for a new container (issue 16): what ``Creation.create``
 adds to the container's environment. The entrypoint writes it into the container's
 system git config, below the agent's ``~/.gitconfig`` on the data volume (``cai import``
 or the agent's own ``git config --global`` win)."""

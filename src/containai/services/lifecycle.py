@@ -1,7 +1,7 @@
 """The container lifecycle: converge a workspace's container to running (create, start,
-attach, recreate), gateway wiring included. Lookup is ``lookup.py``, stopping
-``stopping.py``, the container's make-up ``container_spec.py``, a remote engine's
-workspace placement ``remote.py``.
+attach, recreate), gateway wiring included. The create step (``Creation.create``) is
+``creation.py``, lookup ``lookup.py``, stopping ``stopping.py``, the container's make-up
+``container_spec.py``, a remote engine's workspace placement ``remote.py``.
 
 ``ensure_running`` is idempotent convergence (DESIGN decision 5): it looks at
 what exists and does only the missing steps, under a per-workspace lock, so a
@@ -15,39 +15,21 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from containai.domain import labels as L
 from containai.domain import naming
-from containai.domain.engine_objects import ContainerInfo, NetworkInfo
-from containai.domain.errors import (
-    CaiError,
-    Failed,
-    NameInUse,
-    OutOfMemory,
-    PortTaken,
-    Refused,
-    UsageError,
-)
+from containai.domain.engine_objects import ContainerInfo
+from containai.domain.errors import CaiError, Failed, OutOfMemory, PortTaken, UsageError
 from containai.domain.host_safety import GitGuard
-from containai.domain.isolation import choose_runtime, is_weakened
-from containai.services.container_keys import heal_pin, install_keys, send_keys
-from containai.services.container_spec import (
-    MountGuard,
-    build_spec,
-    ca_mount,
-    check_volume_owner,
-    container_user,
-    limits,
-    template_drift,
-)
-from containai.services.egress import POLICY_LABEL, Attachment, Egress
+from containai.services.container_keys import heal_pin, install_keys
+from containai.services.container_spec import container_user, template_drift
+from containai.services.creation import Creation
+from containai.services.egress import POLICY_LABEL, Egress
 from containai.services.gateway_wiring import GatewayWiring, in_thread
-from containai.services.identity import git_identity_env
 from containai.services.lookup import Lookup, Target, entry_elsewhere
-from containai.services.port_lease import lease_port
 from containai.services.ports import Config, Engine, HostProbe, Locks, Ssh
 from containai.services.run_plan import label_int
 from containai.services.run_request import ImageProvider, Ready, RunRequest
@@ -96,136 +78,22 @@ class Lifecycle:
         self.remote = remote  # on a remote engine: no bind mounts (SPEC section 16)
         here = "" if remote is None else remote.context
         self.lookup = Lookup(engine, config, elsewhere=entry_elsewhere(ssh, here))
-        self.guard_mounts = MountGuard(git_guard, host, warn)
         # The gateway made or started beside the workspace container; joined by _start.
         self.gateways = GatewayWiring(egress, warn)
-        self._taken_ports: set[int] = set()  # refused by the engine at a start in this run
-
-    def _create(
-        self, req: RunRequest, name: str, volume: str, preferred_port: int | None, runtime: str
-    ) -> tuple[int, str]:
-        """Create the container (not started); return its SSH port and its runtime
-        (``auto`` resolved to the strongest the engine has). Never for a directory that
-        may not be a workspace (``/tmp``, a home: exit 2), whatever ``--container`` says."""
-        req.workspace.check()
-        # The workspace network (egress) is made from the start, beside the checks below
-        # (it needs none of them); if the container is not made after all, a network made
-        # here goes again (``_unmake``).
-        egress, workspace = self.egress, req.workspace.path
-        network = None
-        if egress is not None and req.egress is not None and req.egress.mode != "open":
-            network = in_thread(lambda: egress.prepare(name, workspace))
-        try:
-            return self._make(req, name, volume, preferred_port, runtime, network)
-        except BaseException:
-            self._unmake(name, network)
-            raise
-
-    def _unmake(self, name: str, network: Future[tuple[Attachment, NetworkInfo]] | None) -> None:
-        """After a failed ``_make``: the network made for it, unless the container or its
-        gateway was made after all (the next run takes them as they are)."""
-        if network is None or self.egress is None:
-            return
-        with contextlib.suppress(Exception):
-            attach, _net = network.result()
-            if attach.fresh and not self.gateways.started and self.engine.find(name) is None:
-                self.engine.remove_network(attach.network)
-
-    def _make(
-        self,
-        req: RunRequest,
-        name: str,
-        volume: str,
-        preferred_port: int | None,
-        runtime: str,
-        network: Future[tuple[Attachment, NetworkInfo]] | None,
-    ) -> tuple[int, str]:
-        # The engine's runtimes, the data volume and the image are asked for at once
-        # (a round trip each); nothing of the container is made before the runtime is
-        # known to exist.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="cai-create") as pool:
-            runtimes = pool.submit(self.engine.runtimes)
-            existing_volume = pool.submit(self.engine.volume, volume)
-            dc, ws = self.devcontainer, req.workspace.path
-            image = (
-                dc.image(ws, req.template, lambda: self.images.ensure(req.template))
-                if dc is not None
-                else self.images.ensure(req.template)
-            )
-            available = runtimes.result()
-            runtime, warning = choose_runtime(
-                runtime, available, may_lower=req.runtime_may_lower, source=req.runtime_source
-            )
-            volume_info = existing_volume.result()
-            volume_missing = volume_info is None
-        if warning:
-            self.warn(warning)
-        if network is not None and self.egress is not None:
-            # The gateway's image is asked for (or built) once the container's is there:
-            # never two builds at once, each drawing its progress.
-            in_thread(self.egress.gateway_image)
-        if volume_info is not None and not (req.data_volume_explicit or req.data_volume_vetted):
-            check_volume_owner(volume, volume_info, req.workspace.path)
-        if volume_missing:
-            try:
-                self.engine.create_volume(volume, {L.MANAGED: L.TRUE})
-            except Failed:
-                if self.engine.volume(volume) is None:
-                    raise
-        private, public = self.ssh.ensure_host_key(name)
-        uid, gid = self.host.agent_ids(req.workspace.path)
-        if self.remote is None:  # the workspace bound at its own path, guarded
-            mounts = [*self.guard_mounts(req, uid, gid), *ca_mount(self.images.ca_bundle_path())]
-        else:  # a volume on the remote at that path; nothing of this machine is mounted
-            mounts = self.remote.mounts(name, ws)
-        memory, cpus = limits(req, self.host, self.warn)
-        with self.locks.ports():
-            # A port the engine still holds (a container it has not released) shows at
-            # the start (of the container, or of its gateway): ``_start`` says so and
-            # ``ensure_running`` makes it again on the next port.
-            port = lease_port(
-                self.engine, self.host, req.port_range, preferred_port, self._taken_ports, own=name
-            )
-            wiring = self.gateways.wiring(req, name, port, runtime, network)
-            spec = build_spec(
-                req,
-                name=name,
-                volume=volume,
-                port=port,
-                runtime=runtime,
-                weakened=is_weakened(runtime, available),
-                image=image,
-                ids=(uid, gid),
-                mounts=mounts,
-                bind_workspace=self.remote is None,
-                wiring=wiring,
-                memory=memory,
-                cpus=cpus,
-                extra_env=dc.container_env(ws) if dc is not None else {},
-                extra_labels=dc.labels(ws, image) if dc is not None else {},
-                identity=git_identity_env(self.host),  # user.name/email, if the volume has none
-            )
-            try:
-                self.engine.create(spec)
-            except NameInUse:
-                # Someone created that name meanwhile: reuse it only if it is this
-                # workspace's own managed container, never another's or an unmanaged one.
-                info = self.engine.find(name)
-                labels = {} if info is None else dict(info.labels)
-                if L.is_managed(labels) and labels.get(L.WORKSPACE) == req.workspace.path:
-                    return int(labels.get(L.SSH_PORT, port)), labels.get(L.RUNTIME, runtime)
-                raise Refused(
-                    f"container name '{name}' was taken meanwhile by another workspace or a "
-                    "container cai does not manage; run the command again (cai then picks "
-                    "the next free name) or choose one with --container NAME"
-                ) from None
-        self.ssh.pin_host_key(name, public)
-        send_keys(self.engine, self.ssh, name, private, public)
-        if self.remote is not None:  # the workspace copy and the CA bundle, sent
-            self.remote.after_create(name, ws, uid, gid, self.images.ca_bundle_path())
-        if dc is not None:
-            dc.prepare(name, ws)  # remoteEnv for sshd, before the first start
-        return port, runtime
+        # The create step; its taken_ports: refused by the engine at a start in this run.
+        self.creation = Creation(
+            engine,
+            ssh,
+            locks,
+            host,
+            images,
+            self.gateways,
+            warn=warn,
+            git_guard=git_guard,
+            egress=egress,
+            devcontainer=devcontainer,
+            remote=remote,
+        )
 
     def _start(self, name: str) -> None:
         """Start the container, then wait for its gateway (started meanwhile)."""
@@ -313,7 +181,9 @@ class Lifecycle:
             created = False
             drift: Future[None] | None = None
             if not target.exists:
-                port, runtime = self._create(req, target.name, volume, preferred_port, runtime)
+                port, runtime = self.creation.create(
+                    req, target.name, volume, preferred_port, runtime
+                )
                 action = "create" if action == "attach" else action
                 created = True
             else:
@@ -369,7 +239,7 @@ class Lifecycle:
                     # Its port was taken meanwhile: recreate on a new port (volume kept).
                     self.ssh.exit_master(target.name)
                     self.engine.remove(target.name, force=True)
-                    port, runtime = self._create(req, target.name, volume, None, runtime)
+                    port, runtime = self.creation.create(req, target.name, volume, None, runtime)
                     created = True
                     action = "recreate" if action != "create" else action
                 if action == "attach":
@@ -385,16 +255,16 @@ class Lifecycle:
                             self.engine.remove(target.name, force=True)
                     raise
                 except _PortTaken:
-                    self._taken_ports.add(port)  # the engine holds it: never again this run
+                    self.creation.taken_ports.add(port)  # the engine holds it: never again this run
                     self.engine.remove(target.name, force=True)
                     if attempt == _START_ATTEMPTS - 1:
-                        tried = ", ".join(map(str, sorted(self._taken_ports)))
+                        tried = ", ".join(map(str, sorted(self.creation.taken_ports)))
                         raise Failed(
                             f"no SSH port could be published for container '{target.name}': "
                             f"the engine holds each port tried ({tried}); run the command "
                             "again, or free ports with `cai gc`"
                         ) from None
-                    port, runtime = self._create(req, target.name, volume, None, runtime)
+                    port, runtime = self.creation.create(req, target.name, volume, None, runtime)
                     created = True
             user = container_user(None if created else target.info)
             if user == "root":
@@ -447,7 +317,7 @@ class Lifecycle:
 
     def _runtime(self, requested: str, target: Target) -> str:
         """An existing container's runtime; for a new one, what was asked (``auto`` or a
-        name), which ``_create`` resolves and checks against the engine."""
+        name), which ``Creation.create`` resolves and checks against the engine."""
         if target.exists:
             return target.labels.get(L.RUNTIME, "runc")
         return requested

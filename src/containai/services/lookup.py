@@ -116,7 +116,7 @@ class Lookup:
             workspace.base_name, workspace.path, lambda n: self._owner(n, taken)
         )
         # A name listed as this workspace's would have been found above; one taken since
-        # the listing is refused by the engine at the create (``Lifecycle._create``).
+        # the listing is refused by the engine at the create (``Creation.create``).
         info = self.engine.find(name) if name in taken else None
         return Target(name, info, workspace.path)
 
