@@ -3,6 +3,7 @@ adapter from a temporary workspace, interpreted, and split by trust (section 14)
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -319,17 +320,17 @@ def test_build_context_snapshot_copies_links_as_links(tmp_path: Path) -> None:
     assert not str(out).startswith(str(ws))
 
 
+def _no_link(*_a: object, **_k: object) -> None:
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
 def test_build_context_snapshot_copies_across_file_systems(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "f").write_bytes(b"x" * 10)
-
-    def no_link(*_a: object, **_k: object) -> None:
-        raise OSError(18, "Invalid cross-device link")
-
-    monkeypatch.setattr(F.os, "link", no_link)
+    monkeypatch.setattr(F.os, "link", _no_link)
     out = F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
     assert (out / "f").read_bytes() == b"x" * 10
     assert not (out / "f").samefile(ws / "f")
@@ -430,3 +431,111 @@ def test_build_context_that_cannot_be_copied_is_one_line(tmp_path: Path) -> None
     os.close(fd)
     with pytest.raises(ConfigError, match=r"cannot copy the build\.context"):
         F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+
+
+def test_build_context_snapshot_stops_at_the_entry_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile context of millions of empty files, folders or links would make cai
+    create as many entries under its state folder: every entry counts, the walk stops at
+    the cap, and no partial snapshot is left."""
+    ws = tmp_path / "ws"
+    for i in range(4):  # 12 entries: 4 folders, 4 empty files, 4 links
+        (ws / f"d{i}").mkdir(parents=True)
+        (ws / f"d{i}" / "empty").touch()
+        (ws / f"l{i}").symlink_to("nowhere")
+    monkeypatch.setattr(F, "MAX_CONTEXT_ENTRIES", 12)
+    out = F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert len(list(out.rglob("*"))) == 12
+    monkeypatch.setattr(F, "MAX_CONTEXT_ENTRIES", 11)
+    with pytest.raises(ConfigError) as caught:
+        F.snapshot_context(str(ws), str(ws), tmp_path / "snap2")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"the build.context {ws} has over 11 entries" in message
+    assert '"context"' in message  # the fix: narrow build.context
+    assert not (tmp_path / "snap2").exists()
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["hard-linked", "copied"])
+def test_build_context_snapshot_entry_cap_counts_empty_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, linked: bool
+) -> None:
+    """A hard-linked file copies no byte, nor does an empty one: the byte cap never sees
+    them, the entry cap does, and stops the walk there (not after it)."""
+    ws = tmp_path / "ws"
+    (ws / "many").mkdir(parents=True)
+    for i in range(50):
+        (ws / "many" / f"f{i}").touch()
+    made: list[str] = []
+    real_link = os.link
+
+    def counted_link(src: Any, dst: Any, **kwargs: Any) -> None:
+        made.append(str(dst))
+        if not linked:
+            _no_link()
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(F.os, "link", counted_link)
+    monkeypatch.setattr(F, "MAX_CONTEXT_ENTRIES", 10)
+    with pytest.raises(ConfigError, match="over 10 entries"):
+        F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert len(made) <= 10
+    assert not (tmp_path / "snap").exists()
+
+
+def test_build_context_snapshot_of_a_wide_folder_is_whole_under_a_low_open_file_limit(
+    tmp_path: Path,
+) -> None:
+    """The walk holds a descriptor per level, not one per folder waiting its turn: a
+    folder with more subfolders than the open-file limit (a node_modules under the usual
+    soft limit of 1024) is copied whole, never cut short in silence; a tree deeper than
+    the limit is a one-line error, not a partial snapshot."""
+    resource = pytest.importorskip("resource")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    open_fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    limit = max(open_fds) + 60  # the limit bounds a descriptor's number, not their count
+    n = limit - len(open_fds) + 40  # more than the free descriptors
+    wide = tmp_path / "wide"
+    for i in range(n):
+        (wide / f"d{i:04d}").mkdir(parents=True)
+        (wide / f"d{i:04d}" / "f").touch()
+    deep = tmp_path / "deep"
+    (deep / "/".join(["d"] * n)).mkdir(parents=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        out = F.snapshot_context(str(wide), str(wide), tmp_path / "snap")
+        with pytest.raises(ConfigError, match=r"cannot copy the build\.context"):
+            F.snapshot_context(str(deep), str(deep), tmp_path / "snap2")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(list(out.glob("d*/f"))) == n
+    assert not (tmp_path / "snap2").exists()
+
+
+@pytest.mark.parametrize("entry", ["folder", "file"])
+def test_build_context_entry_cai_cannot_open_for_want_of_descriptors_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """An entry that is gone or swapped is left out; one cai cannot open for want of
+    descriptors (EMFILE) is an error: the build would run on part of its context."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    if entry == "folder":
+        (ws / "e").mkdir()
+    else:
+        (ws / "e").write_text("x")
+        monkeypatch.setattr(F.os, "link", _no_link)  # copied, so opened
+    real_open = os.open
+
+    def no_descriptor(path: Any, *args: Any, **kwargs: Any) -> int:
+        if path == "e":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(F.os, "open", no_descriptor)
+    with pytest.raises(ConfigError, match="Too many open files"):
+        F.snapshot_context(str(ws), str(ws), tmp_path / "snap")
+    assert not (tmp_path / "snap").exists()

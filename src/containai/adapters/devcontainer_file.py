@@ -23,7 +23,9 @@ container can rewrite it at any time:
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from typing import Any
 from containai.adapters.devcontainer_path import CANDIDATES, find
 from containai.domain import devcontainer as D
 from containai.domain.errors import ConfigError, summarize
+from containai.domain.validation import terminal_safe
 
 __all__ = [
     "CANDIDATES",
@@ -45,6 +48,12 @@ MAX_BYTES = 64 * 1024
 MAX_DOCKERFILE_BYTES = 1024 * 1024
 # Bytes a context snapshot may copy when it cannot hard-link (another file system).
 MAX_CONTEXT_COPY_BYTES = 1024 * 1024 * 1024
+# Names a context snapshot may walk (files, folders, links, and the entries left out):
+# hard-linked and empty files copy no byte, and without this a context of millions of
+# them would make as many entries under cai's state folder. A large repository's whole
+# tree (the Linux kernel: ~90,000) fits twice over; see docs/devcontainer.md.
+MAX_CONTEXT_ENTRIES = 200_000
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -148,12 +157,15 @@ def snapshot_context(workspace: str, context: str, dest: Path) -> Path:
     the workspace, where the agent (or another container sharing a parent folder) can
     swap a folder for a link to the user's files between cai's check and the engine's
     read of it. The folder is opened from the workspace's real path one component at a
-    time without following a link, walked by file descriptors (``os.fwalk``: a folder
-    swapped for a link meanwhile is not entered), and each entry is hard-linked (same
-    file system; the file's bytes are the repository's anyway) or copied (at most
+    time without following a link, walked by file descriptors (a folder swapped for a
+    link meanwhile is not entered), and each entry is hard-linked (same file system;
+    the file's bytes are the repository's anyway) or copied (at most
     ``MAX_CONTEXT_COPY_BYTES`` in all); links are copied as links, which the engine
     sends as links (never followed out of the context); sockets, FIFOs and devices are
-    left out. ``.dockerignore`` is copied with the rest and applies as before."""
+    left out. At most ``MAX_CONTEXT_ENTRIES`` names are walked, counted as they are
+    read. ``.dockerignore`` is copied with the rest and applies as before (the engine
+    applies it: it does not shrink the snapshot). On any failure the partial snapshot
+    is removed."""
     ws_real = os.path.realpath(workspace)
     real = _inside_real(context, workspace, "the build.context")
     rel = os.path.relpath(real, ws_real)
@@ -173,45 +185,119 @@ def snapshot_context(workspace: str, context: str, dest: Path) -> Path:
                 ) from None
             os.close(fd)
             fd = inner
-        try:
-            _copy_tree(fd, dest)
-        except OSError as exc:  # a name too long for the snapshot, a full disk, ...
-            raise ConfigError(
-                f"cannot copy the build.context {context} for the build: "
-                f"{exc.strerror or exc}; simplify or narrow it {D.OFF}"
-            ) from None
+        _snapshot(fd, dest, terminal_safe(context))
     finally:
         os.close(fd)
     return dest
 
 
-def _copy_tree(top_fd: int, dest: Path) -> None:
-    """Walk by folder descriptors (a loop, not ``os.fwalk``: fwalk opens a folder
-    without O_NONBLOCK, and one swapped for a FIFO would hang cai; it also recurses).
-    A folder is entered only when cai saw it as one, made it in the snapshot, and
-    opened the same folder again without following a link: nothing is ever written
-    through a link in the snapshot."""
-    budget = [MAX_CONTEXT_COPY_BYTES]
-    dest.mkdir(mode=0o755)  # private: inside the caller's 0700 temporary folder
-    pending: list[tuple[int, Path]] = [(os.dup(top_fd), dest)]
+def _snapshot(top_fd: int, dest: Path, shown: str) -> None:
+    """``_copy_tree`` into ``dest``, made here and removed again if the copy fails."""
     try:
-        while pending:
-            dir_fd, target = pending.pop()
-            try:
-                with os.scandir(dir_fd) as listing:
-                    names = [entry.name for entry in listing]
-                for name in names:
-                    inner = _copy_entry(name, dir_fd, target, budget)
-                    if inner is not None:
-                        pending.append((inner, target / name))
-            finally:
+        dest.mkdir(mode=0o755)  # private: inside the caller's 0700 temporary folder
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the snapshot {dest} of the build.context {shown}: "
+            f"{exc.strerror or exc} {D.OFF}"
+        ) from None
+    try:
+        _copy_tree(top_fd, dest)
+    except BaseException as exc:
+        shutil.rmtree(dest, ignore_errors=True)  # cai's own tree: rmtree follows no link
+        if isinstance(exc, _OverCap):
+            raise ConfigError(_over_cap(exc.entries, shown)) from None
+        if isinstance(exc, OSError):  # a name too long for the snapshot, a full disk, ...
+            raise ConfigError(
+                f"cannot copy the build.context {shown} for the build: "
+                f"{exc.strerror or exc}; simplify or narrow it {D.OFF}"
+            ) from None
+        raise
+
+
+def _over_cap(entries: bool, shown: str) -> str:
+    what = (
+        f"has over {MAX_CONTEXT_ENTRIES} entries (files, folders and links)"
+        if entries
+        else f"is over {MAX_CONTEXT_COPY_BYTES >> 30} GiB to copy"
+    )
+    return (
+        f"the build.context {shown} {what} for cai's snapshot of it; narrow it: point "
+        '"context" in devcontainer.json at a smaller folder that holds what the Dockerfile '
+        f"copies (a .dockerignore does not shrink the snapshot) {D.OFF}"
+    )
+
+
+class _OverCap(Exception):
+    """The walk met a cap: ``entries`` (``MAX_CONTEXT_ENTRIES``) or bytes."""
+
+    def __init__(self, *, entries: bool) -> None:
+        super().__init__()
+        self.entries = entries
+
+
+class _Budget:
+    """What the walk may still do: names to read, bytes to copy."""
+
+    def __init__(self) -> None:
+        self.entries = MAX_CONTEXT_ENTRIES
+        self.bytes = MAX_CONTEXT_COPY_BYTES
+
+    def names(self, dir_fd: int) -> list[str]:
+        """The folder's names, each counted as it is read: a folder of millions stops
+        at the cap, before its names fill memory."""
+        names = []
+        with os.scandir(dir_fd) as listing:
+            for entry in listing:
+                self.entries -= 1
+                if self.entries < 0:
+                    raise _OverCap(entries=True)
+                names.append(entry.name)
+        return names
+
+    def copied(self, size: int) -> None:
+        self.bytes -= size
+        if self.bytes < 0:
+            raise _OverCap(entries=False)
+
+
+def _copy_tree(top_fd: int, dest: Path) -> None:
+    """Walk by folder descriptors, depth first (a loop, not ``os.fwalk``: fwalk opens a
+    folder without O_NONBLOCK, and one swapped for a FIFO would hang cai; it also
+    recurses). One descriptor is open per level of the folder being copied, never one
+    per folder waiting its turn (a wide folder would run out of descriptors). A folder
+    is entered only when cai saw it as one, made it in the snapshot, and opened the
+    same folder again without following a link: nothing is ever written through a link
+    in the snapshot."""
+    budget = _Budget()
+    top = os.dup(top_fd)
+    try:
+        names = budget.names(top)
+    except BaseException:
+        os.close(top)
+        raise
+    stack: list[tuple[int, Path, list[str]]] = [(top, dest, names)]
+    try:
+        while stack:
+            dir_fd, target, names = stack[-1]
+            if not names:
+                stack.pop()
                 os.close(dir_fd)
+                continue
+            name = names.pop()
+            inner = _copy_entry(name, dir_fd, target, budget)
+            if inner is not None:
+                try:
+                    inner_names = budget.names(inner)
+                except BaseException:
+                    os.close(inner)
+                    raise
+                stack.append((inner, target / name, inner_names))
     finally:
-        for dir_fd, _ in pending:
+        for dir_fd, _, _ in stack:
             os.close(dir_fd)
 
 
-def _copy_entry(name: str, dir_fd: int, target: Path, budget: list[int]) -> int | None:
+def _copy_entry(name: str, dir_fd: int, target: Path, budget: _Budget) -> int | None:
     """Copy one entry into ``target`` (a folder cai made); a folder's descriptor when it
     is to be walked."""
     try:
@@ -222,13 +308,18 @@ def _copy_entry(name: str, dir_fd: int, target: Path, budget: list[int]) -> int 
     if stat.S_ISDIR(st.st_mode):
         try:
             inner = os.open(name, _DIR_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
-        except OSError:
+        except OSError as exc:
+            _reraise_exhausted(exc)
             return None  # swapped for a link, a FIFO, a file, or gone: left out
         same = os.fstat(inner)
         if (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
             os.close(inner)
             return None
-        out.mkdir(mode=stat.S_IMODE(st.st_mode) | 0o700)
+        try:
+            out.mkdir(mode=stat.S_IMODE(st.st_mode) | 0o700)
+        except BaseException:
+            os.close(inner)
+            raise
         return inner
     if stat.S_ISLNK(st.st_mode):
         try:
@@ -241,7 +332,14 @@ def _copy_entry(name: str, dir_fd: int, target: Path, budget: list[int]) -> int 
     return None
 
 
-def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: list[int]) -> None:
+def _reraise_exhausted(exc: OSError) -> None:
+    """An open that failed for want of descriptors or memory is an error, never a
+    silent gap in the snapshot (the build would run on part of its context)."""
+    if exc.errno in _EXHAUSTED:
+        raise exc
+
+
+def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: _Budget) -> None:
     try:
         os.link(name, out, src_dir_fd=dir_fd, follow_symlinks=False)
         return
@@ -250,7 +348,8 @@ def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: list[int
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         src = os.open(name, flags, dir_fd=dir_fd)
-    except OSError:
+    except OSError as exc:
+        _reraise_exhausted(exc)
         return  # swapped for a link or gone meanwhile: left out
     try:
         if not stat.S_ISREG(os.fstat(src).st_mode):
@@ -258,17 +357,12 @@ def _link_or_copy(name: str, dir_fd: int, out: Path, mode: int, budget: list[int
         create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         try:
             sink = os.open(out, create, mode | 0o600)
-        except OSError:
+        except OSError as exc:
+            _reraise_exhausted(exc)
             return  # there already (a name seen twice): never written through
         try:
             while chunk := os.read(src, 1 << 20):
-                budget[0] -= len(chunk)
-                if budget[0] < 0:
-                    raise ConfigError(
-                        f"the build.context is over {MAX_CONTEXT_COPY_BYTES >> 30} GiB to "
-                        "copy for the build; narrow it (a smaller build.context, or a "
-                        f".dockerignore does not help here) {D.OFF}"
-                    )
+                budget.copied(len(chunk))
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(sink, view) :]
