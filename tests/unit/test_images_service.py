@@ -174,3 +174,50 @@ def test_the_base_id_is_asked_of_both_bases_at_once_and_the_first_present_wins(
     engine.images = [i for i in engine.images if i.repository == "containai-base"]
     assert service.current_hash("web") != with_both  # the offline base: another build
     assert service.current_hash("web", "sha256:base1") == with_both
+
+
+def test_the_hash_used_last_time_is_asked_for_beside_the_bases(tmp_path: Path) -> None:
+    """A cold create's image check: the base ids and the image of the hash this machine
+    used last time in one round trip (three images in flight at once), no fourth."""
+    engine = engine_with_base()
+    memo = tmp_path / "memo"
+    ref = images(engine, tmp_path, memo_dir=memo).ensure("web")  # built; remembered
+    assert (memo / "containai_web.hash").read_text().strip() == ref.template_hash
+    engine.calls.clear()
+    three_in_flight = threading.Barrier(3, timeout=2)  # broken if one waits for another
+    engine.hooks["image"] = lambda _e, _n: three_in_flight.wait()
+    assert images(engine, tmp_path, memo_dir=memo).ensure("web") == ref
+    engine.hooks.clear()
+    asked = sorted(c[1] for c in engine.calls_of("image"))
+    assert asked == sorted(["containai-base:bookworm", "debian:bookworm-slim", ref.tag])
+    assert not engine.calls_of("build")
+
+
+@pytest.mark.parametrize("memo_text", ["0" * 16, "not a hash!", "", "\xff"])
+def test_a_wrong_or_broken_memo_costs_a_round_trip_never_a_wrong_image(
+    tmp_path: Path, memo_text: str
+) -> None:
+    engine = engine_with_base()
+    ref = images(engine, tmp_path).ensure("web")  # built without a memo
+    memo = tmp_path / "memo"
+    memo.mkdir()
+    (memo / "containai_web.hash").write_bytes(memo_text.encode("latin-1"))
+    engine.images.append(ImageInfo("sha256:stale", "containai", "web-" + "0" * 16))
+    engine.calls.clear()
+    assert images(engine, tmp_path, memo_dir=memo).ensure("web") == ref
+    assert ref.tag in [c[1] for c in engine.calls_of("image")]  # the engine decided
+    assert not engine.calls_of("build")
+    assert (memo / "containai_web.hash").read_text().strip() == ref.template_hash
+
+
+def test_a_guessed_image_without_the_hash_label_is_not_current(tmp_path: Path) -> None:
+    """The memo names a tag, but the image there is not cai's build of that hash (a
+    retag by hand): built, not taken."""
+    engine = engine_with_base()
+    memo = tmp_path / "memo"
+    ref = images(engine, tmp_path, memo_dir=memo).ensure("web")
+    engine.images = [i for i in engine.images if i.reference != ref.tag]
+    engine.images.append(ImageInfo("sha256:other", "containai", ref.tag.split(":")[1]))
+    builds = len(engine.calls_of("build"))
+    assert images(engine, tmp_path, memo_dir=memo).ensure("web") == ref
+    assert len(engine.calls_of("build")) == builds + 2  # template and system layer again

@@ -261,6 +261,7 @@ class App:
             bootstrap_possible=rootfs.debootstrap_available,
             lock=FileLocks(self.paths.locks_dir, timeout=3600).named,
             ca_dir=self.paths.ca_dir,
+            memo_dir=self.paths.state_dir / "images",
         )
 
     def egress_policy(self, settings: Settings) -> Policy:

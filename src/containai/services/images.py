@@ -26,6 +26,7 @@ from pathlib import Path
 
 from containai.domain import image_tags
 from containai.domain import labels as L
+from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import CaiError, Failed, NotFound
 from containai.domain.validation import validate_template_name
 from containai.services.ports import Engine
@@ -119,8 +120,10 @@ class Images(ImageProvider):
         bootstrap_possible: Callable[[], bool] | None = None,
         lock: Callable[[str], AbstractContextManager[object]] | None = None,
         ca_dir: Path | None = None,
+        memo_dir: Path | None = None,
     ) -> None:
         self.engine = engine
+        self.memo_dir = memo_dir  # the last hash found current, per template (``ensure``)
         self.user_templates = user_templates
         self.base_image = base_image or DEFAULT_BASE
         self.ca_bundle = ca_bundle
@@ -221,7 +224,7 @@ class Images(ImageProvider):
         ca = self.ca_bundle_bytes()
         ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
         if base_id is None:
-            base_id = self._local_base_id()
+            base_id, _ = self._local_base_id()
         return tree_hash(
             [t.path, builtin_templates_root() / SYSTEM_DIR],
             [
@@ -237,17 +240,20 @@ class Images(ImageProvider):
             ],
         )
 
-    def _local_base_id(self) -> str:
+    def _local_base_id(self, also: str | None = None) -> tuple[str, ImageInfo | None]:
         """The id of the base a build would use now without pulling (``image.base``, else
         the offline base, as ``resolve_base`` falls back); ``missing`` when neither is here.
-        Both are asked for at once (one round trip on every cold create and restart)."""
+        Both are asked for at once (one round trip on every cold create and restart), and
+        the image ``also`` with them (its info, or ``None``)."""
         refs = list(dict.fromkeys((self.base_image, OFFLINE_BASE)))
-        with ThreadPoolExecutor(max_workers=len(refs), thread_name_prefix="cai-base") as pool:
-            found = list(pool.map(self.engine.image, refs))
-        for info in found:
+        asked = [*refs, *([also] if also is not None else [])]
+        with ThreadPoolExecutor(max_workers=len(asked), thread_name_prefix="cai-base") as pool:
+            found = list(pool.map(self.engine.image, asked))
+        extra = found[len(refs)] if also is not None else None
+        for info in found[: len(refs)]:
             if info is not None:
-                return info.id
-        return "missing"
+                return info.id, extra
+        return "missing", extra
 
     # ------------------------------------------------------------------- base
     def resolve_base(self, *, offline: bool = False, base: str | None = None) -> str:
@@ -339,14 +345,58 @@ class Images(ImageProvider):
 
     def ensure(self, template: str) -> ImageRef:
         """``containai:<template>-<hash>``, built when missing (its inputs changed, or
-        never built with these)."""
-        wanted = self.current_hash(template)
-        if self._is_current(template, wanted):
+        never built with these).
+
+        The hash needs the base image's id, and the image of that hash is asked for after
+        it: two round trips one after the other. The hash this machine used last time
+        (``memo_dir``) is a guess asked for beside the base, one round trip when nothing
+        changed; a wrong or missing guess only costs the second trip. The engine's
+        answer decides either way."""
+        guess = self._remembered(template)
+        base_id, guessed = self._local_base_id(
+            self.hashed_tag(template, guess) if guess is not None else None
+        )
+        wanted = self.current_hash(template, base_id)
+        if guess == wanted and guessed is not None:
+            current = guessed.labels.get(L.TEMPLATE_HASH) == wanted
+        else:
+            current = self._is_current(template, wanted)
+        if current:
+            self._remember(template, wanted)
             return ImageRef(self.hashed_tag(template, wanted), template, wanted)
         with self._lock(f"image-{template}"):  # one build at a time; others wait and reuse it
             if self._is_current(template, wanted):
                 return ImageRef(self.hashed_tag(template, wanted), template, wanted)
-            return self.build(template)
+            ref = self.build(template)
+        self._remember(template, ref.template_hash)
+        return ref
+
+    def _remembered(self, template: str) -> str | None:
+        """The hash ``ensure`` found current for ``template`` last time; ``None`` when
+        unknown (no memo folder, never run, unreadable or not a hash)."""
+        if self.memo_dir is None:
+            return None
+        try:
+            text = self._memo_file(template).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if text.isalnum() and len(text) <= 64 else None
+
+    def _memo_file(self, template: str) -> Path:
+        """One file per alias (a devcontainer's builds have their own, ``_OnBase``)."""
+        assert self.memo_dir is not None
+        return self.memo_dir / (self.tag(template).replace(":", "_") + ".hash")
+
+    def _remember(self, template: str, template_hash: str) -> None:
+        """Keep ``template_hash`` for the next ``ensure`` (a guess: best effort, atomic)."""
+        if self.memo_dir is None or self._remembered(template) == template_hash:
+            return
+        with suppress(OSError):
+            self.memo_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            dest = self._memo_file(template)
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_text(template_hash + "\n", encoding="ascii")
+            os.replace(tmp, dest)
 
     def _is_current(self, template: str, wanted: str) -> bool:
         info = self.engine.image(self.hashed_tag(template, wanted))
