@@ -690,17 +690,21 @@ class FakeConfig:
 
 @dataclass
 class FakeLocks:
-    """Workspace locks: ``busy`` ones time out, the held ones are listed."""
+    """Workspace locks: ``busy`` ones time out, the held ones are listed. ``waited(ws)``
+    runs as a lock is taken: what the command that held it did before letting go."""
 
     busy: set[str] = field(default_factory=set)
     held: list[str] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)
+    waited: Callable[[str], None] | None = None
 
     def workspace(self, workspace: str) -> Any:
         @contextlib.contextmanager
         def lock() -> Iterator[None]:
             if workspace in self.busy:
                 raise TimeoutError(workspace)
+            if self.waited is not None:
+                self.waited(workspace)
             self.held.append(workspace)
             self.log.append(("acquire", workspace))
             try:

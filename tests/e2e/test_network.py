@@ -255,6 +255,37 @@ def test_gc_removes_the_gateway_of_a_container_removed_by_hand(sandbox: Sandbox)
     assert docker("network", "inspect", "cai-net-orphan-main").returncode != 0
 
 
+def test_gc_leaves_a_gateway_without_its_spec_label_alone(sandbox: Sandbox) -> None:
+    """Named and labelled as the gateway of a container that is gone, but without the
+    `containai.gateway-spec` cai puts on every gateway it makes: not cai's, so `cai gc`
+    neither offers nor removes it, and says it keeps it."""
+    container = f"lookalike-{uuid.uuid4().hex[:8]}-main"
+    gateway = f"{container}-gateway"
+    ws = str(sandbox.root / "lookalike")  # under the sandbox: its sweep removes it
+    made = docker(
+        "create", "--name", gateway, "--label", f"containai.gateway-of={container}",
+        "--label", f"containai.gateway-workspace={ws}", IMAGE, "true",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    pair = ("containai.gateway-workspace", ws)
+    scoped = scoped_env(
+        sandbox.root,
+        sandbox.env["PATH"],
+        ps_filter=f"label={pair[0]}={pair[1]}",
+        image_filter="reference=cai-test-no-image-*",
+        allowed=[pair],  # gc could remove it: only its own rules keep it
+    )
+    dry = sandbox.cai("gc", "--dry-run", "--json", env=scoped)
+    assert dry.returncode == 0, dry.stderr
+    assert gateway not in [left["name"] for left in dry.json["leftovers"]]
+    res = sandbox.cai("gc", "--force", "--json", env=scoped)
+    assert res.returncode == 0, res.stderr
+    assert res.json["leftovers"] == []
+    spared = {s["name"]: s["reason"] for s in res.json["spared"]}
+    assert "containai.gateway-spec" in spared[gateway]
+    assert docker("inspect", gateway).returncode == 0
+
+
 def test_gc_of_a_stopped_container_removes_its_gateway_and_network(sandbox: Sandbox) -> None:
     ws = sandbox.workspace("aged", "main")
     assert sandbox.cai("run", "--detached", cwd=ws).returncode == 0

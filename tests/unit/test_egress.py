@@ -16,7 +16,9 @@ from containai.domain.engine_objects import Removal
 from containai.domain.errors import Failed, SubnetTaken, UsageError
 from containai.services.egress import (
     ADDRESS_LABEL,
+    GATEWAY_KEYS,
     GATEWAY_LABEL,
+    GATEWAY_WORKSPACE_LABEL,
     Egress,
     gateway_name,
     gateways_in,
@@ -425,11 +427,14 @@ def gatewayed(*containers: str) -> tuple[FakeEngine, Egress]:
 
 def test_gateways_in_a_listing_are_only_the_ones_cai_made() -> None:
     """cai gc removes the gateways of the containers it removed from its one listing:
-    a container merely labelled for one (not named as its gateway) is never taken."""
+    a container merely labelled for one (not named as its gateway) is never taken, nor
+    one labelled and named so without the hash of how cai made it (SPEC_LABEL)."""
     fake, _egress = gatewayed("app-main")
     fake.add(Box("impostor", labels={GATEWAY_LABEL: "app-other"}))  # not app-other-gateway
+    unmade = {GATEWAY_LABEL: "app-x", GATEWAY_WORKSPACE_LABEL: "/ws/app-x"}  # no spec
+    fake.add(Box(gateway_name("app-x"), labels=unmade))
     fake.add(Box("app-main", labels={"containai.managed": "true"}))
-    listing = fake.list_containers(keys=(GATEWAY_LABEL,))
+    listing = fake.list_containers(keys=GATEWAY_KEYS)
     assert gateways_in(listing) == {"app-main": gateway_name("app-main")}
 
 
@@ -438,7 +443,7 @@ def test_orphans_take_one_listing_or_none_given_one() -> None:
     fake.add(Box("app-main", labels={"containai.managed": "true"}))
     assert egress.orphans() == [(gateway_name("app-gone"), "app-gone")]
     assert fake.verbs() == ["list_containers"]  # one listing, not one per gateway
-    listing = fake.list_containers(keys=(GATEWAY_LABEL,))
+    listing = fake.list_containers(keys=GATEWAY_KEYS)
     fake.calls.clear()
     assert egress.orphans(listing) == [(gateway_name("app-gone"), "app-gone")]
     assert fake.calls == []

@@ -45,8 +45,10 @@ GATEWAY_LABEL = L.GATEWAY_OF  # on a gateway container: the container it serves
 POLICY_LABEL = L.NETWORK_POLICY  # on a workspace container: its mode at creation
 # Not containai.workspace: a gateway is not a workspace's container (lookups by that
 # label, by cai or other tools, must not find it).
-GATEWAY_WORKSPACE_LABEL = "containai.gateway-workspace"
-SPEC_LABEL = "containai.gateway-spec"  # on a gateway: hash of what it was created with
+GATEWAY_WORKSPACE_LABEL = L.GATEWAY_WORKSPACE
+SPEC_LABEL = L.GATEWAY_SPEC  # on a gateway: hash of what it was created with
+GATEWAY_KEYS = (GATEWAY_LABEL, GATEWAY_WORKSPACE_LABEL, SPEC_LABEL)
+"""The labels ``gateways_in`` reads of a listing."""
 SQUID_CONF = "/etc/containai/squid.conf"
 GATEWAY_MEMORY = 256 * 1024**2
 GATEWAY_USER = "proxy"  # Debian's squid account (uid 13) owns what the gateway writes
@@ -79,13 +81,27 @@ def proxy_env() -> dict[str, str]:
     }
 
 
+def looks_like_a_gateway(row: ContainerInfo) -> str:
+    """The container whose gateway ``row`` is named and labelled (``GATEWAY_LABEL``) as,
+    else ``""``. cai made it only if it lacks none of the labels of ``missing_labels``."""
+    container = row.labels.get(GATEWAY_LABEL, "")
+    return container if container and row.name == gateway_name(container) else ""
+
+
+def missing_labels(row: ContainerInfo) -> list[str]:
+    """Which of the labels cai puts on every gateway it makes ``row`` lacks (the hash of
+    how it was made, the workspace whose lock guards it): one lacking any is not cai's."""
+    return [key for key in (SPEC_LABEL, GATEWAY_WORKSPACE_LABEL) if not row.labels.get(key)]
+
+
 def gateways_in(listing: Iterable[ContainerInfo]) -> dict[str, str]:
     """``container -> gateway`` for the gateways cai made in ``listing`` (a listing with
-    ``GATEWAY_LABEL``): the label names the container and the name is its gateway's."""
+    ``GATEWAY_KEYS``): the label names the container, the name is its gateway's, and it
+    carries the spec hash and the workspace cai labels each gateway it makes with."""
     found = {}
     for row in listing:
-        container = row.labels.get(GATEWAY_LABEL, "")
-        if container and row.name == gateway_name(container):
+        container = looks_like_a_gateway(row)
+        if container and not missing_labels(row):
             found[container] = row.name
     return found
 
@@ -394,9 +410,9 @@ class Egress:
     def orphans(self, listing: Sequence[ContainerInfo] | None = None) -> list[tuple[str, str]]:
         """``(gateway, container)`` of gateways whose container no longer exists (removed
         by other means than cai): ``cai gc`` removes them and their networks. From
-        ``listing`` (every container of the engine, with ``GATEWAY_LABEL``) when given,
+        ``listing`` (every container of the engine, with ``GATEWAY_KEYS``) when given,
         else from one listing now."""
-        rows = self.engine.list_containers(keys=(GATEWAY_LABEL,)) if listing is None else listing
+        rows = self.engine.list_containers(keys=GATEWAY_KEYS) if listing is None else listing
         names = {c.name for c in rows}
         return sorted(
             (gateway, container)

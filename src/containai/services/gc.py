@@ -43,7 +43,7 @@ import contextlib
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from containai.domain import labels as L
 from containai.domain.engine_objects import ContainerInfo, Removal
@@ -68,10 +68,14 @@ SURVEY_KEYS: Final = (
     L.HELPER_VOLUME,
     L.HELPER_STAGING,
     L.GATEWAY_OF,
+    L.GATEWAY_WORKSPACE,
+    L.GATEWAY_SPEC,
 )
 """The labels ``survey`` reads: gc's own (``decide``, the candidates' workspace and
 volume), the import/export helpers' (``services/volume_helpers``) and the gateways'
-(``services/egress.gateways_in``)."""
+(``services/egress.gateways_in``, ``GATEWAY_KEYS``)."""
+
+_T = TypeVar("_T")
 
 BATCH: Final = 200
 """Containers per ``remove_stopped`` call (and per set of held workspace locks: bounded
@@ -108,6 +112,29 @@ class GcLocks(Protocol):
     def workspace(self, workspace: str) -> Any: ...
 
 
+def hold_workspaces(
+    held: contextlib.ExitStack, locks: GcLocks | None, workspaces: Iterable[str]
+) -> set[str]:
+    """Take the lock of each of ``workspaces`` into ``held``, in sorted order: two gcs
+    never wait on each other in a cycle, and ``cai run`` holds one workspace lock at a
+    time (the locks it, or gc, takes under one, of the ports, a build, the config or
+    the SSH files, are taken last, never with a workspace lock inside them). The ones
+    that stay busy (``TimeoutError``) are returned, not held."""
+    busy: set[str] = set()
+    if locks is None:
+        return busy
+    for workspace in sorted(set(workspaces)):
+        try:
+            held.enter_context(locks.workspace(workspace))
+        except TimeoutError:
+            busy.add(workspace)
+    return busy
+
+
+def busy_reason(workspace: str | None) -> str:
+    return f"busy: another cai command holds workspace {workspace}"
+
+
 # ------------------------------------------------------------------ pure helpers
 def view_of(info: ContainerInfo) -> GcView:
     """A container as the engine knows it -> what the gc policy looks at."""
@@ -120,7 +147,8 @@ def view_of(info: ContainerInfo) -> GcView:
     )
 
 
-def _chunks(items: Sequence[Candidate], size: int) -> Iterable[Sequence[Candidate]]:
+def chunks(items: Sequence[_T], size: int) -> Iterable[Sequence[_T]]:
+    """``items`` in runs of ``size`` (one batch each: its locks, its few engine calls)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -305,7 +333,7 @@ class GarbageCollector:
         """Remove what ``plan`` selected, deciding again for each container first."""
         result = GcResult(False, plan.age, spared=list(plan.spared))
         states = self.config.all_workspace_states() if plan.candidates else {}
-        for chunk in _chunks(plan.candidates, self.batch):
+        for chunk in chunks(plan.candidates, self.batch):
             with contextlib.ExitStack() as held:
                 busy, fresh = self._lock_and_inspect(held, chunk)
                 removed = self._remove_batch(chunk, busy, fresh, plan, result)
@@ -344,20 +372,8 @@ class GarbageCollector:
         """The workspace locks of ``chunk``, then a fresh inspect of it under them: a
         ``cai`` command that held a lock has finished, and one that comes later waits
         for the removal. A lock that stays busy spares its containers."""
-        busy = self._lock(held, chunk)
+        busy = hold_workspaces(held, self.locks, (c.workspace for c in chunk if c.workspace))
         return busy, self._inspect([c for c in chunk if c.workspace not in busy])
-
-    def _lock(self, held: contextlib.ExitStack, chunk: Sequence[Candidate]) -> set[str]:
-        """Take every workspace lock of ``chunk`` (sorted: no lock-order cycles)."""
-        busy: set[str] = set()
-        if self.locks is None:
-            return busy
-        for workspace in sorted({c.workspace for c in chunk if c.workspace}):
-            try:
-                held.enter_context(self.locks.workspace(workspace))
-            except TimeoutError:
-                busy.add(workspace)
-        return busy
 
     def _remove_batch(
         self,
@@ -373,7 +389,7 @@ class GarbageCollector:
         checked: list[Candidate] = []
         for cand in chunk:
             if cand.workspace in busy:
-                spare(cand, f"busy: another cai command holds workspace {cand.workspace}")
+                spare(cand, busy_reason(cand.workspace))
             else:
                 checked.append(cand)
         go: list[Candidate] = []

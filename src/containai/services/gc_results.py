@@ -58,7 +58,7 @@ class Candidate(Record):
 
 
 class Spared(Record):
-    """A managed container gc leaves alone, and why."""
+    """A container gc leaves alone (a managed one, or a gateway cai did not make), and why."""
 
     __slots__ = ("changed", "name", "reason")
 

@@ -101,12 +101,14 @@ def _orphans_shown(gateways: GcGateways) -> list[Leftover]:
 def _remove_gateways(
     gateways: GcGateways, leftovers: Sequence[Leftover], result: GcResult
 ) -> list[Leftover]:
-    """The orphaned gateways among ``leftovers`` that are orphans still, with their
-    networks; what could not go is added to ``result``."""
+    """The orphaned gateways among ``leftovers`` that are orphans still (checked under
+    their workspace locks), with their networks; what was spared or could not go is
+    added to ``result``."""
     from containai.services.gc_results import Spared
 
     shown = {left.name: left for left in leftovers if left.kind == "gateway"}
-    removed, failed = gateways.remove_orphans(shown)
+    removed, spared, failed = gateways.remove_orphans(shown)
+    result.spared.extend(spared)
     result.failed.extend(Spared(what, why) for what, why in sorted(failed.items()))
     return [shown[gateway] for gateway in removed]
 
@@ -160,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     # killed imports and exports, the gateways (of the containers gc removes, and those
     # whose container is gone).
     listing = survey(app.engine)
-    gateways = GcGateways(app.engine, listing)
+    locks = FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS)
+    gateways = GcGateways(app.engine, listing, locks)
 
     def templates() -> list[str]:  # whose alias containai:<name> --images keeps
         return [t.name for t in app.images(app.settings(None)).templates()]
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         app.engine,
         _SshWhenNeeded(app),
         app.config,
-        FileLocks(app.paths.locks_dir, timeout=LOCK_WAIT_SECONDS),
+        locks,
         on_removed=gateways.of_removed,
         templates=templates,
         keep_images=keep_images,
@@ -205,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
                 raise Failed("gc removed nothing (not confirmed)")
             result = collector.apply(plan)
             leftovers = killed.remove(leftovers) + _remove_gateways(gateways, leftovers, result)
+    # what looks like a gateway but was not made by cai: never removed, said so
+    result.spared = sorted([*result.spared, *gateways.spared], key=lambda s: s.name)
     for spared in result.spared:
         if not spared.changed:
             app.out.info(f"keeping {spared.name}: {spared.reason}")
