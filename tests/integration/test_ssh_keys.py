@@ -80,6 +80,7 @@ class Sshd:
             "UsePAM no\n"
             "PasswordAuthentication no\n"
             "PermitRootLogin prohibit-password\n"
+            "LogLevel VERBOSE\n"  # "Starting session" lines
         )
         assert SSHD is not None
         self.proc = subprocess.Popen(
@@ -345,6 +346,13 @@ def test_the_first_login_is_the_connection_that_saw_the_banner(
         assert files.master_alive(NAME) is True
         # sshd.start's own probe connects to sshd directly, not through the forwarder
         assert forwarder.carried == 1
+        # the login alone: no session forked, no shell started for it
+        log = (sshd.workdir / "sshd.log").read_text()
+        assert "Accepted publickey" in log
+        assert "Starting session" not in log
+        proc = run_ssh(files.ssh_argv(NAME, "echo after", tty=False))  # through the master
+        assert proc.returncode == 0 and proc.stdout.strip() == "after"
+        assert "Starting session" in (sshd.workdir / "sshd.log").read_text()
     finally:
         forwarder.close()
 

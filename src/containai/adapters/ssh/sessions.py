@@ -224,7 +224,8 @@ class Sessions:
     # -- readiness -----------------------------------------------------------------------
 
     def wait_ready(self, name: str, *, timeout: float = 30.0, port: int | None = None) -> None:
-        """Retry ``ssh ... true`` until it succeeds (which also starts the control master).
+        """Retry an SSH login until it succeeds, which starts the control master: ``ssh
+        -N`` (no remote command) when no master answers, else ``true`` through it.
 
         With ``port`` (the container's on 127.0.0.1), ssh is started at once with
         ``dialer.py`` as its proxy: the dialer polls every 10 ms for sshd's banner and
@@ -238,12 +239,17 @@ class Sessions:
         """
         ensure_control_dir(self.paths, name)
         entry = entry_path(self.paths, name)
-        argv = self.ssh_argv(
-            name,
-            "true",
-            tty=False,
-            extra=["-o", "BatchMode=yes", "-o", "ConnectTimeout=2"],
-        )
+        options = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=2"]
+        if self.master_alive(name):
+            # A master of an earlier start: ssh -N through it would return at once and
+            # prove nothing; a command runs over its connection (or fails with it).
+            argv = self.ssh_argv(name, "true", tty=False, extra=options)
+        else:
+            # The login itself (the pinned host key, the user's key accepted), with no
+            # remote command: ControlPersist sends ssh to the background as the master
+            # once authenticated, and sshd forks no session and starts no shell for it
+            # (~60 ms under gVisor). The sessions that follow report their own errors.
+            argv = self.ssh_argv(name, None, tty=False, extra=[*options, "-N"])
         deadline = time.monotonic() + timeout
         last = "no attempt made"
         while True:
