@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -158,3 +160,67 @@ def test_a_restart_plans_nothing_and_a_planted_link_is_only_named(tmp_path: Path
         assert (outside / "y").is_symlink()  # made through the link, by the caller
         res = bash(tmp_path, f'plan_links {home} {state} {ws}; echo "${{#ops[@]}} $shell"')
         assert res.stdout.split()[-2:] == ["0", "0"]
+
+
+ENTRYPOINT = SCRIPT.with_name("entrypoint.sh")
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder another uid can reach (pytest's own sit in a 0700 one)."""
+    path = Path(tempfile.mkdtemp(prefix="cai-link-home-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_agent_perl() -> str:
+    """The entrypoint's root prelude of the links' perl, as the entrypoint defines it."""
+    text = ENTRYPOINT.read_text()
+    found = re.search(r"^readonly AS_AGENT_PERL='(.*?)'$", text, re.S | re.M)
+    assert found is not None
+    apply = re.search(r"^readonly APPLY_PERL='(.*?)'$", SCRIPT.read_text(), re.S | re.M)
+    assert apply is not None
+    return found.group(1) + apply.group(1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not PERL.exists(), reason="needs root and perl")
+def test_one_perl_makes_the_agents_directories_as_root_then_acts_only_as_the_agent(
+    open_tmp: Path,
+) -> None:
+    """The first start's one program: root makes the new directories (the agent's, 0755),
+    then everything else runs as the agent, for good: a root-only folder stays closed
+    and a link the agent planted there leads nowhere it could not go itself."""
+    tmp_path = open_tmp
+    home, data_home = tmp_path / "home", tmp_path / "data-home"
+    closed = tmp_path / "root-only"
+    closed.mkdir(mode=0o755)
+    (tmp_path / "planted").symlink_to(closed)  # as an agent's ~/.local -> /etc
+    argv = [
+        str(PERL), "-e", as_agent_perl(), "--", "4242", "4243", str(home), str(data_home), "--",
+        f"f:{home}/mine", f"d:{home}/.config", f"f:{closed}/root-file",
+        f"f:{tmp_path}/planted/through-link", f"l:{home}/workspace", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 1, done.stderr  # the agent's ops ran; two could not
+    for path in (home, data_home, home / "mine", home / ".config", home / "workspace"):
+        info = path.lstat()
+        assert (info.st_uid, info.st_gid) == (4242, 4243), path
+    assert home.stat().st_mode & 0o7777 == 0o755
+    assert not (closed / "root-file").exists()
+    assert not (closed / "through-link").exists()
+    assert done.stderr.count("cannot create") == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not PERL.exists(), reason="needs root and perl")
+def test_the_prelude_stops_before_the_agents_paths_when_a_directory_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = [str(PERL), "-e", as_agent_perl(), "--", "4242", "4242", str(blocker / "home"),
+            "--", f"f:{tmp_path}/never"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 3
+    assert "containai: error: cannot create" in done.stderr
+    assert not (tmp_path / "never").exists()

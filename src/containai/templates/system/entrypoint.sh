@@ -203,7 +203,34 @@ root_owned() { [[ ${ftype[$1]-}/${fown[$1]-}/${fgrp[$1]-}/${fmode[$1]-} == "$2/0
 
 # ------------------------------------------------------ links in home ----
 
-new_dirs=() # made for the agent by one `install -d`
+# The prelude of the links' perl, run as root: `UID GID DIR... --` then APPLY_PERL's
+# arguments. Each DIR is made (or taken, as `install -d` does) 0755 for the agent; then
+# groups, gid and uid are set to the agent's (setgroups, setregid, seteuid then setreuid:
+# the saved ids too) and read back from the kernel. Exit 3 on any failure, before a
+# single path of the agent's is touched.
+readonly AS_AGENT_PERL='
+my ($uid, $gid) = (shift @ARGV, shift @ARGV);
+sub fatal { print STDERR "containai: error: $_[0]\n"; exit 3 }
+while (@ARGV) {
+	my $d = shift @ARGV;
+	last if $d eq "--";
+	mkdir($d, 0755) or (-d $d and not -l $d) or fatal("cannot create $d: $!");
+	chown($uid, $gid, $d) and chmod(0755, $d) or fatal("cannot give $d to the agent: $!");
+}
+$) = "$gid $gid";
+$( = $gid;
+$> = $uid;
+$< = $uid;
+my %ids;
+open(my $status, "<", "/proc/self/status") or fatal("cannot read /proc/self/status: $!");
+while (<$status>) { $ids{$1} = join(" ", split(" ", $2)) if /^(Uid|Gid|Groups):(.*)$/ }
+close($status);
+fatal("could not become uid $uid gid $gid (Uid: $ids{Uid}; Gid: $ids{Gid}; Groups: $ids{Groups})")
+	unless $ids{Uid} eq "$uid $uid $uid $uid" and $ids{Gid} eq "$gid $gid $gid $gid"
+	and $ids{Groups} eq "$gid";
+'
+
+new_dirs=() # made for the agent by root (the links' perl, or `install -d`)
 skel=''
 if [[ ! -d $home ]]; then
 	new_dirs+=("$home")
@@ -237,24 +264,33 @@ if [[ -d $DATA ]]; then
 	fi
 	state=$DATA_HOME
 fi
-if ((${#new_dirs[@]})); then install -d -o "$uid" -g "$gid" -m 0755 -- "${new_dirs[@]}"; fi
 
 # The links themselves are made by the agent (link-home.sh says why), and only when one
 # is missing: at a restart, bash's own tests find them all in place. Usually one perl
-# does it all; link-home.sh itself when the plan needs its shell steps.
+# does it all: as root it makes the new directories above (in root's /home and volume
+# root, where the agent cannot reach), then it becomes the agent for good (checked in
+# /proc/self/status before anything else) and makes the links (APPLY_PERL). One
+# program where `install`, `setpriv` and perl were three (~60 ms under gVisor). When
+# the plan needs link-home.sh's shell steps: `install -d`, then setpriv. (The plan is
+# the same before the new directories exist: they are empty, and a "d:" of one that
+# exists by then is no error.)
 # shellcheck source=link-home.sh
 . "$LINK_HOME"
 plan_links "$home" "$state" "$ws" "$skel" warn
-if ((${#ops[@]})); then
-	command -v setpriv >/dev/null || die "the image has no setpriv (util-linux): rebuild it with cai image build"
-	as_agent=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --)
-	if ((shell)); then
-		as_agent+=(/bin/bash "$LINK_HOME" "$home" "$state" "$ws" "$skel")
-	else
-		as_agent+=(/usr/bin/perl -e "$APPLY_PERL" -- "${ops[@]}")
+unlinked="warning: some of the agent's state is not linked into its home (see above)"
+if ((${#ops[@]})) && ((!shell)); then
+	rc=0
+	HOME=$home /usr/bin/perl -e "$AS_AGENT_PERL$APPLY_PERL" -- "$uid" "$gid" "${new_dirs[@]}" \
+		-- "${ops[@]}" || rc=$?
+	if ((rc == 3)); then die "the agent's directories could not be made, or the agent not become"; fi
+	if ((rc)); then log "$unlinked"; fi
+else
+	if ((${#new_dirs[@]})); then install -d -o "$uid" -g "$gid" -m 0755 -- "${new_dirs[@]}"; fi
+	if ((${#ops[@]})); then
+		command -v setpriv >/dev/null || die "the image has no setpriv (util-linux): rebuild it with cai image build"
+		HOME=$home setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
+			/bin/bash "$LINK_HOME" "$home" "$state" "$ws" "$skel" || log "$unlinked"
 	fi
-	HOME=$home "${as_agent[@]}" ||
-		log "warning: some of the agent's state is not linked into its home (see above)"
 fi
 
 # ------------------------------------------------------- root's files ----
