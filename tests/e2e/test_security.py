@@ -234,3 +234,24 @@ def test_bash_compat_in_the_environment_cannot_break_the_entrypoints_quoting() -
     assert res.returncode == 0, res.stderr
     assert "INJECTED" not in res.stdout.replace("echo INJECTED", "")
     assert "PATH=/usr/bin:/bin';fi;echo INJECTED #" in res.stdout
+
+
+def test_perl_variables_in_the_environment_do_not_reach_roots_perl() -> None:
+    """A container's first start runs one perl as root before it becomes the agent (the
+    home's links). PERL5OPT/PERL5LIB in the container's environment (an image's ENV; cai
+    refuses them in containerEnv) would make it load a module as root: the entrypoint
+    unsets PERL* for itself (tested with the image's own entrypoint, under runc)."""
+    probe = (
+        'mkdir -p /w && printf \'open(my $f, ">", "/etc/cai-perl-pwned"); 1;\\n\' '
+        "> /w/cai_evil.pm && /usr/local/lib/containai/entrypoint.sh true >/dev/null 2>&1; "
+        "ls /etc/cai-perl-pwned 2>&1; readlink /home/agent/workspace"
+    )
+    res = docker(
+        "run", "--rm", "--runtime", "runc", "--label", "cai-test=perl-env",
+        "-e", "PERL5OPT=-Mcai_evil", "-e", "PERL5LIB=/w", "-e", "CAI_UID=4242",
+        "-e", "CAI_GID=4242", "-e", "CAI_WORKSPACE=/w", "--entrypoint", "bash",
+        "containai:default", "-c", probe,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "No such file or directory" in res.stdout  # nothing written as root
+    assert res.stdout.strip().endswith("/w")  # and the perl did run: the workspace link

@@ -37,8 +37,9 @@ unset _cai_p _cai_n _cai_names
 # a locale name with a '/' makes root's programs load locale files from that path. cai
 # refuses these in a repository's containerEnv; this is the second line (and `bash -p`
 # above: no functions imported from the environment, no SHELLOPTS/BASHOPTS, ENV or
-# BASH_ENV read). The sessions get start_env, as given.
-unset -v BASH_COMPAT POSIXLY_CORRECT EXECIGNORE FUNCNEST CDPATH GLOBIGNORE
+# BASH_ENV read). Root's perl (the links, below) reads nothing of PERL5OPT, PERL5LIB,
+# PERLIO_DEBUG and the like either. The sessions get start_env, as given.
+unset -v BASH_COMPAT POSIXLY_CORRECT EXECIGNORE FUNCNEST CDPATH GLOBIGNORE ${!PERL@}
 for _cai_n in LANG LANGUAGE ${!LC_@}; do
 	if [[ ${!_cai_n-} == */* ]]; then unset -v "$_cai_n"; fi
 done
