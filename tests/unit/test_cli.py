@@ -626,3 +626,39 @@ def test_import_of_a_missing_archive_is_exit_4(
 )
 def test_did_you_mean(word: str, candidates: list[str], hint: str | None) -> None:
     assert commands.closest(word, candidates) == hint
+
+
+def _leave(body: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    src = Path(__file__).parents[2] / "src"
+    script = "import sys, threading, time\nfrom containai.cli.main import leave\n" + body
+    env = {**os.environ, "PYTHONPATH": str(src), "CAI_TEST_OUT": str(tmp_path / "out")}
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_leaving_flushes_output_and_runs_atexit_then_skips_the_teardown(tmp_path: Path) -> None:
+    done = _leave(
+        "import atexit, os\n"
+        "atexit.register(lambda: open(os.environ['CAI_TEST_OUT'], 'w').write('atexit'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "sys.stderr.write('err')\n"
+        "leave(3)\n",
+        tmp_path,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (3, "buffered, no newline", "err")
+    assert (tmp_path / "out").read_text() == "atexit"
+
+
+def test_leaving_waits_for_a_thread_still_at_work(tmp_path: Path) -> None:
+    done = _leave(
+        "import os\n"
+        "def work():\n"
+        "    time.sleep(0.3)\n"
+        "    open(os.environ['CAI_TEST_OUT'], 'w').write('finished')\n"
+        "threading.Thread(target=work).start()\n"
+        "leave(0)\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out").read_text() == "finished"
