@@ -85,6 +85,11 @@ def _files(root: Path) -> Iterator[Path]:
 
 def tree_hash(roots: Sequence[Path], extra: Sequence[str] = ()) -> str:
     """sha256 over every file (relative path, mode bit x, content) of ``roots`` and ``extra``."""
+    return _with_extra(_files_digest(roots), extra)
+
+
+def _files_digest(roots: Sequence[Path]) -> hashlib._Hash:
+    """``tree_hash``'s sha256 after the files of ``roots`` (before any ``extra``)."""
     digest = hashlib.sha256()
     for root in roots:
         digest.update(f"root:{root.name}\0".encode())
@@ -93,6 +98,11 @@ def tree_hash(roots: Sequence[Path], extra: Sequence[str] = ()) -> str:
             executable = "x" if path.stat().st_mode & 0o111 else "-"
             digest.update(f"{rel}\0{executable}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest
+
+
+def _with_extra(files: hashlib._Hash, extra: Sequence[str]) -> str:
+    digest = files.copy()
     for item in extra:
         digest.update(f"extra:{item}\0".encode())
     return digest.hexdigest()[:16]
@@ -124,6 +134,7 @@ class Images(ImageProvider):
     ) -> None:
         self.engine = engine
         self.memo_dir = memo_dir  # the last hash found current, per template (``ensure``)
+        self._parts: dict[str, tuple[hashlib._Hash, list[str]]] = {}  # ``_hash_parts``
         self.user_templates = user_templates
         self.base_image = base_image or DEFAULT_BASE
         self.ca_bundle = ca_bundle
@@ -220,35 +231,50 @@ class Images(ImageProvider):
         the agents, their npm/PyPI specs and npm commands, ``image.packages``, the home
         links.
         ``base_id``: the base the build uses (default: the one present here, no pull)."""
-        t = self.template(template)
-        ca = self.ca_bundle_bytes()
-        ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
         if base_id is None:
-            base_id, _ = self._local_base_id()
-        return tree_hash(
-            [t.path, builtin_templates_root() / SYSTEM_DIR],
-            [
-                f"recipe={BUILD_RECIPE}",
-                f"base={self.base_image}@{base_id}",
-                f"ca={ca_digest}",
-                f"agents={','.join(self.agents)}",
-                f"npm={' '.join(self._agent_packages(self.agents))}",
-                f"npm-binaries={' '.join(self._agent_binaries(self.agents))}",
-                f"pypi={' '.join(self._pypi_agents(self.agents))}",
-                f"packages={' '.join(self.packages)}",
-                f"home-links={hashlib.sha256(self._home_links().encode()).hexdigest()}",
-            ],
+            base_id, _ = self._local_base_id(meanwhile=lambda: self._hash_parts(template))
+        files, rest = self._hash_parts(template)
+        return _with_extra(
+            files, [f"recipe={BUILD_RECIPE}", f"base={self.base_image}@{base_id}", *rest]
         )
 
-    def _local_base_id(self, also: str | None = None) -> tuple[str, ImageInfo | None]:
+    def _hash_parts(self, template: str) -> tuple[hashlib._Hash, list[str]]:
+        """What ``current_hash`` hashes besides the recipe and the base: the digest of the
+        files, then the other inputs in order. Once per template and instance (the
+        settings do not change under it); computed while the base images are asked for."""
+        if template not in self._parts:
+            t = self.template(template)
+            ca = self.ca_bundle_bytes()
+            ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
+            self._parts[template] = (
+                _files_digest([t.path, builtin_templates_root() / SYSTEM_DIR]),
+                [
+                    f"ca={ca_digest}",
+                    f"agents={','.join(self.agents)}",
+                    f"npm={' '.join(self._agent_packages(self.agents))}",
+                    f"npm-binaries={' '.join(self._agent_binaries(self.agents))}",
+                    f"pypi={' '.join(self._pypi_agents(self.agents))}",
+                    f"packages={' '.join(self.packages)}",
+                    f"home-links={hashlib.sha256(self._home_links().encode()).hexdigest()}",
+                ],
+            )
+        return self._parts[template]
+
+    def _local_base_id(
+        self, also: str | None = None, meanwhile: Callable[[], object] | None = None
+    ) -> tuple[str, ImageInfo | None]:
         """The id of the base a build would use now without pulling (``image.base``, else
         the offline base, as ``resolve_base`` falls back); ``missing`` when neither is here.
         Both are asked for at once (one round trip on every cold create and restart), and
-        the image ``also`` with them (its info, or ``None``)."""
+        the image ``also`` with them (its info, or ``None``); ``meanwhile`` runs here
+        while they are."""
         refs = list(dict.fromkeys((self.base_image, OFFLINE_BASE)))
         asked = [*refs, *([also] if also is not None else [])]
         with ThreadPoolExecutor(max_workers=len(asked), thread_name_prefix="cai-base") as pool:
-            found = list(pool.map(self.engine.image, asked))
+            futures = [pool.submit(self.engine.image, ref) for ref in asked]
+            if meanwhile is not None:
+                meanwhile()
+            found = [future.result() for future in futures]
         extra = found[len(refs)] if also is not None else None
         for info in found[: len(refs)]:
             if info is not None:
@@ -354,7 +380,8 @@ class Images(ImageProvider):
         answer decides either way."""
         guess = self._remembered(template)
         base_id, guessed = self._local_base_id(
-            self.hashed_tag(template, guess) if guess is not None else None
+            self.hashed_tag(template, guess) if guess is not None else None,
+            meanwhile=lambda: self._hash_parts(template),
         )
         wanted = self.current_hash(template, base_id)
         if guess == wanted and guessed is not None:
