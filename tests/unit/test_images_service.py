@@ -193,7 +193,9 @@ def test_the_hash_used_last_time_is_asked_for_beside_the_bases(tmp_path: Path) -
     assert not engine.calls_of("build")
 
 
-@pytest.mark.parametrize("memo_text", ["0" * 16, "not a hash!", "", "\xff"])
+@pytest.mark.parametrize(
+    "memo_text", ["0" * 16, "not a hash!", "", "\xff", "abc", "ABCDEF0123456789", "z" * 64]
+)
 def test_a_wrong_or_broken_memo_costs_a_round_trip_never_a_wrong_image(
     tmp_path: Path, memo_text: str
 ) -> None:

@@ -224,3 +224,31 @@ def test_the_prelude_stops_before_the_agents_paths_when_a_directory_cannot_be_ma
     assert done.returncode == 3
     assert "containai: error: cannot create" in done.stderr
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not PERL.exists(), reason="needs root and perl")
+def test_the_agents_new_directory_is_never_a_link_and_its_parents_stay_roots(
+    open_tmp: Path,
+) -> None:
+    """A link where the new home is to be (swapped in, or left by an older container on
+    the volume) is refused: the target keeps its owner. Missing parents are made
+    root's, as `install -d` made them."""
+    target = open_tmp / "etc-like"
+    target.mkdir(mode=0o755)
+    (open_tmp / "home").symlink_to(target)
+    argv = [str(PERL), "-e", as_agent_perl(), "--", "4242", "4242", str(open_tmp / "home"),
+            "--", f"f:{open_tmp}/never"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 3, done.stderr
+    assert "not a directory of its own" in done.stderr
+    assert target.stat().st_uid == 0
+    assert not (open_tmp / "never").exists()
+    deep = open_tmp / "a" / "b" / "home"
+    argv = [str(PERL), "-e", as_agent_perl(), "--", "4242", "4242", str(deep), "--"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (deep.stat().st_uid, deep.parent.stat().st_uid, deep.parent.parent.stat().st_uid) == (
+        4242,
+        0,
+        0,
+    )

@@ -407,7 +407,7 @@ class Images(ImageProvider):
             text = self._memo_file(template).read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError):
             return None
-        return text if text.isalnum() and len(text) <= 64 else None
+        return text if image_tags.is_hash(text) else None
 
     def _memo_file(self, template: str) -> Path:
         """One file per alias (a devcontainer's builds have their own, ``_OnBase``)."""

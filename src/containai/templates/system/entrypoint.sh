@@ -205,18 +205,31 @@ root_owned() { [[ ${ftype[$1]-}/${fown[$1]-}/${fgrp[$1]-}/${fmode[$1]-} == "$2/0
 # ------------------------------------------------------ links in home ----
 
 # The prelude of the links' perl, run as root: `UID GID DIR... --` then APPLY_PERL's
-# arguments. Each DIR is made (or taken, as `install -d` does) 0755 for the agent; then
-# groups, gid and uid are set to the agent's (setgroups, setregid, seteuid then setreuid:
-# the saved ids too) and read back from the kernel. Exit 3 on any failure, before a
-# single path of the agent's is touched.
+# arguments. Each DIR is made (its missing parents root's, as `install -d` makes them)
+# or taken, and given to the agent, 0755, through a handle on the very directory (never
+# through a link swapped in: lstat and the handle must agree); then groups, gid and uid
+# are set to the agent's (setgroups, setregid, seteuid then setreuid: the saved ids too)
+# and read back from the kernel, capabilities included. Exit 3 on any failure, before
+# a single path of the agent's is touched.
 readonly AS_AGENT_PERL='
 my ($uid, $gid) = (shift @ARGV, shift @ARGV);
 sub fatal { print STDERR "containai: error: $_[0]\n"; exit 3 }
 while (@ARGV) {
 	my $d = shift @ARGV;
 	last if $d eq "--";
-	mkdir($d, 0755) or (-d $d and not -l $d) or fatal("cannot create $d: $!");
-	chown($uid, $gid, $d) and chmod(0755, $d) or fatal("cannot give $d to the agent: $!");
+	my $up = "";
+	for my $part (grep { length } split(m{/}, $d)) {
+		$up .= "/$part";
+		mkdir($up, 0755) or -d $up or fatal("cannot create $up: $!");
+	}
+	open(my $h, "<", $d) or fatal("cannot open $d: $!");
+	my @seen = lstat($d);
+	my $dir = -d _;
+	my @held = stat($h);
+	fatal("$d is not a directory of its own (a link?)")
+		unless $dir and @held and $seen[0] == $held[0] and $seen[1] == $held[1];
+	chown($uid, $gid, $h) and chmod(0755, $h) or fatal("cannot give $d to the agent: $!");
+	close($h);
 }
 $) = "$gid $gid";
 $( = $gid;
@@ -224,11 +237,11 @@ $> = $uid;
 $< = $uid;
 my %ids;
 open(my $status, "<", "/proc/self/status") or fatal("cannot read /proc/self/status: $!");
-while (<$status>) { $ids{$1} = join(" ", split(" ", $2)) if /^(Uid|Gid|Groups):(.*)$/ }
+while (<$status>) { $ids{$1} = join(" ", split(" ", $2)) if /^(Uid|Gid|Groups|CapPrm|CapEff):(.*)$/ }
 close($status);
 fatal("could not become uid $uid gid $gid (Uid: $ids{Uid}; Gid: $ids{Gid}; Groups: $ids{Groups})")
 	unless $ids{Uid} eq "$uid $uid $uid $uid" and $ids{Gid} eq "$gid $gid $gid $gid"
-	and $ids{Groups} eq "$gid";
+	and $ids{Groups} eq "$gid" and $ids{CapPrm} =~ /^0+$/ and $ids{CapEff} =~ /^0+$/;
 '
 
 new_dirs=() # made for the agent by root (the links' perl, or `install -d`)
