@@ -73,11 +73,10 @@ def leave(code: int) -> None:
     (freeing every module and object: ~20-40 ms after a ``cai run``, where the
     benchmark counts it; cai keeps no file open past its ``with``). Any other thread
     still running (a job not joined) gets the usual ``sys.exit``, which waits for it."""
-    import threading
-
-    if threading.active_count() > 1:
+    threading = sys.modules.get("threading")  # never imported: no thread was started
+    if threading is not None and threading.active_count() > 1:
         sys.exit(code)
-    import atexit
+    import atexit  # built in: imports nothing (`cai list --json` counts its imports)
 
     atexit._run_exitfuncs()
     try:
