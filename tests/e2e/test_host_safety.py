@@ -292,9 +292,9 @@ def test_root_owned_workspace_is_writable_by_the_agent(sandbox: Sandbox) -> None
 def test_two_uids_sharing_a_volume_do_not_chown_each_others_state(sandbox: Sandbox) -> None:
     volume = new_volume_name()
     sandbox.env["CONTAINAI_DATA_VOLUME"] = volume
+    first = sandbox.workspace("uid1", "main")
+    second = sandbox.workspace("uid2", "main")
     try:
-        first = sandbox.workspace("uid1", "main")
-        second = sandbox.workspace("uid2", "main")
         subprocess.run(["chown", "-R", "1001:1001", str(first)], check=True)
         subprocess.run(["chown", "-R", "1002:1002", str(second)], check=True)
 
@@ -357,5 +357,8 @@ def test_two_uids_sharing_a_volume_do_not_chown_each_others_state(sandbox: Sandb
         assert rows["home-1002"][0] == "1002" and rows["home-1002/.claude.json"][0] == "1002"
         assert rows["home-1002/.vimrc"][0] == "1002" and rows["home/.vimrc"][0] == "1001"
     finally:
-        sandbox.cai("stop", "--all", "--remove", "--force")
+        # this test's two containers only: `stop --all` would take every managed
+        # container of the engine, the user's own among them
+        for ws in (first, second):
+            sandbox.cai("stop", "--remove", "--force", cwd=ws)
         docker("volume", "rm", "-f", volume)
