@@ -29,8 +29,10 @@ from containai.domain import labels as L
 from containai.domain.engine_objects import ImageInfo
 from containai.domain.errors import CaiError, Failed, NotFound
 from containai.domain.validation import validate_template_name
+from containai.services.image_memo import HashMemo
 from containai.services.ports import Engine
 from containai.services.run_request import ImageProvider, ImageRef
+from containai.services.tree_hash import files_digest, tree_hash, with_extra
 
 IMAGE_REPO = "containai"
 TEMPLATE_REPO = "containai-template"
@@ -77,37 +79,6 @@ def builtin_templates_root() -> Path:
     return Path(str(resources.files("containai") / "templates"))
 
 
-def _files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            yield path
-
-
-def tree_hash(roots: Sequence[Path], extra: Sequence[str] = ()) -> str:
-    """sha256 over every file (relative path, mode bit x, content) of ``roots`` and ``extra``."""
-    return _with_extra(_files_digest(roots), extra)
-
-
-def _files_digest(roots: Sequence[Path]) -> hashlib._Hash:
-    """``tree_hash``'s sha256 after the files of ``roots`` (before any ``extra``)."""
-    digest = hashlib.sha256()
-    for root in roots:
-        digest.update(f"root:{root.name}\0".encode())
-        for path in _files(root):
-            rel = path.relative_to(root).as_posix()
-            executable = "x" if path.stat().st_mode & 0o111 else "-"
-            digest.update(f"{rel}\0{executable}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest
-
-
-def _with_extra(files: hashlib._Hash, extra: Sequence[str]) -> str:
-    digest = files.copy()
-    for item in extra:
-        digest.update(f"extra:{item}\0".encode())
-    return digest.hexdigest()[:16]
-
-
 class Images(ImageProvider):
     def __init__(
         self,
@@ -133,7 +104,7 @@ class Images(ImageProvider):
         memo_dir: Path | None = None,
     ) -> None:
         self.engine = engine
-        self.memo_dir = memo_dir  # the last hash found current, per template (``ensure``)
+        self.memo = HashMemo(memo_dir) if memo_dir is not None else None  # (``ensure``)
         self._parts: dict[str, tuple[hashlib._Hash, list[str]]] = {}  # ``_hash_parts``
         self.user_templates = user_templates
         self.base_image = base_image or DEFAULT_BASE
@@ -234,7 +205,7 @@ class Images(ImageProvider):
         if base_id is None:
             base_id, _ = self._local_base_id(meanwhile=lambda: self._hash_parts(template))
         files, rest = self._hash_parts(template)
-        return _with_extra(
+        return with_extra(
             files, [f"recipe={BUILD_RECIPE}", f"base={self.base_image}@{base_id}", *rest]
         )
 
@@ -247,7 +218,7 @@ class Images(ImageProvider):
             ca = self.ca_bundle_bytes()
             ca_digest = hashlib.sha256(ca).hexdigest() if ca else "none"
             self._parts[template] = (
-                _files_digest([t.path, builtin_templates_root() / SYSTEM_DIR]),
+                files_digest([t.path, builtin_templates_root() / SYSTEM_DIR]),
                 [
                     f"ca={ca_digest}",
                     f"agents={','.join(self.agents)}",
@@ -375,10 +346,11 @@ class Images(ImageProvider):
 
         The hash needs the base image's id, and the image of that hash is asked for after
         it: two round trips one after the other. The hash this machine used last time
-        (``memo_dir``) is a guess asked for beside the base, one round trip when nothing
-        changed; a wrong or missing guess only costs the second trip. The engine's
-        answer decides either way."""
-        guess = self._remembered(template)
+        (``services/image_memo.py``) is a guess asked for beside the base, one round trip
+        when nothing changed; a wrong or missing guess only costs the second trip. The
+        engine's answer decides either way."""
+        alias = self.tag(template)
+        guess = self.memo.recall(alias) if self.memo is not None else None
         base_id, guessed = self._local_base_id(
             self.hashed_tag(template, guess) if guess is not None else None,
             meanwhile=lambda: self._hash_parts(template),
@@ -388,42 +360,13 @@ class Images(ImageProvider):
             current = guessed.labels.get(L.TEMPLATE_HASH) == wanted
         else:
             current = self._is_current(template, wanted)
-        if current:
-            self._remember(template, wanted)
-            return ImageRef(self.hashed_tag(template, wanted), template, wanted)
-        with self._lock(f"image-{template}"):  # one build at a time; others wait and reuse it
-            if self._is_current(template, wanted):
-                return ImageRef(self.hashed_tag(template, wanted), template, wanted)
-            ref = self.build(template)
-        self._remember(template, ref.template_hash)
-        return ref
-
-    def _remembered(self, template: str) -> str | None:
-        """The hash ``ensure`` found current for ``template`` last time; ``None`` when
-        unknown (no memo folder, never run, unreadable or not a hash)."""
-        if self.memo_dir is None:
-            return None
-        try:
-            text = self._memo_file(template).read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        return text if image_tags.is_hash(text) else None
-
-    def _memo_file(self, template: str) -> Path:
-        """One file per alias (a devcontainer's builds have their own, ``_OnBase``)."""
-        assert self.memo_dir is not None
-        return self.memo_dir / (self.tag(template).replace(":", "_") + ".hash")
-
-    def _remember(self, template: str, template_hash: str) -> None:
-        """Keep ``template_hash`` for the next ``ensure`` (a guess: best effort, atomic)."""
-        if self.memo_dir is None or self._remembered(template) == template_hash:
-            return
-        with suppress(OSError):
-            self.memo_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            dest = self._memo_file(template)
-            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-            tmp.write_text(template_hash + "\n", encoding="ascii")
-            os.replace(tmp, dest)
+        if not current:
+            with self._lock(f"image-{template}"):  # one build at a time; others reuse it
+                if not self._is_current(template, wanted):
+                    wanted = self.build(template).template_hash
+        if self.memo is not None and wanted != guess:
+            self.memo.keep(alias, wanted)
+        return ImageRef(self.hashed_tag(template, wanted), template, wanted)
 
     def _is_current(self, template: str, wanted: str) -> bool:
         info = self.engine.image(self.hashed_tag(template, wanted))
