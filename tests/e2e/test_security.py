@@ -214,6 +214,18 @@ def test_links_the_agent_plants_never_redirect_root_at_a_start(sandbox: Sandbox)
     assert sandbox.cai("exec", "--", "true", cwd=ws).returncode == 0  # it can repair it
 
 
+def entrypoint_probe(tag: str, env: dict[str, str], probe: str) -> subprocess.CompletedProcess[str]:
+    """``probe`` run by bash as root in the image (runc, removed after), with ``env`` and
+    the variables cai gives a container (agent uid/gid 4242, workspace /w): probes run
+    the image's own entrypoint as the engine would."""
+    env = {**env, "CAI_UID": "4242", "CAI_GID": "4242", "CAI_WORKSPACE": "/w"}
+    options = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    return docker(
+        "run", "--rm", "--runtime", "runc", "--label", f"cai-test={tag}", *options,
+        "--entrypoint", "bash", "containai:default", "-c", probe,
+    )  # fmt: skip
+
+
 def test_bash_compat_in_the_environment_cannot_break_the_entrypoints_quoting() -> None:
     """BASH_COMPAT=42 makes bash keep the quotes of a ${v//\\'/...} replacement: the
     entrypoint's shq then wrote remoteEnv's PATH into /etc/profile.d (read by root's login
@@ -226,11 +238,7 @@ def test_bash_compat_in_the_environment_cannot_break_the_entrypoints_quoting() -
         "setpriv --reuid=4242 --regid=4242 --clear-groups "
         "sh -c '. /etc/profile.d/containai.sh; echo \"PATH=$PATH\"' 2>&1"
     )
-    res = docker(
-        "run", "--rm", "--runtime", "runc", "--label", "cai-test=bash-compat",
-        "-e", "BASH_COMPAT=42", "-e", "CAI_UID=4242", "-e", "CAI_GID=4242",
-        "-e", "CAI_WORKSPACE=/w", "--entrypoint", "bash", "containai:default", "-c", probe,
-    )  # fmt: skip
+    res = entrypoint_probe("bash-compat", {"BASH_COMPAT": "42"}, probe)
     assert res.returncode == 0, res.stderr
     assert "INJECTED" not in res.stdout.replace("echo INJECTED", "")
     assert "PATH=/usr/bin:/bin';fi;echo INJECTED #" in res.stdout
@@ -246,12 +254,7 @@ def test_perl_variables_in_the_environment_do_not_reach_roots_perl() -> None:
         "> /w/cai_evil.pm && /usr/local/lib/containai/entrypoint.sh true >/dev/null 2>&1; "
         "ls /etc/cai-perl-pwned 2>&1; readlink /home/agent/workspace"
     )
-    res = docker(
-        "run", "--rm", "--runtime", "runc", "--label", "cai-test=perl-env",
-        "-e", "PERL5OPT=-Mcai_evil", "-e", "PERL5LIB=/w", "-e", "CAI_UID=4242",
-        "-e", "CAI_GID=4242", "-e", "CAI_WORKSPACE=/w", "--entrypoint", "bash",
-        "containai:default", "-c", probe,
-    )  # fmt: skip
+    res = entrypoint_probe("perl-env", {"PERL5OPT": "-Mcai_evil", "PERL5LIB": "/w"}, probe)
     assert res.returncode == 0, res.stderr
     assert "No such file or directory" in res.stdout  # nothing written as root
     assert res.stdout.strip().endswith("/w")  # and the perl did run: the workspace link
