@@ -641,13 +641,17 @@ def test_leaving_flushes_output_and_runs_atexit_then_skips_the_teardown(tmp_path
     done = _leave(
         "import atexit, os\n"
         "atexit.register(lambda: open(os.environ['CAI_TEST_OUT'], 'w').write('atexit'))\n"
+        "class Torn:\n"  # finalized only by the interpreter's teardown of this module
+        "    def __del__(self):\n"
+        "        open(os.environ['CAI_TEST_OUT'], 'a').write(' torn down')\n"
+        "kept = Torn()\n"
         "sys.stdout.write('buffered, no newline')\n"
         "sys.stderr.write('err')\n"
         "leave(3)\n",
         tmp_path,
     )
     assert (done.returncode, done.stdout, done.stderr) == (3, "buffered, no newline", "err")
-    assert (tmp_path / "out").read_text() == "atexit"
+    assert (tmp_path / "out").read_text() == "atexit"  # no teardown after it
 
 
 def test_leaving_waits_for_a_thread_still_at_work(tmp_path: Path) -> None:
